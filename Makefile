@@ -1,0 +1,201 @@
+# ARPG build and test harness (GNU make, bash).
+#
+#   make run    install what is missing, build the wasm runtime into pkg/ and the native CLI,
+#               then serve www/ and pkg/ on http://127.0.0.1:$PORT/ (PORT defaults to 8080)
+#   make test   everything CI checks: fmt, clippy (native + wasm32), cargo test, the wasm build,
+#               and the browser tests when tests/e2e/package.json exists
+#   make help   the other targets
+#
+# Builds are release-only and share one target directory outside the clone, so a fresh clone
+# (CI runs in one) reuses what earlier builds compiled. Override with CARGO_TARGET_DIR=...
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+# Steps run in the order given, even under `make -j`: they share one cargo lock anyway.
+.NOTPARALLEL:
+MAKEFLAGS += --no-builtin-rules --no-print-directory
+
+CARGO_TARGET_DIR ?= $(HOME)/.cache/arpg/target
+export CARGO_TARGET_DIR
+# Tools the harness installs for itself (npm packages, the wasm-bindgen-cli build dir).
+TOOLS_DIR ?= $(HOME)/.cache/arpg/tools
+CARGO_BIN := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
+export PATH := $(CARGO_BIN):$(PATH)
+
+CARGO ?= cargo
+TOOLCHAIN := $(shell sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+WASM_TARGET := wasm32-unknown-unknown
+# Must equal the `wasm-bindgen = "=..."` pin in Cargo.toml.
+WASM_BINDGEN_VERSION := 0.2.130
+WASM := $(CARGO_TARGET_DIR)/$(WASM_TARGET)/release/arpg.wasm
+ARPG := $(CARGO_TARGET_DIR)/release/arpg
+# Optional size/speed pass over pkg/arpg_bg.wasm with wasm-opt from the npm package `binaryen`:
+# `make wasm WASM_OPT=1`.
+WASM_OPT ?= 0
+BINARYEN_VERSION ?= 132.0.0
+WASM_OPT_BIN := $(TOOLS_DIR)/npm/node_modules/.bin/wasm-opt
+# Features rustc enables by default for wasm32-unknown-unknown; wasm-opt must accept them all.
+WASM_OPT_FLAGS ?= -O2 --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+	--enable-mutable-globals --enable-reference-types --enable-multivalue
+# Browser tests: Debian's Chromium and ChromeDriver, never a browser a tool downloads itself.
+APT_BROWSER_PKGS := chromium chromium-driver
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+E2E_DIR := tests/e2e
+
+section = @printf '\n==== %s ====\n' "$(1)"
+
+.PHONY: help run serve test toolchain wasm-bindgen-cli wasm wasm-opt cli fmt fmt-check clippy \
+	clippy-wasm test-rust e2e e2e-deps browser-deps clean-pkg
+
+help:
+	@echo 'make run           build pkg/ (wasm) and the CLI, then serve on http://127.0.0.1:$${PORT:-8080}/'
+	@echo 'make test          fmt-check, clippy, cargo test, wasm build, clippy-wasm, e2e (if tests/e2e exists)'
+	@echo 'make wasm          cargo build --lib for $(WASM_TARGET) + wasm-bindgen into pkg/ (WASM_OPT=1: wasm-opt too)'
+	@echo 'make cli           cargo build --release --bin arpg  ->  $(ARPG)'
+	@echo 'make fmt           cargo fmt (rewrite)'
+	@echo 'make clippy        native clippy, -D warnings'
+	@echo 'make clippy-wasm   wasm32 clippy of the library, -D warnings'
+	@echo 'make test-rust     cargo test --release'
+	@echo 'make e2e           browser tests in $(E2E_DIR) (Debian chromium, playwright-core)'
+	@echo 'make browser-deps  apt: $(APT_BROWSER_PKGS); npm: playwright-core'
+	@echo 'make clean-pkg     remove pkg/'
+	@echo 'CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)'
+
+# ---------------------------------------------------------------- tools
+
+# The pinned toolchain (rust-toolchain.toml) with rustfmt, clippy and the wasm32 target.
+toolchain:
+	@command -v rustup >/dev/null || { echo 'error: rustup is required (see README.md, Prerequisites)' >&2; exit 1; }
+	@[[ -n "$(TOOLCHAIN)" ]] || { echo 'error: no channel in rust-toolchain.toml' >&2; exit 1; }
+	@if ! rustup toolchain list | grep "^$(TOOLCHAIN)-" >/dev/null; then \
+		echo "installing Rust $(TOOLCHAIN)"; \
+		rustup toolchain install "$(TOOLCHAIN)" --profile minimal \
+			--component rustfmt,clippy --target $(WASM_TARGET); \
+	fi
+	@installed="$$(rustup component list --installed --toolchain "$(TOOLCHAIN)")"; \
+	for c in rustfmt clippy; do \
+		grep "^$$c" <<<"$$installed" >/dev/null || rustup component add --toolchain "$(TOOLCHAIN)" "$$c"; \
+	done
+	@rustup target list --installed --toolchain "$(TOOLCHAIN)" | grep -x $(WASM_TARGET) >/dev/null \
+		|| rustup target add --toolchain "$(TOOLCHAIN)" $(WASM_TARGET)
+
+# wasm-bindgen's CLI must be exactly the version of the wasm-bindgen crate.
+wasm-bindgen-cli: toolchain
+	@if [[ "$$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $(WASM_BINDGEN_VERSION)" ]]; then \
+		printf '\n==== %s ====\n' "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (a few minutes, once)"; \
+		CARGO_TARGET_DIR="$(TOOLS_DIR)/wasm-bindgen-target" \
+			$(CARGO) install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); \
+	fi
+	@wasm-bindgen --version
+
+$(WASM_OPT_BIN):
+	$(call section,installing binaryen $(BINARYEN_VERSION) (npm) for wasm-opt)
+	mkdir -p "$(TOOLS_DIR)/npm"
+	npm install --prefix "$(TOOLS_DIR)/npm" --no-audit --no-fund "binaryen@$(BINARYEN_VERSION)"
+
+# ---------------------------------------------------------------- builds
+
+# The browser runtime: pkg/arpg.js + pkg/arpg_bg.wasm, generated from src/ (pkg/ is not committed).
+wasm: toolchain wasm-bindgen-cli
+	$(call section,wasm: cargo build --release --lib --target $(WASM_TARGET))
+	$(CARGO) build --release --lib --target $(WASM_TARGET)
+	$(call section,wasm-bindgen --target web -> pkg/)
+	rm -rf pkg
+	wasm-bindgen --target web --out-dir pkg --no-typescript "$(WASM)"
+	@if [[ "$(WASM_OPT)" == 1 ]]; then $(MAKE) wasm-opt; fi
+	@ls -l pkg
+
+# Optional: optimise the generated module in place (needs node + npm).
+wasm-opt: $(WASM_OPT_BIN)
+	$(call section,wasm-opt $(WASM_OPT_FLAGS) pkg/arpg_bg.wasm)
+	@[[ -f pkg/arpg_bg.wasm ]] || { echo 'error: no pkg/arpg_bg.wasm; run make wasm first' >&2; exit 1; }
+	"$(WASM_OPT_BIN)" $(WASM_OPT_FLAGS) pkg/arpg_bg.wasm -o pkg/arpg_bg.opt.wasm
+	mv pkg/arpg_bg.opt.wasm pkg/arpg_bg.wasm
+
+cli: toolchain
+	$(call section,cli: cargo build --release --bin arpg)
+	$(CARGO) build --release --bin arpg
+
+# ---------------------------------------------------------------- run
+
+run: wasm cli serve
+
+serve:
+	@[[ -x "$(ARPG)" ]] || { echo 'error: $(ARPG) missing; run make cli' >&2; exit 1; }
+	$(call section,serving www/ at / and pkg/ at /pkg/ (Ctrl-C stops))
+	exec "$(ARPG)" serve --port "$${PORT:-8080}" --root .
+
+# ---------------------------------------------------------------- checks
+
+test: toolchain wasm-bindgen-cli fmt-check clippy test-rust wasm clippy-wasm e2e
+	$(call section,make test: all steps passed)
+
+fmt: toolchain
+	$(CARGO) fmt
+
+fmt-check: toolchain
+	$(call section,cargo fmt --check)
+	$(CARGO) fmt --check
+
+clippy: toolchain
+	$(call section,cargo clippy --release --all-targets -- -D warnings)
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
+clippy-wasm: toolchain
+	$(call section,cargo clippy --release --lib --target $(WASM_TARGET) -- -D warnings)
+	$(CARGO) clippy --release --lib --target $(WASM_TARGET) -- -D warnings
+
+test-rust: toolchain
+	$(call section,cargo test --release)
+	$(CARGO) test --release
+
+# Browser tests plug in here: they run when tests/e2e/package.json exists. They get the built
+# CLI, the repo root (serve with `$ARPG_BIN serve --port 0 --root $ARPG_ROOT`) and Debian's browser.
+e2e:
+	@if [[ -f $(E2E_DIR)/package.json ]]; then \
+		$(MAKE) browser-deps cli && \
+		{ [[ -f pkg/arpg.js ]] || $(MAKE) wasm; } && \
+		$(MAKE) e2e-run; \
+	else \
+		printf '\n==== %s ====\n' "e2e: $(E2E_DIR)/package.json absent, skipped"; \
+	fi
+
+.PHONY: e2e-run
+e2e-run:
+	$(call section,e2e: npm test in $(E2E_DIR))
+	cd $(E2E_DIR) && ARPG_BIN="$(ARPG)" ARPG_ROOT="$(CURDIR)" \
+		CHROMIUM_PATH=/usr/bin/chromium CHROMEDRIVER_PATH=/usr/bin/chromedriver npm test
+
+# Node modules of the e2e suite, reinstalled when its package files change.
+$(E2E_DIR)/node_modules/.package-lock.json: $(E2E_DIR)/package.json $(wildcard $(E2E_DIR)/package-lock.json)
+	$(call section,npm install in $(E2E_DIR))
+	cd $(E2E_DIR) && if [[ -f package-lock.json ]]; then npm ci --no-audit --no-fund; \
+		else npm install --no-audit --no-fund; fi
+	cd $(E2E_DIR) && { [[ -d node_modules/playwright-core ]] || npm install --no-audit --no-fund --no-save playwright-core; }
+	touch $@
+
+# Debian chromium + chromidriver, and npm playwright-core: installed only when missing.
+browser-deps:
+	@missing=(); \
+	for p in $(APT_BROWSER_PKGS) $$(command -v npm >/dev/null || echo nodejs npm); do \
+		dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep 'install ok installed' >/dev/null || missing+=("$$p"); \
+	done; \
+	if (( $${#missing[@]} )); then \
+		printf '\n==== %s ====\n' "apt-get install $${missing[*]}"; \
+		sudo=; [[ $$(id -u) == 0 ]] || sudo=sudo; \
+		$$sudo apt-get update; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$${missing[@]}"; \
+	fi
+	@if [[ -f $(E2E_DIR)/package.json ]]; then \
+		$(MAKE) $(E2E_DIR)/node_modules/.package-lock.json; \
+	elif [[ ! -d "$(TOOLS_DIR)/npm/node_modules/playwright-core" ]]; then \
+		printf '\n==== %s ====\n' "npm install playwright-core -> $(TOOLS_DIR)/npm"; \
+		mkdir -p "$(TOOLS_DIR)/npm"; \
+		npm install --prefix "$(TOOLS_DIR)/npm" --no-audit --no-fund playwright-core; \
+	fi
+	@chromium --version 2>/dev/null || true
+
+clean-pkg:
+	rm -rf pkg

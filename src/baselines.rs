@@ -1,0 +1,234 @@
+//! The two baselines, built from the same blocks, width and depth as ARPG, for side-by-side
+//! numbers: raster-order AR (LlamaGen style, per-layer KV cache, one token per step) and a
+//! MaskGIT-style bidirectional stack (confidence re-masking, no KV cache).
+
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig, Embedding, Linear, RmsNorm};
+use burn::tensor::{Bool, Device, Int, Tensor};
+
+use crate::config::ModelConfig;
+use crate::error::Error;
+use crate::kv_cache::KvCache;
+use crate::model::{self, Block};
+use crate::rng::Rng;
+use crate::rope::{self, Pos, Rope, RopeTables};
+use crate::sampler::{self, SampleOptions, Sampled, StepEvent, int_tensor, read_logits};
+
+/// One stack of blocks between an embedding and a head: the body of both baselines.
+#[derive(Module, Debug)]
+pub struct Stack {
+    pub embed: Embedding,
+    pub blocks: Vec<Block>,
+    pub out_norm: RmsNorm,
+    pub head: Linear,
+    pub drop: Dropout,
+    #[module(skip)]
+    pub config: ModelConfig,
+}
+
+impl Stack {
+    pub fn new(config: &ModelConfig, device: &Device) -> Self {
+        Self {
+            embed: model::embedding(config, device),
+            blocks: (0..config.n_layers).map(|_| Block::new(config, device)).collect(),
+            out_norm: model::norm(config.d_model, device),
+            head: model::head(config, device),
+            drop: DropoutConfig::new(config.dropout as f64).init(),
+            config: config.clone(),
+        }
+    }
+
+    pub fn rope(&self) -> Rope {
+        Rope::new(self.config.head_dim(), self.config.rope_base)
+    }
+
+    /// `ids` `[b, t]` -> logits `[b, t, vocab]`, appending to the per-layer caches.
+    pub fn forward(
+        &self,
+        ids: Tensor<2, Int>,
+        rope: &RopeTables,
+        mask: Option<&Tensor<4, Bool>>,
+        cache: &mut KvCache,
+    ) -> Tensor<3> {
+        let mut x = self.drop.forward(self.embed.forward(ids));
+        for (block, kv) in self.blocks.iter().zip(&mut cache.layers) {
+            x = block.forward(x, rope, mask, kv);
+        }
+        self.head.forward(self.out_norm.forward(x))
+    }
+
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(self.blocks.len(), 0)
+    }
+}
+
+/// Raster-order AR: slot 0 is the class, slot `j` holds the code of cell `j - 1` (at that cell's
+/// position) and predicts cell `j`.
+#[derive(Module, Debug)]
+pub struct Raster {
+    pub stack: Stack,
+}
+
+impl Raster {
+    pub fn new(config: &ModelConfig, device: &Device) -> Self {
+        Self { stack: Stack::new(config, device) }
+    }
+
+    /// Training forward: logits `[b, T, vocab]`, slot `j` predicting `tokens[i][j]`.
+    pub fn forward_train(&self, classes: &[usize], tokens: &[Vec<u32>], device: &Device) -> Tensor<3> {
+        let (b, t, w) = (classes.len(), tokens[0].len(), self.stack.config.grid_w);
+        let ids: Vec<i64> = (0..b)
+            .flat_map(|i| {
+                std::iter::once(classes[i] as i64).chain(tokens[i][..t - 1].iter().map(|&c| c as i64))
+            })
+            .collect();
+        let pos: Vec<Pos> = std::iter::once(None).chain((0..t - 1).map(|p| rope::cell(p, w))).collect();
+        let rope = self.stack.rope().tables(&pos, device);
+        let mask = model::causal_mask(t, device);
+        self.stack.forward(int_tensor(ids, [b, t], device), &rope, Some(&mask), &mut self.stack.new_cache())
+    }
+}
+
+/// Raster AR sampling: T steps of one token, per-layer KV cache.
+pub async fn sample_raster(
+    model: &Raster,
+    classes: &[usize],
+    opts: &SampleOptions,
+    on_step: &mut dyn FnMut(&StepEvent),
+) -> Result<Sampled, Error> {
+    let config = &model.stack.config;
+    let (h, w, t) = (config.grid_h, config.grid_w, config.seq_len());
+    sampler::check_classes(config, classes)?;
+    SampleOptions { steps: t, ..opts.clone() }.validate(t)?; // raster AR always takes T steps
+    let device = model.stack.head.weight.device();
+    let (b, guided) = (classes.len(), opts.guided());
+    let rows = if guided { 2 * b } else { b };
+    let rope = model.stack.rope();
+    let mut rng = Rng::new(opts.seed);
+    let mut cache = model.stack.new_cache();
+    let mut tokens: Vec<Vec<Option<u32>>> = vec![vec![None; t]; b];
+    let mut ids = int_tensor(sampler::class_ids(config, classes, guided), [rows, 1], &device);
+    let mut pos: Pos = None;
+    for p in 0..t {
+        let logits =
+            read_logits(model.stack.forward(ids, &rope.tables(&[pos], &device), None, &mut cache)).await?;
+        let scale = guided.then(|| opts.cfg_scale(p + 1, t));
+        let new = sampler::pick(&logits, b, 1, config.vocab_size, scale, opts, &mut rng);
+        tokens.iter_mut().zip(&new).for_each(|(tk, c)| tk[p] = Some(c[0]));
+        on_step(&StepEvent {
+            step: p,
+            steps: t,
+            positions: vec![p],
+            grid_h: h,
+            grid_w: w,
+            tokens: tokens[0].clone(),
+        });
+        ids = int_tensor((0..rows).map(|r| new[r % b][0] as i64).collect(), [rows, 1], &device);
+        pos = rope::cell(p, w);
+    }
+    Ok(finish(tokens, cache.bytes()))
+}
+
+/// MaskGIT: a bidirectional stack over `[class, codes or [MASK]]`.
+#[derive(Module, Debug)]
+pub struct MaskGit {
+    pub stack: Stack,
+}
+
+impl MaskGit {
+    pub fn new(config: &ModelConfig, device: &Device) -> Self {
+        Self { stack: Stack::new(config, device) }
+    }
+
+    /// `class_ids[i]` embedding ids, `codes[i]` one entry per cell (`None` = `[MASK]`).
+    /// Returns logits `[b, T, vocab]` for every cell.
+    pub fn forward(&self, class_ids: &[i64], codes: &[Vec<Option<u32>>], device: &Device) -> Tensor<3> {
+        let c = &self.stack.config;
+        let (b, t) = (class_ids.len(), codes[0].len());
+        let mask_id = c.mask_id() as i64;
+        let ids: Vec<i64> = (0..b)
+            .flat_map(|i| {
+                let cells = codes[i].iter().map(|x| x.map_or(mask_id, |v| v as i64));
+                std::iter::once(class_ids[i]).chain(cells)
+            })
+            .collect();
+        let pos: Vec<Pos> = std::iter::once(None).chain((0..t).map(|p| rope::cell(p, c.grid_w))).collect();
+        let rope = self.stack.rope().tables(&pos, device);
+        let logits =
+            self.stack.forward(int_tensor(ids, [b, t + 1], device), &rope, None, &mut self.stack.new_cache());
+        logits.narrow(1, 1, t)
+    }
+}
+
+/// MaskGIT sampling: every step predicts all masked cells, keeps the most confident ones (with
+/// annealed Gumbel noise on the confidence, as MaskGIT does) and re-masks the rest.
+pub async fn sample_maskgit(
+    model: &MaskGit,
+    classes: &[usize],
+    opts: &SampleOptions,
+    on_step: &mut dyn FnMut(&StepEvent),
+) -> Result<Sampled, Error> {
+    let config = &model.stack.config;
+    let (h, w, t, vocab) = (config.grid_h, config.grid_w, config.seq_len(), config.vocab_size);
+    sampler::check_classes(config, classes)?;
+    opts.validate(t)?;
+    let device = model.stack.head.weight.device();
+    let (b, guided) = (classes.len(), opts.guided());
+    let ids = sampler::class_ids(config, classes, guided);
+    let mut rng = Rng::new(opts.seed);
+    let mut tokens: Vec<Vec<Option<u32>>> = vec![vec![None; t]; b];
+    let sizes = opts.schedule.step_sizes(t, opts.steps);
+    let mut decoded = 0;
+    for (step, &k) in sizes.iter().enumerate() {
+        let inputs: Vec<Vec<Option<u32>>> = (0..ids.len()).map(|r| tokens[r % b].clone()).collect();
+        let logits = read_logits(model.forward(&ids, &inputs, &device)).await?;
+        decoded += k;
+        let scale = guided.then(|| opts.cfg_scale(decoded, t));
+        let drafts = sampler::pick(&logits, b, t, vocab, scale, opts, &mut rng);
+        // One set of cells for the whole batch, as the order is shared in ARPG: ranked by the
+        // first image's confidence.
+        let noise = 4.5 * (1.0 - (step + 1) as f64 / sizes.len() as f64);
+        let mut ranked: Vec<(f64, usize)> = (0..t)
+            .filter(|&p| tokens[0][p].is_none())
+            .map(|p| {
+                let row = |r: usize| &logits[(r * t + p) * vocab..(r * t + p + 1) * vocab];
+                let l = match scale {
+                    Some(s) => sampler::guide(row(0), row(b), s),
+                    None => row(0).to_vec(),
+                };
+                let conf = log_prob(&l, drafts[0][p] as usize, opts.temperature);
+                let gumbel = -(-(rng.next_f64().max(1e-12)).ln()).ln();
+                (conf + noise * gumbel, p)
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let cells: Vec<usize> = ranked.iter().take(k).map(|&(_, p)| p).collect();
+        for (tk, draft) in tokens.iter_mut().zip(&drafts) {
+            cells.iter().for_each(|&p| tk[p] = Some(draft[p]));
+        }
+        on_step(&StepEvent {
+            step,
+            steps: sizes.len(),
+            positions: cells,
+            grid_h: h,
+            grid_w: w,
+            tokens: tokens[0].clone(),
+        });
+    }
+    Ok(finish(tokens, 0))
+}
+
+/// `log softmax(logits / temperature)[token]`
+fn log_prob(logits: &[f32], token: usize, temperature: f32) -> f64 {
+    let t = temperature as f64;
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) as f64;
+    let lse = logits.iter().map(|&x| ((x as f64 - max) / t).exp()).sum::<f64>().ln();
+    (logits[token] as f64 - max) / t - lse
+}
+
+fn finish(tokens: Vec<Vec<Option<u32>>>, kv_bytes: usize) -> Sampled {
+    Sampled {
+        tokens: tokens.into_iter().map(|t| t.into_iter().map(|c| c.unwrap_or(0)).collect()).collect(),
+        kv_bytes,
+    }
+}

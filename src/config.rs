@@ -1,0 +1,239 @@
+//! Configurations that travel with a checkpoint: the generator, the VQ tokenizer
+//! and the training metadata. Plain data, no tensors.
+
+use serde::{Deserialize, Serialize};
+
+/// Which network a checkpoint holds. All four share the same blocks, width and depth.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Arch {
+    /// Two-pass ARPG decoder with ONE shared K/V for pass 2 (the product).
+    Arpg,
+    /// ARPG whose pass-2 layers each own a K/V projection (the paper's memory ablation).
+    ArpgNoSharedKv,
+    /// LlamaGen-style raster-order causal stack, one token per step.
+    Raster,
+    /// MaskGIT-style bidirectional stack with confidence re-masking.
+    MaskGit,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 4] = [Arch::Arpg, Arch::ArpgNoSharedKv, Arch::Raster, Arch::MaskGit];
+
+    pub fn id(self) -> u16 {
+        match self {
+            Arch::Arpg => 0,
+            Arch::ArpgNoSharedKv => 1,
+            Arch::Raster => 2,
+            Arch::MaskGit => 3,
+        }
+    }
+
+    pub fn from_id(id: u16) -> Option<Arch> {
+        Arch::ALL.into_iter().find(|a| a.id() == id)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Arpg => "arpg",
+            Arch::ArpgNoSharedKv => "arpg-no-shared-kv",
+            Arch::Raster => "raster",
+            Arch::MaskGit => "maskgit",
+        }
+    }
+}
+
+/// The generator. `n_layers` is the total depth: ARPG splits it in half
+/// (pass 1 = content decoder, pass 2 = query decoder); the baselines use one
+/// stack of `n_layers`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    /// Image codes `0..vocab_size`; the embedding table adds `[MASK]`, the classes and a null class.
+    pub vocab_size: usize,
+    pub n_classes: usize,
+    pub d_model: usize,
+    pub n_heads: usize,
+    pub n_layers: usize,
+    /// SwiGLU hidden width.
+    pub mlp_hidden: usize,
+    /// The training grid (tokens). Sampling works on any grid; RoPE positions are grid coordinates.
+    pub grid_h: usize,
+    pub grid_w: usize,
+    pub rope_base: f32,
+    /// Dropout on residual / MLP / content embeddings during training (not on queries).
+    pub dropout: f32,
+}
+
+impl ModelConfig {
+    /// The model we train and ship (Fashion-MNIST, 8x8 tokens).
+    pub fn tiny(vocab_size: usize, n_classes: usize) -> Self {
+        Self {
+            arch: Arch::Arpg,
+            vocab_size,
+            n_classes,
+            d_model: 256,
+            n_heads: 4,
+            n_layers: 6,
+            mlp_hidden: 688,
+            grid_h: 8,
+            grid_w: 8,
+            rope_base: 10_000.0,
+            dropout: 0.1,
+        }
+    }
+
+    /// A few thousand parameters: used by the tests.
+    pub fn test(vocab_size: usize, n_classes: usize) -> Self {
+        Self {
+            arch: Arch::Arpg,
+            vocab_size,
+            n_classes,
+            d_model: 32,
+            n_heads: 2,
+            n_layers: 4,
+            mlp_hidden: 64,
+            grid_h: 4,
+            grid_w: 4,
+            rope_base: 10_000.0,
+            dropout: 0.0,
+        }
+    }
+
+    /// The paper's sizes (ImageNet 256px, VQ-16: 16384 codes, 16x16 tokens, 1000 classes).
+    pub fn paper(size: &str) -> Option<Self> {
+        let (n_layers, d_model) = match size {
+            "L" => (24, 1024),
+            "XL" => (36, 1280),
+            "XXL" => (48, 1536),
+            _ => return None,
+        };
+        Some(Self {
+            arch: Arch::Arpg,
+            vocab_size: 16384,
+            n_classes: 1000,
+            d_model,
+            n_heads: d_model / 64,
+            n_layers,
+            mlp_hidden: swiglu_hidden(d_model),
+            grid_h: 16,
+            grid_w: 16,
+            rope_base: 10_000.0,
+            dropout: 0.1,
+        })
+    }
+
+    pub fn with_arch(mut self, arch: Arch) -> Self {
+        self.arch = arch;
+        self
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.d_model / self.n_heads
+    }
+
+    pub fn seq_len(&self) -> usize {
+        self.grid_h * self.grid_w
+    }
+
+    /// Embedding rows: codes, `[MASK]`, classes, null class.
+    pub fn n_embeddings(&self) -> usize {
+        self.vocab_size + 1 + self.n_classes + 1
+    }
+
+    pub fn mask_id(&self) -> usize {
+        self.vocab_size
+    }
+
+    pub fn class_id(&self, class: usize) -> usize {
+        self.vocab_size + 1 + class
+    }
+
+    pub fn null_id(&self) -> usize {
+        self.vocab_size + 1 + self.n_classes
+    }
+
+    /// Layers in pass 1 (content) and pass 2 (queries) for ARPG.
+    pub fn arpg_split(&self) -> (usize, usize) {
+        let content = self.n_layers / 2;
+        (content, self.n_layers - content)
+    }
+
+    /// A config problem in words, if any: checked before any tensor is built.
+    pub fn validate(&self) -> Result<(), String> {
+        let hd = self.d_model.checked_div(self.n_heads).unwrap_or(0);
+        if self.vocab_size == 0 || self.n_classes == 0 {
+            return Err("vocab_size and n_classes must be > 0".into());
+        }
+        if self.n_heads == 0 || self.d_model % self.n_heads != 0 {
+            return Err(format!("d_model {} is not a multiple of n_heads {}", self.d_model, self.n_heads));
+        }
+        if hd % 4 != 0 {
+            return Err(format!("head dim {hd} must be a multiple of 4 (2D RoPE on adjacent pairs)"));
+        }
+        if self.n_layers < 2 || self.mlp_hidden == 0 || self.grid_h == 0 || self.grid_w == 0 {
+            return Err("n_layers >= 2, mlp_hidden > 0 and a non-empty grid are required".into());
+        }
+        if !(self.rope_base > 1.0) || !(0.0..1.0).contains(&self.dropout) {
+            return Err("rope_base must be > 1 and dropout in [0, 1)".into());
+        }
+        Ok(())
+    }
+}
+
+/// LLaMA's SwiGLU width: 2/3 of 4d, rounded up to a multiple of 256.
+pub fn swiglu_hidden(d_model: usize) -> usize {
+    (8 * d_model / 3).div_ceil(256) * 256
+}
+
+/// The VQ tokenizer: conv encoder (`downsample` stride-2 stages), an
+/// l2-normalised codebook, conv decoder.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenizerConfig {
+    pub codebook_size: usize,
+    pub code_dim: usize,
+    /// Channels at full resolution; each downsampling stage doubles them.
+    pub channels: usize,
+    /// Number of stride-2 stages: the token grid is the image size / 2^downsample.
+    pub downsample: usize,
+    /// Image side the tokenizer was trained on (Fashion-MNIST: 28 padded to 32).
+    pub image_size: usize,
+    /// Weight of the commitment loss.
+    pub beta: f32,
+}
+
+impl TokenizerConfig {
+    pub fn tiny() -> Self {
+        Self { codebook_size: 256, code_dim: 8, channels: 32, downsample: 2, image_size: 32, beta: 0.25 }
+    }
+
+    pub fn test() -> Self {
+        Self { codebook_size: 16, code_dim: 4, channels: 4, downsample: 2, image_size: 16, beta: 0.25 }
+    }
+
+    pub fn factor(&self) -> usize {
+        1 << self.downsample
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.codebook_size == 0 || self.code_dim == 0 || self.channels == 0 {
+            return Err("tokenizer sizes must be > 0".into());
+        }
+        if self.downsample > 4 || self.image_size % self.factor() != 0 {
+            return Err(format!("image_size {} is not a multiple of 2^{}", self.image_size, self.downsample));
+        }
+        Ok(())
+    }
+}
+
+/// What training left behind, for the model card and `arpg inspect`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainMeta {
+    pub dataset: String,
+    pub steps: u64,
+    pub batch_size: u32,
+    pub seed: u64,
+    pub final_loss: f32,
+    pub train_seconds: f32,
+    /// Class names in class-id order.
+    pub class_names: Vec<String>,
+}

@@ -1,0 +1,307 @@
+//! The engine: a generator (ARPG or a baseline) and the VQ tokenizer on one device, loaded from
+//! checkpoint bytes, with the user-level operations (generate, in-paint, out-paint, expand) as
+//! async functions. Weights are immutable here; each call makes its own run state.
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::baselines::{MaskGit, Raster, sample_maskgit, sample_raster};
+use crate::checkpoint::{Checkpoint, sha256_hex};
+use crate::config::{Arch, ModelConfig, TokenizerConfig, TrainMeta};
+use crate::error::Error;
+use crate::image::{GrayImage, TokenMask};
+use crate::model::Arpg;
+use crate::sampler::{Plan, SampleOptions, Sampled, StepEvent, sample_arpg};
+use crate::tasks::{self, RopeMode, Sides};
+use crate::tokenizer::VqTokenizer;
+use crate::weights;
+
+/// Largest grid (in tokens) any task may decode: 32x32 tokens, 16x the training area.
+pub const MAX_CELLS: usize = 1024;
+
+#[derive(Debug, Clone)]
+pub enum Generator {
+    Arpg(Arpg),
+    Raster(Raster),
+    MaskGit(MaskGit),
+}
+
+impl Generator {
+    pub fn new(config: &ModelConfig, device: &Device) -> Self {
+        match config.arch {
+            Arch::Arpg | Arch::ArpgNoSharedKv => Generator::Arpg(Arpg::new(config, device)),
+            Arch::Raster => Generator::Raster(Raster::new(config, device)),
+            Arch::MaskGit => Generator::MaskGit(MaskGit::new(config, device)),
+        }
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        match self {
+            Generator::Arpg(m) => &m.config,
+            Generator::Raster(m) => &m.stack.config,
+            Generator::MaskGit(m) => &m.stack.config,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub generator: Generator,
+    pub tokenizer: VqTokenizer,
+    pub meta: TrainMeta,
+    /// How RoPE treats grids beyond the training grid (out-painting, expansion).
+    pub rope_mode: RopeMode,
+    /// sha256 of the checkpoint bytes this engine was loaded from (empty if built in memory).
+    pub checksum: String,
+    device: Device,
+}
+
+impl Engine {
+    /// Randomly initialised weights (the head starts at zero, as in the paper).
+    pub fn new(model: &ModelConfig, tokenizer: &TokenizerConfig, device: &Device) -> Self {
+        Self {
+            generator: Generator::new(model, device),
+            tokenizer: VqTokenizer::new(tokenizer, device),
+            meta: TrainMeta::default(),
+            rope_mode: RopeMode::Extrapolate,
+            checksum: String::new(),
+            device: device.clone(),
+        }
+    }
+
+    pub fn from_checkpoint(ckpt: &Checkpoint, device: &Device) -> Result<Self, Error> {
+        let mut engine = Self::new(&ckpt.model, &ckpt.tokenizer, device);
+        engine.generator = match engine.generator {
+            Generator::Arpg(m) => Generator::Arpg(weights::import(m, &ckpt.tensors, "model", device)?),
+            Generator::Raster(m) => Generator::Raster(weights::import(m, &ckpt.tensors, "model", device)?),
+            Generator::MaskGit(m) => Generator::MaskGit(weights::import(m, &ckpt.tensors, "model", device)?),
+        };
+        engine.tokenizer = weights::import(engine.tokenizer, &ckpt.tensors, "tokenizer", device)?;
+        engine.meta = ckpt.meta.clone();
+        Ok(engine)
+    }
+
+    /// Parse, verify and load checkpoint bytes (same code natively and in wasm).
+    pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Self, Error> {
+        let mut engine = Self::from_checkpoint(&Checkpoint::from_bytes(bytes)?, device)?;
+        engine.checksum = sha256_hex(bytes);
+        Ok(engine)
+    }
+
+    /// All weights as f32 named tensors (native: reads tensors back synchronously).
+    pub fn to_checkpoint(&self) -> Checkpoint {
+        let mut tensors = match &self.generator {
+            Generator::Arpg(m) => weights::export(m, "model"),
+            Generator::Raster(m) => weights::export(m, "model"),
+            Generator::MaskGit(m) => weights::export(m, "model"),
+        };
+        tensors.extend(weights::export(&self.tokenizer, "tokenizer"));
+        Checkpoint {
+            model: self.model_config().clone(),
+            tokenizer: self.tokenizer.config.clone(),
+            meta: self.meta.clone(),
+            tensors,
+        }
+    }
+
+    pub fn model_config(&self) -> &ModelConfig {
+        self.generator.config()
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Run `plan` for a batch of classes with whichever generator is loaded. The baselines only
+    /// decode whole training-size grids.
+    pub async fn sample(
+        &self,
+        classes: &[usize],
+        plan: &Plan,
+        opts: &SampleOptions,
+        on_step: &mut dyn FnMut(&StepEvent),
+    ) -> Result<Sampled, Error> {
+        if plan.cells() > MAX_CELLS {
+            return Err(Error::Options(format!(
+                "a {}x{} token grid exceeds the budget of {MAX_CELLS} tokens",
+                plan.grid_h, plan.grid_w
+            )));
+        }
+        let c = self.model_config();
+        let whole = *plan == Plan::full(c.grid_h, c.grid_w);
+        match &self.generator {
+            Generator::Arpg(m) => sample_arpg(m, classes, plan, opts, on_step).await,
+            Generator::Raster(m) if whole => sample_raster(m, classes, opts, on_step).await,
+            Generator::MaskGit(m) if whole => sample_maskgit(m, classes, opts, on_step).await,
+            _ => Err(Error::Options(format!("the {} baseline only generates whole images", c.arch.name()))),
+        }
+    }
+
+    /// Class-conditional images, one per entry of `classes`.
+    pub async fn generate(
+        &self,
+        classes: &[usize],
+        opts: &SampleOptions,
+        on_step: &mut dyn FnMut(&StepEvent),
+    ) -> Result<Vec<GrayImage>, Error> {
+        let c = self.model_config();
+        let plan = Plan::full(c.grid_h, c.grid_w);
+        let sampled = self.sample(classes, &plan, opts, on_step).await?;
+        self.decode(&sampled.tokens, plan.grid_h, plan.grid_w).await
+    }
+
+    /// Regenerate the tokens touched by the white pixels of `mask` (same size as `image`), as
+    /// `class`; every pixel of an untouched token is kept exactly.
+    pub async fn inpaint(
+        &self,
+        image: &GrayImage,
+        mask: &GrayImage,
+        class: usize,
+        opts: &SampleOptions,
+        on_step: &mut dyn FnMut(&StepEvent),
+    ) -> Result<GrayImage, Error> {
+        if (mask.width, mask.height) != (image.width, image.height) {
+            return Err(Error::Options(format!(
+                "the mask is {}x{} but the image is {}x{}",
+                mask.width, mask.height, image.width, image.height
+            )));
+        }
+        let (framed, at) = self.frame(image)?;
+        let (framed_mask, _) = self.frame(mask)?;
+        let f = self.tokenizer.config.factor();
+        let token_mask = TokenMask::from_pixel_mask(&framed_mask, f);
+        if token_mask.count() == 0 {
+            return Err(Error::Options("the mask is empty: nothing to regenerate".into()));
+        }
+        let (tokens, h, w) = self.encode(&framed).await?;
+        let plan = tasks::inpaint(&tokens, &token_mask);
+        let sampled = self.sample(&[class], &plan, opts, on_step).await?;
+        let mut out = self.decode(&sampled.tokens, h, w).await?.remove(0);
+        // Pixels of kept tokens come back exactly as they were.
+        for y in 0..out.height {
+            for x in 0..out.width {
+                if !token_mask.cells[(y / f) * w + x / f] {
+                    out.pixels[y * out.width + x] = framed.pixels[y * framed.width + x];
+                }
+            }
+        }
+        Ok(out.crop(at.0, at.1, image.width, image.height))
+    }
+
+    /// Extend the canvas by `sides` tokens and fill the new cells.
+    pub async fn outpaint(
+        &self,
+        image: &GrayImage,
+        sides: Sides,
+        class: usize,
+        opts: &SampleOptions,
+        on_step: &mut dyn FnMut(&StepEvent),
+    ) -> Result<GrayImage, Error> {
+        if sides == Sides::default() {
+            return Err(Error::Options("out-painting needs at least one side to extend".into()));
+        }
+        let (framed, _) = self.frame(image)?;
+        let (tokens, h, w) = self.encode(&framed).await?;
+        let mut plan = tasks::outpaint(&tokens, h, w, sides);
+        plan.ntk_scale = self.ntk_scale(&plan);
+        let sampled = self.sample(&[class], &plan, opts, on_step).await?;
+        let mut out = self.decode(&sampled.tokens, plan.grid_h, plan.grid_w).await?.remove(0);
+        let f = self.tokenizer.config.factor();
+        paste(&mut out, &framed, sides.left * f, sides.top * f);
+        Ok(out)
+    }
+
+    /// A `factor`x larger image: from `image` (its tokens become the coarse cells) or from scratch.
+    pub async fn expand(
+        &self,
+        image: Option<&GrayImage>,
+        factor: usize,
+        class: usize,
+        opts: &SampleOptions,
+        on_step: &mut dyn FnMut(&StepEvent),
+    ) -> Result<GrayImage, Error> {
+        if !(2..=4).contains(&factor) {
+            return Err(Error::Options(format!("expansion factor must be 2, 3 or 4, got {factor}")));
+        }
+        let c = self.model_config();
+        let mut plan = match image {
+            Some(img) => {
+                let (framed, _) = self.frame(img)?;
+                let (tokens, h, w) = self.encode(&framed).await?;
+                tasks::expand(Some(&tokens), h, w, factor)
+            }
+            None => tasks::expand(None, c.grid_h, c.grid_w, factor),
+        };
+        plan.ntk_scale = self.ntk_scale(&plan);
+        let sampled = self.sample(&[class], &plan, opts, on_step).await?;
+        Ok(self.decode(&sampled.tokens, plan.grid_h, plan.grid_w).await?.remove(0))
+    }
+
+    fn ntk_scale(&self, plan: &Plan) -> f32 {
+        let c = self.model_config();
+        self.rope_mode.scale(plan.grid_h, plan.grid_w, c.grid_h, c.grid_w)
+    }
+
+    /// Put `image` in the frame the tokenizer was trained on: smaller images are centred on a
+    /// black `image_size` square (Fashion-MNIST's 28x28 -> 32x32), larger ones padded to a
+    /// multiple of the downsampling factor. Returns the frame and where the image sits in it.
+    fn frame(&self, image: &GrayImage) -> Result<(GrayImage, (usize, usize)), Error> {
+        let (size, f) = (self.tokenizer.config.image_size, self.tokenizer.config.factor());
+        if image.width == 0 || image.height == 0 {
+            return Err(Error::Options("the image is empty".into()));
+        }
+        let fit = |n: usize| n.max(size).div_ceil(f) * f;
+        let (w, h) = (fit(image.width), fit(image.height));
+        if (w / f) * (h / f) > MAX_CELLS {
+            return Err(Error::Options(format!(
+                "a {}x{} image needs more than the budget of {MAX_CELLS} tokens",
+                image.width, image.height
+            )));
+        }
+        let mut framed = GrayImage::new(w, h);
+        let at = ((w - image.width) / 2, (h - image.height) / 2);
+        paste(&mut framed, image, at.0, at.1);
+        Ok((framed, at))
+    }
+
+    /// Codes of an image whose sides are multiples of the factor: `(codes, h, w)`.
+    pub async fn encode(&self, image: &GrayImage) -> Result<(Vec<u32>, usize, usize), Error> {
+        let f = self.tokenizer.config.factor();
+        let pixels: Vec<f32> = image.pixels.iter().map(|&p| p as f32 / 255.0).collect();
+        let x =
+            Tensor::<4>::from_data(TensorData::new(pixels, [1, 1, image.height, image.width]), &self.device);
+        let codes =
+            self.tokenizer.encode(x).into_data_async().await.map_err(|e| Error::Tensor(format!("{e:?}")))?;
+        let codes =
+            codes.convert::<i64>().try_into_vec::<i64>().map_err(|e| Error::Tensor(format!("{e:?}")))?;
+        Ok((codes.into_iter().map(|c| c as u32).collect(), image.height / f, image.width / f))
+    }
+
+    /// Images of `h x w`-token grids.
+    pub async fn decode(&self, tokens: &[Vec<u32>], h: usize, w: usize) -> Result<Vec<GrayImage>, Error> {
+        let ids: Vec<i64> = tokens.iter().flatten().map(|&c| c as i64).collect();
+        let idx = Tensor::<2, Int>::from_data(TensorData::new(ids, [tokens.len(), h * w]), &self.device);
+        let images = self.tokenizer.decode(idx, h, w);
+        let [b, _, hh, ww] = images.dims();
+        let data = images.into_data_async().await.map_err(|e| Error::Tensor(format!("{e:?}")))?;
+        let values = data.try_into_vec::<f32>().map_err(|e| Error::Tensor(format!("{e:?}")))?;
+        Ok((0..b)
+            .map(|i| GrayImage {
+                width: ww,
+                height: hh,
+                pixels: values[i * hh * ww..(i + 1) * hh * ww]
+                    .iter()
+                    .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+                    .collect(),
+            })
+            .collect())
+    }
+}
+
+/// Copy `src` into `dst` with its top-left corner at `(x, y)` (clipped).
+fn paste(dst: &mut GrayImage, src: &GrayImage, x: usize, y: usize) {
+    for r in 0..src.height.min(dst.height.saturating_sub(y)) {
+        for c in 0..src.width.min(dst.width.saturating_sub(x)) {
+            dst.pixels[(y + r) * dst.width + x + c] = src.pixels[r * src.width + c];
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! ARPG — autoregressive image generation with randomized parallel decoding — as a small Rust
+//! library that runs natively and in the browser (wasm32 + WebGPU, with a CPU fallback).
+//!
+//! Reading order: `config` (what a model is), `rope` and `model` (the two-pass decoder),
+//! `kv_cache` (run state), `sampler` (parallel decoding), `tasks` (in/out-painting, expansion),
+//! `tokenizer` (VQ), `baselines` (raster AR, MaskGIT), `checkpoint` (file format), `engine`
+//! (everything together).
+
+pub mod baselines;
+pub mod checkpoint;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod image;
+pub mod kv_cache;
+pub mod model;
+pub mod rng;
+pub mod rope;
+pub mod sampler;
+pub mod tasks;
+pub mod tokenizer;
+pub mod weights;
+
+#[cfg(target_arch = "wasm32")]
+mod web;
+
+pub use engine::Engine;
+pub use error::Error;

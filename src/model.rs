@@ -1,0 +1,361 @@
+//! The ARPG two-pass decoder (and the Llama-style blocks the baselines reuse).
+//!
+//! Pass 1, the content decoder: causal self-attention over `[class, tokens in generation order]`,
+//! then ONE shared K/V projection of its output. Pass 2, the query decoder: `[MASK]` queries that
+//! carry only a target position (RoPE on q), cross-attending to that shared K/V. Pass-2 layers own
+//! no K/V projection and no cache (unless `Arch::ArpgNoSharedKv`, the paper's memory ablation).
+//!
+//! Both passes go through one `KvCache`: training feeds the whole sequence once with a causal mask,
+//! sampling feeds one block of new tokens per step with no mask inside the block.
+
+use burn::module::Module;
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig, RmsNorm,
+    RmsNormConfig,
+};
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+
+use crate::config::{Arch, ModelConfig};
+use crate::kv_cache::{Kv, KvCache};
+use crate::rope::{self, Pos, Rope, RopeTables};
+
+const NORM_EPS: f64 = 1e-5;
+
+pub(crate) fn linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
+    LinearConfig::new(d_in, d_out).with_bias(false).init(device)
+}
+
+pub(crate) fn norm(d: usize, device: &Device) -> RmsNorm {
+    RmsNormConfig::new(d).with_epsilon(NORM_EPS).init(device)
+}
+
+/// `[b, t, heads * dh]` -> `[b, heads, t, dh]`
+fn split_heads(x: Tensor<3>, heads: usize) -> Tensor<4> {
+    let [b, t, d] = x.dims();
+    x.reshape([b, t, heads, d / heads]).swap_dims(1, 2)
+}
+
+/// `[b, heads, t, dh]` -> `[b, t, heads * dh]`
+fn merge_heads(x: Tensor<4>) -> Tensor<3> {
+    let [b, h, t, dh] = x.dims();
+    x.swap_dims(1, 2).reshape([b, t, h * dh])
+}
+
+/// Scaled dot-product attention. `mask` `[1, 1, tq, tk]`, true = may NOT attend.
+pub fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<&Tensor<4, Bool>>) -> Tensor<4> {
+    let dh = q.dims()[3];
+    let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (dh as f64).sqrt()); // [b, h, tq, tk]
+    let scores = match mask {
+        Some(m) => {
+            let dims = scores.dims();
+            scores.mask_fill(m.clone().expand(dims), -1.0e9)
+        }
+        None => scores,
+    };
+    softmax(scores, 3).matmul(v) // [b, h, tq, dh]
+}
+
+/// A host-built attention mask `[1, 1, tq, tk]` from `blocked(query, key)`.
+pub fn mask_from(
+    tq: usize,
+    tk: usize,
+    device: &Device,
+    blocked: impl Fn(usize, usize) -> bool,
+) -> Tensor<4, Bool> {
+    let cells: Vec<bool> = (0..tq * tk).map(|i| blocked(i / tk, i % tk)).collect();
+    Tensor::from_data(TensorData::new(cells, [1, 1, tq, tk]), device)
+}
+
+/// The training mask: slot `i` sees slots `0..=i`.
+pub fn causal_mask(t: usize, device: &Device) -> Tensor<4, Bool> {
+    mask_from(t, t, device, |q, k| k > q)
+}
+
+/// SwiGLU MLP.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    pub gate: Linear,
+    pub up: Linear,
+    pub down: Linear,
+}
+
+impl Mlp {
+    pub fn new(d: usize, hidden: usize, device: &Device) -> Self {
+        Self {
+            gate: linear(d, hidden, device),
+            up: linear(d, hidden, device),
+            down: linear(hidden, d, device),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.down.forward(silu(self.gate.forward(x.clone())) * self.up.forward(x))
+    }
+}
+
+/// A K/V projection: pass 2's shared one (or, in the ablation, one per pass-2 layer).
+#[derive(Module, Debug)]
+pub struct KvProj {
+    pub k: Linear,
+    pub v: Linear,
+}
+
+impl KvProj {
+    pub fn new(d: usize, device: &Device) -> Self {
+        Self { k: linear(d, d, device), v: linear(d, d, device) }
+    }
+
+    /// `h` `[b, t, d]` -> K (RoPE-rotated with the content positions) and V, `[b, heads, t, dh]`.
+    pub fn forward(&self, h: Tensor<3>, heads: usize, rope: &RopeTables) -> (Tensor<4>, Tensor<4>) {
+        let k = rope::apply(split_heads(self.k.forward(h.clone()), heads), rope);
+        (k, split_heads(self.v.forward(h), heads))
+    }
+}
+
+/// Pre-norm transformer block with self-attention: ARPG pass 1 and both baselines.
+#[derive(Module, Debug)]
+pub struct Block {
+    pub norm_attn: RmsNorm,
+    pub q: Linear,
+    pub k: Linear,
+    pub v: Linear,
+    pub o: Linear,
+    pub norm_mlp: RmsNorm,
+    pub mlp: Mlp,
+    pub drop: Dropout,
+    #[module(skip)]
+    pub heads: usize,
+}
+
+impl Block {
+    pub fn new(c: &ModelConfig, device: &Device) -> Self {
+        let d = c.d_model;
+        Self {
+            norm_attn: norm(d, device),
+            q: linear(d, d, device),
+            k: linear(d, d, device),
+            v: linear(d, d, device),
+            o: linear(d, d, device),
+            norm_mlp: norm(d, device),
+            mlp: Mlp::new(d, c.mlp_hidden, device),
+            drop: DropoutConfig::new(c.dropout as f64).init(),
+            heads: c.n_heads,
+        }
+    }
+
+    /// `x` `[b, t_new, d]`; the new slots attend to everything in `cache` plus themselves
+    /// (except where `mask` `[1, 1, t_new, t_total]` blocks). Appends their K/V to `cache`.
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        rope: &RopeTables,
+        mask: Option<&Tensor<4, Bool>>,
+        cache: &mut Kv,
+    ) -> Tensor<3> {
+        let h = self.norm_attn.forward(x.clone());
+        let q = rope::apply(split_heads(self.q.forward(h.clone()), self.heads), rope);
+        let k = rope::apply(split_heads(self.k.forward(h.clone()), self.heads), rope);
+        let v = split_heads(self.v.forward(h), self.heads);
+        let (k, v) = cache.append(k, v);
+        let a = merge_heads(attend(q, k, v, mask));
+        let x = x + self.drop.forward(self.o.forward(a));
+        x.clone() + self.drop.forward(self.mlp.forward(self.norm_mlp.forward(x)))
+    }
+}
+
+/// Pass-2 block: `[MASK]` queries cross-attend to the K/V made by pass 1. No K/V of its own
+/// unless `own_kv` is set (the no-shared-KV ablation).
+#[derive(Module, Debug)]
+pub struct QueryBlock {
+    pub norm_attn: RmsNorm,
+    pub q: Linear,
+    pub o: Linear,
+    pub own_kv: Option<KvProj>,
+    pub norm_mlp: RmsNorm,
+    pub mlp: Mlp,
+    pub drop: Dropout,
+    #[module(skip)]
+    pub heads: usize,
+}
+
+impl QueryBlock {
+    pub fn new(c: &ModelConfig, own_kv: bool, device: &Device) -> Self {
+        let d = c.d_model;
+        Self {
+            norm_attn: norm(d, device),
+            q: linear(d, d, device),
+            o: linear(d, d, device),
+            own_kv: own_kv.then(|| KvProj::new(d, device)),
+            norm_mlp: norm(d, device),
+            mlp: Mlp::new(d, c.mlp_hidden, device),
+            drop: DropoutConfig::new(c.dropout as f64).init(),
+            heads: c.n_heads,
+        }
+    }
+
+    /// `x` `[b, tq, d]`, `rope_q` at the TARGET positions, K/V `[b, heads, tk, dh]`.
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        rope_q: &RopeTables,
+        k: Tensor<4>,
+        v: Tensor<4>,
+        mask: Option<&Tensor<4, Bool>>,
+    ) -> Tensor<3> {
+        let h = self.norm_attn.forward(x.clone());
+        let q = rope::apply(split_heads(self.q.forward(h), self.heads), rope_q);
+        let a = merge_heads(attend(q, k, v, mask));
+        let x = x + self.drop.forward(self.o.forward(a));
+        x.clone() + self.drop.forward(self.mlp.forward(self.norm_mlp.forward(x)))
+    }
+}
+
+/// The embedding table (codes, `[MASK]`, classes, null) and the zero-initialised head.
+pub(crate) fn embedding(c: &ModelConfig, device: &Device) -> Embedding {
+    EmbeddingConfig::new(c.n_embeddings(), c.d_model)
+        .with_initializer(Initializer::Normal { mean: 0.0, std: 0.02 })
+        .init(device)
+}
+
+pub(crate) fn head(c: &ModelConfig, device: &Device) -> Linear {
+    LinearConfig::new(c.d_model, c.vocab_size)
+        .with_bias(false)
+        .with_initializer(Initializer::Zeros)
+        .init(device)
+}
+
+#[derive(Module, Debug)]
+pub struct Arpg {
+    pub embed: Embedding,
+    pub content: Vec<Block>,
+    pub content_norm: RmsNorm,
+    /// The ONE K/V projection pass 2 reads (absent in the no-shared-KV ablation).
+    pub shared_kv: Option<KvProj>,
+    pub queries: Vec<QueryBlock>,
+    pub out_norm: RmsNorm,
+    pub head: Linear,
+    pub drop: Dropout,
+    #[module(skip)]
+    pub config: ModelConfig,
+}
+
+impl Arpg {
+    /// `config.arch` must be `Arpg` or `ArpgNoSharedKv`.
+    pub fn new(config: &ModelConfig, device: &Device) -> Self {
+        let (n_content, n_query) = config.arpg_split();
+        let shared = config.arch != Arch::ArpgNoSharedKv;
+        Self {
+            embed: embedding(config, device),
+            content: (0..n_content).map(|_| Block::new(config, device)).collect(),
+            content_norm: norm(config.d_model, device),
+            shared_kv: shared.then(|| KvProj::new(config.d_model, device)),
+            queries: (0..n_query).map(|_| QueryBlock::new(config, !shared, device)).collect(),
+            out_norm: norm(config.d_model, device),
+            head: head(config, device),
+            drop: DropoutConfig::new(config.dropout as f64).init(),
+            config: config.clone(),
+        }
+    }
+
+    pub fn rope(&self, ntk_scale: f32) -> Rope {
+        Rope { ntk_scale, ..Rope::new(self.config.head_dim(), self.config.rope_base) }
+    }
+
+    /// An empty run state: one cache per pass-1 layer, plus one shared memory (or one per
+    /// pass-2 layer without sharing).
+    pub fn new_cache(&self) -> KvCache {
+        let memory = if self.shared_kv.is_some() { 1 } else { self.queries.len() };
+        KvCache::new(self.content.len(), memory)
+    }
+
+    /// Pass 1 on new content slots `ids` `[b, t_new]` (embedding ids: class or code) at `rope`
+    /// positions; appends to every pass-1 cache and to pass 2's memory.
+    pub fn feed(
+        &self,
+        ids: Tensor<2, Int>,
+        rope: &RopeTables,
+        mask: Option<&Tensor<4, Bool>>,
+        cache: &mut KvCache,
+    ) {
+        let mut x = self.drop.forward(self.embed.forward(ids)); // [b, t_new, d]
+        for (block, kv) in self.content.iter().zip(&mut cache.layers) {
+            x = block.forward(x, rope, mask, kv);
+        }
+        let h = self.content_norm.forward(x);
+        let heads = self.config.n_heads;
+        match &self.shared_kv {
+            Some(proj) => {
+                let (k, v) = proj.forward(h, heads, rope);
+                cache.memory[0].append(k, v);
+            }
+            None => {
+                for (q, kv) in self.queries.iter().zip(&mut cache.memory) {
+                    let proj = q.own_kv.as_ref().expect("no-shared-KV layers own a K/V projection");
+                    let (k, v) = proj.forward(h.clone(), heads, rope);
+                    kv.append(k, v);
+                }
+            }
+        }
+    }
+
+    /// Pass 2: `b` x `tq` `[MASK]` queries at the target positions in `rope_q` `[.., tq, ..]`,
+    /// against everything in `cache` (except where `mask` `[1, 1, tq, t_mem]` blocks).
+    /// Returns logits `[b, tq, vocab]`.
+    pub fn query(
+        &self,
+        b: usize,
+        rope_q: &RopeTables,
+        mask: Option<&Tensor<4, Bool>>,
+        cache: &KvCache,
+    ) -> Tensor<3> {
+        let tq = rope_q.cos.dims()[2];
+        let device = rope_q.cos.device();
+        let mask_ids = Tensor::<2, Int>::full([b, tq], self.config.mask_id() as i64, &device);
+        let mut x = self.embed.forward(mask_ids); // [b, tq, d], no dropout on queries
+        for (i, block) in self.queries.iter().enumerate() {
+            let mem = &cache.memory[i.min(cache.memory.len() - 1)];
+            let (k, v) = (mem.k.clone().expect("fed before query"), mem.v.clone().expect("fed before query"));
+            x = block.forward(x, rope_q, k, v, mask);
+        }
+        self.head.forward(self.out_norm.forward(x))
+    }
+
+    /// The training forward. `classes[i]` is an embedding id (class or null), `tokens[i]` the
+    /// `h*w` codes in raster order, `orders[i]` a permutation of the grid cells.
+    /// Returns logits `[b, T, vocab]` where slot `j` predicts `tokens[i][orders[i][j]]`, seeing only
+    /// the class and the `j` tokens before it in the order.
+    pub fn forward_train(
+        &self,
+        classes: &[usize],
+        tokens: &[Vec<u32>],
+        orders: &[Vec<usize>],
+        grid_w: usize,
+        device: &Device,
+    ) -> Tensor<3> {
+        let b = classes.len();
+        let t = orders[0].len();
+        let mut ids = Vec::with_capacity(b * t);
+        let mut content_pos: Vec<Vec<Pos>> = Vec::with_capacity(b);
+        let mut query_pos: Vec<Vec<Pos>> = Vec::with_capacity(b);
+        for i in 0..b {
+            // content: [class, x_o0, ..., x_o(T-2)]; queries: positions o0 .. o(T-1)
+            ids.push(classes[i] as i64);
+            ids.extend(orders[i][..t - 1].iter().map(|&p| tokens[i][p] as i64));
+            let mut cp = vec![None];
+            cp.extend(orders[i][..t - 1].iter().map(|&p| rope::cell(p, grid_w)));
+            content_pos.push(cp);
+            query_pos.push(orders[i].iter().map(|&p| rope::cell(p, grid_w)).collect());
+        }
+        let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [b, t]), device);
+        let rope = self.rope(1.0);
+        let content_refs: Vec<&[Pos]> = content_pos.iter().map(Vec::as_slice).collect();
+        let query_refs: Vec<&[Pos]> = query_pos.iter().map(Vec::as_slice).collect();
+        let content_rope = rope.batch_tables(&content_refs, device);
+        let query_rope = rope.batch_tables(&query_refs, device);
+        let mask = causal_mask(t, device);
+        let mut cache = self.new_cache();
+        self.feed(ids, &content_rope, Some(&mask), &mut cache);
+        self.query(b, &query_rope, Some(&mask), &cache)
+    }
+}

@@ -1,0 +1,109 @@
+//! 2D rotary position embedding, with the paper's conventions:
+//! - per head, the first half of the dims rotates by the grid row, the second half by the column;
+//! - within a half, pair `i` turns at frequency `base^(-2i / (d_head/2))`;
+//! - pairs are ADJACENT dims `(2i, 2i+1)`, not a half-split;
+//! - the class slot has cos = sin = 0, so its q and k are zero.
+//!
+//! Tables are built on the host (plain f32 math, identical natively and in wasm) and uploaded once
+//! per call.
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+/// A slot's position: a grid cell `(row, col)`, or `None` for the class slot.
+pub type Pos = Option<(usize, usize)>;
+
+/// The grid cell of raster index `i` on a grid `w` cells wide.
+pub fn cell(i: usize, w: usize) -> Pos {
+    Some((i / w, i % w))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rope {
+    pub head_dim: usize,
+    pub base: f32,
+    /// NTK-aware scaling for grids larger than the training grid: the base becomes
+    /// `base * s^(n / (n - 2))` with `n = head_dim / 2`. 1.0 = plain extrapolation.
+    pub ntk_scale: f32,
+}
+
+/// cos / sin tables, `[b or 1, 1, t, head_dim / 2]`, broadcast over heads.
+#[derive(Clone, Debug)]
+pub struct RopeTables {
+    pub cos: Tensor<4>,
+    pub sin: Tensor<4>,
+}
+
+impl Rope {
+    pub fn new(head_dim: usize, base: f32) -> Self {
+        Self { head_dim, base, ntk_scale: 1.0 }
+    }
+
+    /// The `head_dim / 4` frequencies of one half (row half and column half share them).
+    pub fn freqs(&self) -> Vec<f32> {
+        let half = self.head_dim / 2;
+        let base = if self.ntk_scale > 1.0 {
+            let n = half as f64;
+            self.base as f64 * (self.ntk_scale as f64).powf(n / (n - 2.0))
+        } else {
+            self.base as f64
+        };
+        (0..half / 2).map(|i| base.powf(-2.0 * i as f64 / half as f64) as f32).collect()
+    }
+
+    /// The angle of every pair for one slot: `head_dim / 2` values, rows then columns.
+    fn angles(&self, pos: Pos, freqs: &[f32], out: &mut Vec<(f32, f32)>) {
+        match pos {
+            None => out.extend(std::iter::repeat_n((0.0, 0.0), freqs.len() * 2)),
+            Some((r, c)) => {
+                for coord in [r, c] {
+                    out.extend(freqs.iter().map(|f| {
+                        let a = coord as f32 * f;
+                        (a.cos(), a.sin())
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Host tables for a batch of position lists (all of equal length): `(cos, sin)`, each
+    /// `[b * t * head_dim/2]`.
+    pub fn host_tables(&self, positions: &[&[Pos]]) -> (Vec<f32>, Vec<f32>) {
+        let freqs = self.freqs();
+        let mut pairs = Vec::new();
+        for seq in positions {
+            for &p in seq.iter() {
+                self.angles(p, &freqs, &mut pairs);
+            }
+        }
+        pairs.into_iter().unzip()
+    }
+
+    /// Tables for one position list shared by the whole batch: `[1, 1, t, head_dim/2]`.
+    pub fn tables(&self, positions: &[Pos], device: &Device) -> RopeTables {
+        self.batch_tables(&[positions], device)
+    }
+
+    /// Tables for per-sample position lists: `[b, 1, t, head_dim/2]`.
+    pub fn batch_tables(&self, positions: &[&[Pos]], device: &Device) -> RopeTables {
+        let b = positions.len();
+        let t = positions.first().map_or(0, |p| p.len());
+        let (cos, sin) = self.host_tables(positions);
+        let shape = [b, 1, t, self.head_dim / 2];
+        RopeTables {
+            cos: Tensor::from_data(TensorData::new(cos, shape), device),
+            sin: Tensor::from_data(TensorData::new(sin, shape), device),
+        }
+    }
+}
+
+/// Rotate adjacent pairs of `x` `[b, h, t, d]` by the tables `[b|1, 1, t, d/2]`.
+pub fn apply(x: Tensor<4>, rope: &RopeTables) -> Tensor<4> {
+    let [b, h, t, d] = x.dims();
+    let pairs = x.reshape([b, h, t, d / 2, 2]);
+    let x0 = pairs.clone().narrow(4, 0, 1).reshape([b, h, t, d / 2]); // even dims
+    let x1 = pairs.narrow(4, 1, 1).reshape([b, h, t, d / 2]); // odd dims
+    let (cos, sin) = (rope.cos.clone(), rope.sin.clone());
+    let r0 = x0.clone() * cos.clone() - x1.clone() * sin.clone();
+    let r1 = x0 * sin + x1 * cos;
+    Tensor::stack::<5>(vec![r0, r1], 4).reshape([b, h, t, d])
+}

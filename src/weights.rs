@@ -1,0 +1,105 @@
+//! Moving a burn module's parameters to and from the checkpoint's named f32 tensors.
+//! Names are the module paths, e.g. `content.0.q.weight`.
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::checkpoint::{CheckpointError, NamedTensor};
+
+fn join(prefix: &str, path: &[String]) -> String {
+    let mut name = prefix.to_string();
+    for p in path {
+        if !name.is_empty() {
+            name.push('.');
+        }
+        name.push_str(p);
+    }
+    name
+}
+
+struct Exporter {
+    prefix: String,
+    path: Vec<String>,
+    out: Vec<NamedTensor>,
+}
+
+impl ModuleVisitor for Exporter {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let tensor = param.val();
+        let shape = tensor.dims().to_vec();
+        // Native only: a synchronous read-back (export runs in training and quantization tools).
+        let data = tensor.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 parameter");
+        self.out.push(NamedTensor { name: join(&self.prefix, &self.path), shape, data });
+    }
+}
+
+/// Every float parameter of `module`, named `prefix.path`, in visiting order.
+pub fn export<M: Module>(module: &M, prefix: &str) -> Vec<NamedTensor> {
+    let mut v = Exporter { prefix: prefix.to_string(), path: vec![], out: vec![] };
+    module.visit(&mut v);
+    v.out
+}
+
+struct Importer<'a> {
+    prefix: String,
+    path: Vec<String>,
+    tensors: &'a [NamedTensor],
+    device: Device,
+    error: Option<CheckpointError>,
+}
+
+impl ModuleMapper for Importer<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if self.error.is_some() {
+            return param;
+        }
+        let name = join(&self.prefix, &self.path);
+        let expected = param.lazy_shape().dims::<D>().to_vec();
+        match self.tensors.iter().find(|t| t.name == name) {
+            None => self.error = Some(CheckpointError::MissingTensor(name)),
+            Some(t) if t.shape != expected => {
+                self.error = Some(CheckpointError::ShapeMismatch { name, expected, found: t.shape.clone() })
+            }
+            Some(t) => {
+                let data = TensorData::new(t.data.clone(), t.shape.clone());
+                let device = self.device.clone();
+                return param
+                    .map(|old| Tensor::from_data(data, &device).set_require_grad(old.is_require_grad()));
+            }
+        }
+        param
+    }
+}
+
+/// Replace every float parameter of `module` with the tensor of the same name; a missing tensor
+/// or a shape mismatch is an error.
+pub fn import<M: Module>(
+    module: M,
+    tensors: &[NamedTensor],
+    prefix: &str,
+    device: &Device,
+) -> Result<M, CheckpointError> {
+    let mut m =
+        Importer { prefix: prefix.to_string(), path: vec![], tensors, device: device.clone(), error: None };
+    let module = module.map(&mut m);
+    match m.error {
+        Some(e) => Err(e),
+        None => Ok(module),
+    }
+}

@@ -1,0 +1,205 @@
+//! The decoder's contract: causality in training, KV-cache parity, the shared-K/V structure and
+//! the RoPE conventions.
+
+mod common;
+
+use arpg::config::Arch;
+use arpg::kv_cache::KvCache;
+use arpg::model::{self, Arpg};
+use arpg::rng::Rng;
+use arpg::rope::{self, Pos, Rope};
+use arpg::weights;
+use burn::tensor::{Int, Tensor, TensorData};
+use common::*;
+
+fn random_tokens(rng: &mut Rng, n: usize) -> Vec<u32> {
+    (0..n).map(|_| rng.below(VOCAB) as u32).collect()
+}
+
+#[test]
+fn training_forward_is_causal_in_the_order() {
+    let device = device();
+    let m = arpg(Arch::Arpg);
+    let c = m.config.clone();
+    let t = c.seq_len();
+    let mut rng = Rng::new(7);
+    for trial in 0..3 {
+        let order = rng.permutation(t);
+        let tokens = random_tokens(&mut rng, t);
+        let class = [c.class_id(trial % CLASSES)];
+        let base = to_vec(m.forward_train(&class, &[tokens.clone()], &[order.clone()], c.grid_w, &device));
+        // Change the token at order position `s`: logits of order positions <= s must not move
+        // (they see only tokens before them), and some later one must.
+        for s in [0, t / 2, t - 1] {
+            let mut changed = tokens.clone();
+            changed[order[s]] = (changed[order[s]] + 1) % VOCAB as u32;
+            let out = to_vec(m.forward_train(&class, &[changed], &[order.clone()], c.grid_w, &device));
+            let v = c.vocab_size;
+            let upto = (s + 1) * v;
+            assert!(max_abs_diff(&base[..upto], &out[..upto]) == 0.0, "order position <= {s} saw the future");
+            if s + 1 < t {
+                assert!(
+                    max_abs_diff(&base[upto..], &out[upto..]) > 1e-6,
+                    "later positions must see token {s}"
+                );
+            }
+        }
+    }
+}
+
+fn ids(values: &[i64], device: &burn::tensor::Device) -> Tensor<2, Int> {
+    Tensor::from_data(TensorData::new(values.to_vec(), [1, values.len()]), device)
+}
+
+/// Decode in blocks with the cache, and compare every step's query logits with a full recompute
+/// (fresh cache, whole prefix at once under the block-causal mask).
+fn check_arpg_parity(m: &Arpg) {
+    let device = device();
+    let c = &m.config;
+    let rope = m.rope(1.0);
+    let mut rng = Rng::new(3);
+    let t = c.seq_len();
+    let order = rng.permutation(t);
+    let tokens = random_tokens(&mut rng, t);
+    let blocks = [2usize, 3, 5, t - 10];
+    let mut cache = m.new_cache();
+    // slot -> block index; slot 0 is the class (block 0)
+    let mut slot_block = vec![0usize];
+    let mut slot_ids = vec![c.class_id(1) as i64];
+    let mut slot_pos: Vec<Pos> = vec![None];
+    m.feed(ids(&slot_ids, &device), &rope.tables(&slot_pos, &device), None, &mut cache);
+    let mut done = 0;
+    for (bi, &k) in blocks.iter().enumerate() {
+        let cells = &order[done..done + k];
+        let qpos: Vec<Pos> = cells.iter().map(|&p| rope::cell(p, c.grid_w)).collect();
+        let q_rope = rope.tables(&qpos, &device);
+        let cached = to_vec(m.query(1, &q_rope, None, &cache));
+
+        let mut fresh = m.new_cache();
+        let mask =
+            model::mask_from(slot_ids.len(), slot_ids.len(), &device, |q, k| slot_block[k] > slot_block[q]);
+        m.feed(ids(&slot_ids, &device), &rope.tables(&slot_pos, &device), Some(&mask), &mut fresh);
+        let full = to_vec(m.query(1, &q_rope, None, &fresh));
+        let diff = max_abs_diff(&cached, &full);
+        assert!(diff < 1e-4, "step {bi}: cached vs recomputed logits differ by {diff}");
+
+        let new_ids: Vec<i64> = cells.iter().map(|&p| tokens[p] as i64).collect();
+        m.feed(ids(&new_ids, &device), &q_rope, None, &mut cache);
+        slot_ids.extend(&new_ids);
+        slot_pos.extend(&qpos);
+        slot_block.extend(std::iter::repeat_n(bi + 1, k));
+        done += k;
+    }
+}
+
+#[test]
+fn arpg_kv_cache_matches_full_recompute() {
+    check_arpg_parity(&arpg(Arch::Arpg));
+    check_arpg_parity(&arpg(Arch::ArpgNoSharedKv));
+}
+
+#[test]
+fn raster_kv_cache_matches_full_recompute() {
+    let device = device();
+    let m = raster();
+    let c = &m.stack.config;
+    let t = c.seq_len();
+    let mut rng = Rng::new(5);
+    let tokens = random_tokens(&mut rng, t);
+    let full = to_vec(m.forward_train(&[c.class_id(2)], &[tokens.clone()], &device));
+    let rope = m.stack.rope();
+    let mut cache = m.stack.new_cache();
+    let mut cached = Vec::new();
+    for j in 0..t {
+        let (id, pos) = if j == 0 {
+            (c.class_id(2) as i64, None)
+        } else {
+            (tokens[j - 1] as i64, rope::cell(j - 1, c.grid_w))
+        };
+        cached.extend(to_vec(m.stack.forward(
+            ids(&[id], &device),
+            &rope.tables(&[pos], &device),
+            None,
+            &mut cache,
+        )));
+    }
+    let diff = max_abs_diff(&cached, &full);
+    assert!(diff < 1e-4, "raster cached vs full logits differ by {diff}");
+}
+
+#[test]
+fn pass_two_owns_no_kv_and_the_cache_has_its_formula_size() {
+    let shared = arpg(Arch::Arpg);
+    let ablation = arpg(Arch::ArpgNoSharedKv);
+    let names: Vec<String> = weights::export(&shared, "model").into_iter().map(|t| t.name).collect();
+    assert!(names.iter().any(|n| n.starts_with("model.shared_kv.k")), "the shared K/V projection exists");
+    assert!(
+        names.iter().filter(|n| n.starts_with("model.queries.")).all(|n| !n.contains(".own_kv.")),
+        "{names:?}"
+    );
+    assert!(shared.queries.iter().all(|q| q.own_kv.is_none()));
+    assert!(ablation.queries.iter().all(|q| q.own_kv.is_some()));
+
+    let device = device();
+    let c = &shared.config;
+    let (n_content, n_query) = c.arpg_split();
+    let rope = shared.rope(1.0);
+    let fill = |m: &Arpg| {
+        let mut cache = m.new_cache();
+        let slots: Vec<i64> = (0..c.seq_len() as i64).map(|i| i % VOCAB as i64).collect();
+        let pos: Vec<Pos> = (0..slots.len()).map(|p| rope::cell(p, c.grid_w)).collect();
+        let batch = Tensor::<2, Int>::from_data(TensorData::new(slots.repeat(2), [2, slots.len()]), &device);
+        m.feed(batch, &rope.tables(&pos, &device), None, &mut cache);
+        cache
+    };
+    let (a, b) = (fill(&shared), fill(&ablation));
+    assert_eq!(a.bytes(), KvCache::expected_bytes(n_content, 1, 2, c.seq_len(), c.d_model));
+    assert_eq!(b.bytes(), KvCache::expected_bytes(n_content, n_query, 2, c.seq_len(), c.d_model));
+    assert!(a.bytes() < b.bytes());
+}
+
+fn rotate(x: &[f32], pos: Pos, rope: &Rope) -> Vec<f32> {
+    let device = device();
+    let d = x.len();
+    let t = Tensor::<4>::from_data(TensorData::new(x.to_vec(), [1, 1, 1, d]), &device);
+    rope::apply(t, &rope.tables(&[pos], &device)).into_data().try_into_vec::<f32>().unwrap()
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[test]
+fn rope_follows_the_papers_conventions() {
+    let d = 16;
+    let rope = Rope::new(d, 10_000.0);
+    let mut rng = Rng::new(1);
+    let x: Vec<f32> = (0..d).map(|_| rng.next_f64() as f32 - 0.5).collect();
+
+    // The class slot rotates to zero.
+    assert!(rotate(&x, None, &rope).iter().all(|&v| v == 0.0));
+
+    // Pairs are adjacent dims: a vector living in dims (2, 3) stays there, with its norm.
+    let mut e = vec![0.0; d];
+    e[2] = 1.0;
+    let r = rotate(&e, Some((3, 5)), &rope);
+    assert!(r.iter().enumerate().all(|(i, &v)| i == 2 || i == 3 || v.abs() < 1e-7), "{r:?}");
+    assert!((r[2] * r[2] + r[3] * r[3] - 1.0).abs() < 1e-5);
+    // ... and the first half turns with the row, the second with the column.
+    assert_eq!(rotate(&e, Some((3, 5)), &rope), rotate(&e, Some((3, 0)), &rope));
+    let mut f = vec![0.0; d];
+    f[d / 2] = 1.0;
+    assert_eq!(rotate(&f, Some((3, 5)), &rope), rotate(&f, Some((0, 5)), &rope));
+    assert_ne!(rotate(&f, Some((3, 5)), &rope), rotate(&f, Some((3, 4)), &rope));
+
+    // q.k depends only on the position offset.
+    let y: Vec<f32> = (0..d).map(|_| rng.next_f64() as f32 - 0.5).collect();
+    let at =
+        |p: (usize, usize), q: (usize, usize)| dot(&rotate(&x, Some(p), &rope), &rotate(&y, Some(q), &rope));
+    let base = at((1, 2), (4, 7));
+    for shift in [(1, 1), (3, 0), (0, 5), (6, 2)] {
+        let moved = at((1 + shift.0, 2 + shift.1), (4 + shift.0, 7 + shift.1));
+        assert!((base - moved).abs() < 1e-4, "shift {shift:?}: {base} vs {moved}");
+    }
+    assert!((base - at((1, 2), (5, 7))).abs() > 1e-4, "a different offset gives a different score");
+}
