@@ -72,25 +72,31 @@ pub fn causal_mask(t: usize, device: &Device) -> Tensor<4, Bool> {
     mask_from(t, t, device, |q, k| k > q)
 }
 
-/// SwiGLU MLP.
+/// The second half of every block: `x + dropout(SwiGLU(RMSNorm(x)))`.
 #[derive(Module, Debug)]
-pub struct Mlp {
+pub struct FeedForward {
+    pub norm: RmsNorm,
     pub gate: Linear,
     pub up: Linear,
     pub down: Linear,
+    pub drop: Dropout,
 }
 
-impl Mlp {
-    pub fn new(d: usize, hidden: usize, device: &Device) -> Self {
+impl FeedForward {
+    pub fn new(c: &ModelConfig, device: &Device) -> Self {
+        let (d, hidden) = (c.d_model, c.mlp_hidden);
         Self {
+            norm: norm(d, device),
             gate: linear(d, hidden, device),
             up: linear(d, hidden, device),
             down: linear(hidden, d, device),
+            drop: DropoutConfig::new(c.dropout as f64).init(),
         }
     }
 
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.down.forward(silu(self.gate.forward(x.clone())) * self.up.forward(x))
+        let h = self.norm.forward(x.clone());
+        x + self.drop.forward(self.down.forward(silu(self.gate.forward(h.clone())) * self.up.forward(h)))
     }
 }
 
@@ -121,9 +127,8 @@ pub struct Block {
     pub k: Linear,
     pub v: Linear,
     pub o: Linear,
-    pub norm_mlp: RmsNorm,
-    pub mlp: Mlp,
     pub drop: Dropout,
+    pub ff: FeedForward,
     #[module(skip)]
     pub heads: usize,
 }
@@ -137,9 +142,8 @@ impl Block {
             k: linear(d, d, device),
             v: linear(d, d, device),
             o: linear(d, d, device),
-            norm_mlp: norm(d, device),
-            mlp: Mlp::new(d, c.mlp_hidden, device),
             drop: DropoutConfig::new(c.dropout as f64).init(),
+            ff: FeedForward::new(c, device),
             heads: c.n_heads,
         }
     }
@@ -159,8 +163,7 @@ impl Block {
         let v = split_heads(self.v.forward(h), self.heads);
         let (k, v) = cache.append(k, v);
         let a = merge_heads(attend(q, k, v, mask));
-        let x = x + self.drop.forward(self.o.forward(a));
-        x.clone() + self.drop.forward(self.mlp.forward(self.norm_mlp.forward(x)))
+        self.ff.forward(x + self.drop.forward(self.o.forward(a)))
     }
 }
 
@@ -172,9 +175,8 @@ pub struct QueryBlock {
     pub q: Linear,
     pub o: Linear,
     pub own_kv: Option<KvProj>,
-    pub norm_mlp: RmsNorm,
-    pub mlp: Mlp,
     pub drop: Dropout,
+    pub ff: FeedForward,
     #[module(skip)]
     pub heads: usize,
 }
@@ -187,9 +189,8 @@ impl QueryBlock {
             q: linear(d, d, device),
             o: linear(d, d, device),
             own_kv: own_kv.then(|| KvProj::new(d, device)),
-            norm_mlp: norm(d, device),
-            mlp: Mlp::new(d, c.mlp_hidden, device),
             drop: DropoutConfig::new(c.dropout as f64).init(),
+            ff: FeedForward::new(c, device),
             heads: c.n_heads,
         }
     }
@@ -206,8 +207,7 @@ impl QueryBlock {
         let h = self.norm_attn.forward(x.clone());
         let q = rope::apply(split_heads(self.q.forward(h), self.heads), rope_q);
         let a = merge_heads(attend(q, k, v, mask));
-        let x = x + self.drop.forward(self.o.forward(a));
-        x.clone() + self.drop.forward(self.mlp.forward(self.norm_mlp.forward(x)))
+        self.ff.forward(x + self.drop.forward(self.o.forward(a)))
     }
 }
 

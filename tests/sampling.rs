@@ -169,12 +169,15 @@ fn checkpoints_round_trip_through_the_engine() {
     assert_eq!(probe_logits(&back), reference, "f32 round trip is exact");
     assert_eq!(back.checksum.len(), 64);
 
-    // int8 with groups of 64: each weight moves by at most max|w|/254 of its group. Through
-    // this 4-layer test model that perturbs logits (std ~0.5) by well under 0.05; a broken
-    // quantizer (wrong scale, wrong group) moves them by O(1).
+    // int8 with groups of 64: each weight moves by at most max|w|/254 of its group (0.4% of the
+    // group's range). Through the 4 layers of this seeded test model the largest logit change is
+    // 2.4% of the logit range (printed below); we allow 5%. A broken quantizer (wrong scale,
+    // wrong group) moves logits by about their whole range.
     let int8 = Engine::from_bytes(&ckpt.to_bytes(DType::Int8, 64), &device()).unwrap();
+    let range = reference.iter().fold(0.0f32, |m, x| m.max(x.abs()));
     let diff = max_abs_diff(&probe_logits(&int8), &reference);
-    assert!(diff < 0.05, "int8 logits moved by {diff}");
+    assert!(diff < 0.05 * range, "int8 logits moved by {diff} (range {range})");
+    eprintln!("int8 logits: max change {diff} of range {range}");
     assert!(diff > 0.0, "int8 is lossy: identical logits mean nothing was quantized");
 }
 

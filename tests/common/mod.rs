@@ -1,5 +1,5 @@
-//! Shared helpers for the integration tests: tiny models with a random (non-zero) head, so that
-//! logits carry information and comparisons can fail.
+//! Shared helpers for the integration tests: tiny models whose weights come from a seeded host
+//! RNG, so every run builds the same models and logits carry information.
 
 #![allow(dead_code)]
 
@@ -7,7 +7,8 @@ use arpg::baselines::Raster;
 use arpg::config::{Arch, ModelConfig, TokenizerConfig};
 use arpg::engine::{Engine, Generator};
 use arpg::model::Arpg;
-use burn::nn::LinearConfig;
+use arpg::rng::Rng;
+use arpg::weights;
 use burn::tensor::Device;
 
 pub const VOCAB: usize = 16;
@@ -21,45 +22,38 @@ pub fn config(arch: Arch) -> ModelConfig {
     ModelConfig::test(VOCAB, CLASSES).with_arch(arch)
 }
 
-fn random_head(c: &ModelConfig, device: &Device) -> burn::nn::Linear {
-    LinearConfig::new(c.d_model, c.vocab_size).with_bias(false).init(device)
+/// Replace every weight matrix / kernel of `module` with Kaiming-uniform values from a seeded
+/// host RNG (norm gains stay 1). Test models are then identical in every run and every test
+/// thread, and the zero-initialised head becomes informative.
+pub fn reseed<M: burn::module::Module>(module: M, prefix: &str, seed: u64) -> M {
+    let mut rng = Rng::new(seed);
+    let mut tensors = weights::export(&module, prefix);
+    for t in tensors.iter_mut().filter(|t| t.shape.len() >= 2) {
+        let fan_in: usize = if t.shape.len() == 2 { t.shape[0] } else { t.shape[1..].iter().product() };
+        let bound = (6.0 / fan_in as f64).sqrt();
+        t.data.iter_mut().for_each(|x| *x = ((rng.next_f64() * 2.0 - 1.0) * bound) as f32);
+    }
+    weights::import(module, &tensors, prefix, &device()).unwrap()
 }
 
 pub fn arpg(arch: Arch) -> Arpg {
-    let device = device();
-    let c = config(arch);
-    let mut m = Arpg::new(&c, &device);
-    m.head = random_head(&c, &device);
-    m
+    reseed(Arpg::new(&config(arch), &device()), "model", 1)
 }
 
 pub fn raster() -> Raster {
-    let device = device();
-    let c = config(Arch::Raster);
-    let mut m = Raster::new(&c, &device);
-    m.stack.head = random_head(&c, &device);
-    m
+    reseed(Raster::new(&config(Arch::Raster), &device()), "model", 2)
 }
 
-/// A test engine (4x4 tokens, 16x16 pixels) with a random head.
+/// A test engine (4x4 tokens, 16x16 pixels) with seeded random weights.
 pub fn engine(arch: Arch) -> Engine {
     let device = device();
-    let c = config(arch);
-    let mut e = Engine::new(&c, &TokenizerConfig::test(), &device);
+    let mut e = Engine::new(&config(arch), &TokenizerConfig::test(), &device);
     e.generator = match e.generator {
-        Generator::Arpg(mut m) => {
-            m.head = random_head(&c, &device);
-            Generator::Arpg(m)
-        }
-        Generator::Raster(mut m) => {
-            m.stack.head = random_head(&c, &device);
-            Generator::Raster(m)
-        }
-        Generator::MaskGit(mut m) => {
-            m.stack.head = random_head(&c, &device);
-            Generator::MaskGit(m)
-        }
+        Generator::Arpg(m) => Generator::Arpg(reseed(m, "model", 3)),
+        Generator::Raster(m) => Generator::Raster(reseed(m, "model", 4)),
+        Generator::MaskGit(m) => Generator::MaskGit(reseed(m, "model", 5)),
     };
+    e.tokenizer = reseed(e.tokenizer, "tokenizer", 6);
     e
 }
 

@@ -1,0 +1,206 @@
+//! The `arpg` binary end to end, on randomly initialised test checkpoints.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use arpg::image::GrayImage;
+
+fn arpg(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_arpg")).args(args).output().expect("run arpg")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = arpg(args);
+    assert!(out.status.success(), "arpg {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A one-line `error: ...` and exit status 1.
+fn fails(args: &[&str]) -> String {
+    let out = arpg(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "arpg {args:?} should fail: {err}");
+    assert!(err.starts_with("error: ") && err.trim_end().lines().count() == 1, "{err:?}");
+    err
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("arpg-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn init(dir: &Path, arch: &str) -> PathBuf {
+    let path = dir.join(format!("{arch}.arpg"));
+    ok(&["init", "--out", s(&path), "--arch", arch, "--preset", "test", "--seed", "3"]);
+    path
+}
+
+fn read_dir_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn generate_is_deterministic_per_seed_for_every_mode() {
+    let dir = scratch("gen");
+    for (arch, mode) in
+        [("arpg", "arpg"), ("arpg-no-shared-kv", "arpg"), ("raster", "raster"), ("maskgit", "maskgit")]
+    {
+        let ckpt = init(&dir, arch);
+        let run = |seed: &str, out: &str| {
+            let out_dir = dir.join(format!("{arch}-{out}"));
+            ok(&[
+                "generate",
+                "--checkpoint",
+                s(&ckpt),
+                "--mode",
+                mode,
+                "--class",
+                "1",
+                "--count",
+                "3",
+                "--steps",
+                "4",
+                "--seed",
+                seed,
+                "--out-dir",
+                s(&out_dir),
+            ]);
+            read_dir_bytes(&out_dir)
+        };
+        let a = run("7", "a");
+        let names: Vec<&str> = a.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["1-00.png", "1-01.png", "1-02.png", "grid.png"], "{arch}");
+        assert_eq!(a, run("7", "b"), "{arch}: same seed, same bytes");
+        assert_ne!(a, run("8", "c"), "{arch}: another seed, another image");
+    }
+}
+
+#[test]
+fn editing_commands_keep_what_they_must_and_grow_the_canvas() {
+    let dir = scratch("edit");
+    let ckpt = init(&dir, "arpg");
+    let mut image = GrayImage::new(16, 16);
+    image.pixels.iter_mut().enumerate().for_each(|(i, p)| *p = (i * 29 % 256) as u8);
+    let mut mask = GrayImage::new(16, 16);
+    mask.pixels[5 * 16 + 9] = 255; // one pixel: exactly token (1, 2) is regenerated
+    let (img, msk) = (dir.join("in.png"), dir.join("mask.png"));
+    std::fs::write(&img, image.to_png()).unwrap();
+    std::fs::write(&msk, mask.to_png()).unwrap();
+
+    let out = dir.join("inpainted.png");
+    ok(&[
+        "inpaint",
+        "--checkpoint",
+        s(&ckpt),
+        "--image",
+        s(&img),
+        "--mask",
+        s(&msk),
+        "--class",
+        "2",
+        "--out",
+        s(&out),
+    ]);
+    let got = GrayImage::from_png(&std::fs::read(&out).unwrap()).unwrap();
+    for y in 0..16 {
+        for x in 0..16 {
+            if (y / 4, x / 4) != (1, 2) {
+                assert_eq!(got.pixels[y * 16 + x], image.pixels[y * 16 + x], "pixel ({x}, {y})");
+            }
+        }
+    }
+
+    let wide = dir.join("wide.png");
+    ok(&[
+        "outpaint",
+        "--checkpoint",
+        s(&ckpt),
+        "--image",
+        s(&img),
+        "--right",
+        "4",
+        "--class",
+        "0",
+        "--out",
+        s(&wide),
+    ]);
+    let w = GrayImage::from_png(&std::fs::read(&wide).unwrap()).unwrap();
+    assert_eq!((w.width, w.height), (32, 16));
+    assert_eq!(w.crop(0, 0, 16, 16).pixels, image.pixels, "the source stays where it was");
+
+    let big = dir.join("big.png");
+    ok(&[
+        "expand",
+        "--checkpoint",
+        s(&ckpt),
+        "--image",
+        s(&img),
+        "--factor",
+        "2",
+        "--class",
+        "0",
+        "--out",
+        s(&big),
+    ]);
+    let b = GrayImage::from_png(&std::fs::read(&big).unwrap()).unwrap();
+    assert_eq!((b.width, b.height), (32, 32));
+    let fresh = dir.join("fresh.png");
+    ok(&["expand", "--checkpoint", s(&ckpt), "--class", "1", "--factor", "2", "--out", s(&fresh)]);
+
+    // Nothing to do, said so.
+    std::fs::write(&msk, GrayImage::new(16, 16).to_png()).unwrap();
+    let err = fails(&[
+        "inpaint",
+        "--checkpoint",
+        s(&ckpt),
+        "--image",
+        s(&img),
+        "--mask",
+        s(&msk),
+        "--class",
+        "2",
+        "--out",
+        s(&out),
+    ]);
+    assert!(err.contains("nothing to regenerate"), "{err}");
+}
+
+#[test]
+fn bad_inputs_give_one_readable_line() {
+    let dir = scratch("bad");
+    let ckpt = init(&dir, "arpg");
+    let bytes = std::fs::read(&ckpt).unwrap();
+    let cut = dir.join("cut.arpg");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let out = dir.join("o");
+    fails(&["generate", "--checkpoint", s(&cut), "--out-dir", s(&out)]);
+    fails(&["generate", "--checkpoint", s(&ckpt), "--mode", "raster", "--out-dir", s(&out)]);
+    fails(&["generate", "--checkpoint", s(&ckpt), "--steps", "0", "--out-dir", s(&out)]);
+    fails(&["generate", "--checkpoint", s(&ckpt), "--steps", "17", "--out-dir", s(&out)]);
+    fails(&["generate", "--checkpoint", s(&ckpt), "--class", "10", "--out-dir", s(&out)]);
+    fails(&["generate", "--checkpoint", s(&ckpt), "--temperature", "0", "--out-dir", s(&out)]);
+    fails(&["generate", "--checkpoint", s(&ckpt), "--top-p", "1.5", "--out-dir", s(&out)]);
+    fails(&["inspect", s(&dir.join("missing.arpg"))]);
+    let not_png = dir.join("x.png");
+    std::fs::write(&not_png, b"not a png").unwrap();
+    fails(&["expand", "--checkpoint", s(&ckpt), "--image", s(&not_png), "--class", "0", "--out", s(&out)]);
+
+    let q = dir.join("q.arpg");
+    let report = ok(&["quantize", s(&ckpt), s(&q)]);
+    assert!(report.contains("max") && report.contains("mean"), "{report}");
+    assert!(std::fs::metadata(&q).unwrap().len() * 3 < bytes.len() as u64, "int8 is over 3x smaller");
+    let info = ok(&["inspect", s(&q)]);
+    assert!(info.contains("int8") && info.contains("sha256"), "{info}");
+}
