@@ -164,16 +164,16 @@ impl ModelConfig {
         if self.vocab_size == 0 || self.n_classes == 0 {
             return Err("vocab_size and n_classes must be > 0".into());
         }
-        if self.n_heads == 0 || self.d_model % self.n_heads != 0 {
+        if self.n_heads == 0 || !self.d_model.is_multiple_of(self.n_heads) {
             return Err(format!("d_model {} is not a multiple of n_heads {}", self.d_model, self.n_heads));
         }
-        if hd % 4 != 0 {
+        if !hd.is_multiple_of(4) {
             return Err(format!("head dim {hd} must be a multiple of 4 (2D RoPE on adjacent pairs)"));
         }
         if self.n_layers < 2 || self.mlp_hidden == 0 || self.grid_h == 0 || self.grid_w == 0 {
             return Err("n_layers >= 2, mlp_hidden > 0 and a non-empty grid are required".into());
         }
-        if !(self.rope_base > 1.0) || !(0.0..1.0).contains(&self.dropout) {
+        if self.rope_base.is_nan() || self.rope_base <= 1.0 || !(0.0..1.0).contains(&self.dropout) {
             return Err("rope_base must be > 1 and dropout in [0, 1)".into());
         }
         Ok(())
@@ -218,7 +218,7 @@ impl TokenizerConfig {
         if self.codebook_size == 0 || self.code_dim == 0 || self.channels == 0 {
             return Err("tokenizer sizes must be > 0".into());
         }
-        if self.downsample > 4 || self.image_size % self.factor() != 0 {
+        if self.downsample > 4 || !self.image_size.is_multiple_of(self.factor()) {
             return Err(format!("image_size {} is not a multiple of 2^{}", self.image_size, self.downsample));
         }
         Ok(())

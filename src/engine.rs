@@ -18,6 +18,8 @@ use crate::weights;
 /// Largest grid (in tokens) any task may decode: 32x32 tokens, 16x the training area.
 pub const MAX_CELLS: usize = 1024;
 
+// One generator per engine: the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Generator {
     Arpg(Arpg),
@@ -62,6 +64,23 @@ impl Engine {
             generator: Generator::new(model, device),
             tokenizer: VqTokenizer::new(tokenizer, device),
             meta: TrainMeta::default(),
+            rope_mode: RopeMode::Extrapolate,
+            checksum: String::new(),
+            device: device.clone(),
+        }
+    }
+
+    /// An engine around modules built elsewhere (training writes its checkpoints through this).
+    pub fn from_parts(
+        generator: Generator,
+        tokenizer: VqTokenizer,
+        meta: TrainMeta,
+        device: &Device,
+    ) -> Self {
+        Self {
+            generator,
+            tokenizer,
+            meta,
             rope_mode: RopeMode::Extrapolate,
             checksum: String::new(),
             device: device.clone(),

@@ -4,11 +4,13 @@
 //! Reading order: `config` (what a model is), `rope` and `model` (the two-pass decoder),
 //! `kv_cache` (run state), `sampler` (parallel decoding), `tasks` (in/out-painting, expansion),
 //! `tokenizer` (VQ), `baselines` (raster AR, MaskGIT), `checkpoint` (file format), `engine`
-//! (everything together).
+//! (everything together). Native only: `data` (Fashion-MNIST) and `train` (training).
 
 pub mod baselines;
 pub mod checkpoint;
 pub mod config;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod data;
 pub mod engine;
 pub mod error;
 pub mod image;
@@ -19,6 +21,8 @@ pub mod rope;
 pub mod sampler;
 pub mod tasks;
 pub mod tokenizer;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod train;
 pub mod weights;
 
 #[cfg(target_arch = "wasm32")]

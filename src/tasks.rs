@@ -69,7 +69,7 @@ pub fn outpaint(tokens: &[u32], h: usize, w: usize, sides: Sides) -> Plan {
 /// first phase otherwise; then the remaining cells are filled.
 pub fn expand(tokens: Option<&[u32]>, h: usize, w: usize, factor: usize) -> Plan {
     let (gh, gw) = (h * factor, w * factor);
-    let coarse = |p: usize| (p / gw) % factor == 0 && (p % gw) % factor == 0;
+    let coarse = |p: usize| (p / gw).is_multiple_of(factor) && (p % gw).is_multiple_of(factor);
     let (coarse_cells, fine): (Vec<usize>, Vec<usize>) = (0..gh * gw).partition(|&p| coarse(p));
     let source = |p: usize| (p / gw / factor) * w + (p % gw) / factor;
     let (prefill, phases) = match tokens {

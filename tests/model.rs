@@ -27,13 +27,20 @@ fn training_forward_is_causal_in_the_order() {
         let order = rng.permutation(t);
         let tokens = random_tokens(&mut rng, t);
         let class = [c.class_id(trial % CLASSES)];
-        let base = to_vec(m.forward_train(&class, &[tokens.clone()], &[order.clone()], c.grid_w, &device));
+        let base = to_vec(m.forward_train(
+            &class,
+            std::slice::from_ref(&tokens),
+            std::slice::from_ref(&order),
+            c.grid_w,
+            &device,
+        ));
         // Change the token at order position `s`: logits of order positions <= s must not move
         // (they see only tokens before them), and some later one must.
         for s in [0, t / 2, t - 1] {
             let mut changed = tokens.clone();
             changed[order[s]] = (changed[order[s]] + 1) % VOCAB as u32;
-            let out = to_vec(m.forward_train(&class, &[changed], &[order.clone()], c.grid_w, &device));
+            let out =
+                to_vec(m.forward_train(&class, &[changed], std::slice::from_ref(&order), c.grid_w, &device));
             let v = c.vocab_size;
             let upto = (s + 1) * v;
             assert!(max_abs_diff(&base[..upto], &out[..upto]) == 0.0, "order position <= {s} saw the future");
@@ -106,7 +113,7 @@ fn raster_kv_cache_matches_full_recompute() {
     let t = c.seq_len();
     let mut rng = Rng::new(5);
     let tokens = random_tokens(&mut rng, t);
-    let full = to_vec(m.forward_train(&[c.class_id(2)], &[tokens.clone()], &device));
+    let full = to_vec(m.forward_train(&[c.class_id(2)], std::slice::from_ref(&tokens), &device));
     let rope = m.stack.rope();
     let mut cache = m.stack.new_cache();
     let mut cached = Vec::new();

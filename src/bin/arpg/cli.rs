@@ -45,6 +45,10 @@ pub enum Command {
     },
     /// Write a randomly initialised checkpoint (for tests before a trained one exists).
     Init(InitArgs),
+    /// Train the VQ tokenizer on Fashion-MNIST (writes a checkpoint holding it).
+    TrainTokenizer(crate::train::TrainTokenizerArgs),
+    /// Train a generator (ARPG or a baseline) on Fashion-MNIST tokens.
+    Train(crate::train::TrainArgs),
     /// Serve the browser demo over HTTP.
     Serve {
         /// Port to listen on [default: $PORT, else 8080].

@@ -1,10 +1,11 @@
 //! `arpg`: generate, inpaint, outpaint and expand Fashion-MNIST-sized images
-//! with an ARPG checkpoint; inspect, quantize and initialise checkpoints; serve
-//! the browser demo.
+//! with an ARPG checkpoint; inspect, quantize and initialise checkpoints; train
+//! the tokenizer and the generators on Fashion-MNIST; serve the browser demo.
 
 mod checkpoints;
 mod cli;
 mod serve;
+mod train;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -62,6 +63,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Inspect { checkpoint } => checkpoints::inspect(&checkpoint),
         Command::Quantize { input, output, group_size } => checkpoints::quantize(&input, &output, group_size),
         Command::Init(a) => checkpoints::init(&a),
+        Command::TrainTokenizer(a) => train::train_tokenizer(a),
+        Command::Train(a) => train::train(a),
         Command::Serve { port, root } => {
             let port = match port {
                 Some(p) => p,
