@@ -47,7 +47,7 @@ E2E_DIR := tests/e2e
 section = @printf '\n==== %s ====\n' "$(1)"
 
 .PHONY: help run serve test toolchain wasm-bindgen-cli wasm wasm-opt cli fmt fmt-check clippy \
-	clippy-wasm test-rust e2e e2e-deps browser-deps clean-pkg
+	clippy-wasm test-rust e2e e2e-deps browser-deps dataset clean-pkg
 
 help:
 	@echo 'make run           build pkg/ (wasm) and the CLI, then serve on http://127.0.0.1:$${PORT:-8080}/'
@@ -147,7 +147,7 @@ clippy-wasm: toolchain
 	$(call section,cargo clippy --release --lib --target $(WASM_TARGET) -- -D warnings)
 	$(CARGO) clippy --release --lib --target $(WASM_TARGET) -- -D warnings
 
-test-rust: toolchain
+test-rust: toolchain dataset
 	$(call section,cargo test --release)
 	$(CARGO) test --release
 
@@ -176,10 +176,10 @@ $(E2E_DIR)/node_modules/.package-lock.json: $(E2E_DIR)/package.json $(wildcard $
 	cd $(E2E_DIR) && { [[ -d node_modules/playwright-core ]] || npm install --no-audit --no-fund --no-save playwright-core; }
 	touch $@
 
-# Debian chromium + chromidriver, and npm playwright-core: installed only when missing.
-browser-deps:
-	@missing=(); \
-	for p in $(APT_BROWSER_PKGS) $$(command -v npm >/dev/null || echo nodejs npm); do \
+# Install Debian packages that are missing (apt-get update only when something is).
+define apt-install
+missing=(); \
+	for p in $(1); do \
 		dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep 'install ok installed' >/dev/null || missing+=("$$p"); \
 	done; \
 	if (( $${#missing[@]} )); then \
@@ -188,6 +188,15 @@ browser-deps:
 		$$sudo apt-get update; \
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$${missing[@]}"; \
 	fi
+endef
+
+# Fashion-MNIST (Debian's dataset-fashion-mnist): the training data, read by some Rust tests.
+dataset:
+	@$(call apt-install,dataset-fashion-mnist)
+
+# Debian chromium + chromedriver, and npm playwright-core: installed only when missing.
+browser-deps:
+	@$(call apt-install,$(APT_BROWSER_PKGS) $$(command -v npm >/dev/null || echo nodejs npm))
 	@if [[ -f $(E2E_DIR)/package.json ]]; then \
 		$(MAKE) $(E2E_DIR)/node_modules/.package-lock.json; \
 	elif [[ ! -d "$(TOOLS_DIR)/npm/node_modules/playwright-core" ]]; then \

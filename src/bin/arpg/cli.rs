@@ -305,7 +305,7 @@ impl From<ArchArg> for Arch {
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Preset {
-    /// The shipped size (d_model 256, 6 layers, 8x8 tokens of a 32x32 image).
+    /// The shipped size (d_model 192, 6 layers, 8x8 tokens of a 32x32 image).
     Tiny,
     /// A few thousand parameters (4x4 tokens of a 16x16 image).
     Test,
