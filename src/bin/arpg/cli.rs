@@ -258,6 +258,9 @@ pub struct OutpaintArgs {
     /// Output PNG.
     #[arg(long)]
     pub out: PathBuf,
+    /// RoPE for grid cells beyond the training grid: plain extrapolation or NTK-scaled frequencies.
+    #[arg(long, value_enum, default_value_t = RopeArg::Extrapolate)]
+    pub rope: RopeArg,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -278,10 +281,28 @@ pub struct ExpandArgs {
     /// Output PNG.
     #[arg(long)]
     pub out: PathBuf,
+    /// RoPE for grid cells beyond the training grid: plain extrapolation or NTK-scaled frequencies.
+    #[arg(long, value_enum, default_value_t = RopeArg::Extrapolate)]
+    pub rope: RopeArg,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
     pub sample: SampleArgs,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeArg {
+    Extrapolate,
+    Ntk,
+}
+
+impl From<RopeArg> for arpg::tasks::RopeMode {
+    fn from(r: RopeArg) -> Self {
+        match r {
+            RopeArg::Extrapolate => arpg::tasks::RopeMode::Extrapolate,
+            RopeArg::Ntk => arpg::tasks::RopeMode::Ntk,
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

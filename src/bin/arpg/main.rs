@@ -280,7 +280,8 @@ fn outpaint(args: OutpaintArgs) -> Result<()> {
         "nothing to outpaint: give --left, --right, --top and/or --bottom (in tokens)"
     );
     let image = read_png(&args.image)?;
-    let Loaded { engine, arch, path } = load_engine(&args.model)?;
+    let Loaded { mut engine, arch, path } = load_engine(&args.model)?;
+    engine.rope_mode = args.rope.into();
     let class = resolve_class(&args.class, &engine)?;
     let opts = args.sample.to_options()?;
     let bar = step_bar("outpaint");
@@ -302,7 +303,8 @@ fn outpaint(args: OutpaintArgs) -> Result<()> {
 fn expand(args: ExpandArgs) -> Result<()> {
     ensure!(args.factor >= 2, "--factor must be at least 2");
     let image = args.image.as_deref().map(read_png).transpose()?;
-    let Loaded { engine, arch, path } = load_engine(&args.model)?;
+    let Loaded { mut engine, arch, path } = load_engine(&args.model)?;
+    engine.rope_mode = args.rope.into();
     let class = resolve_class(&args.class, &engine)?;
     let opts = args.sample.to_options()?;
 
