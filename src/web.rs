@@ -1,17 +1,40 @@
-//! The browser edge: a thin wasm-bindgen wrapper over `Engine`. Options come in through
-//! serde-wasm-bindgen, errors leave as `JsError` with a readable message, GPU data is only read
-//! back asynchronously (the engine's functions are all async).
+//! The browser edge: a thin wasm-bindgen wrapper over `Engine`, meant to live in a Web Worker.
+//!
+//! * `WebEngine.load(bytes, sha256, backend)` checks the checkpoint's sha256, picks the backend and
+//!   loads the weights. `backend` is `"auto"`, `"webgpu"` or `"cpu"`. Auto asks the browser for a
+//!   WebGPU adapter itself (`navigator.gpu.requestAdapter()`, through `js_sys::Reflect`, in a
+//!   window or a worker) and uses burn-wgpu only on a hardware adapter; with no adapter, or only a
+//!   software fallback one (`isFallbackAdapter`, or SwiftShader by name: ~40x slower than the CPU
+//!   backend here), it uses the CPU backend (burn-flex). `info()` says which and why, with the
+//!   adapter's `GPUAdapterInfo`.
+//! * `generate`, `inpaint`, `outpaint`, `expand`, `encode`, `decode` return Promises. Options come
+//!   in through serde-wasm-bindgen (every field optional, camelCase); errors leave as `JsError`
+//!   with a readable message; GPU data is only read back asynchronously (the engine is async).
+//! * The step callback gets `{step, steps, positions, gridH, gridW, tokens}` (`tokens`: the first
+//!   image's grid, -1 where not decoded yet). `patches()` gives one small pixel patch per code so
+//!   that the page can paint a preview of the grid so far from those tokens.
+//! * Cancellation: the sampler has no cancel hook, so the page cancels by terminating the worker
+//!   that owns the engine (and starting a new one; the checkpoint comes from the cache). The step
+//!   callback's return value is ignored.
+//!
+//! Images cross the edge as `{width, height, pixels}`: 8-bit grey, row-major, `pixels` a
+//! `Uint8Array` (a plain array is accepted too). A mask is an image of the same size (white =
+//! regenerate) or a bare `Uint8Array` of `width * height` values.
 
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use burn::tensor::Device;
+use js_sys::{Function, Promise, Reflect, Uint8Array};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
 
 use crate::checkpoint::sha256_hex;
 use crate::engine::Engine;
 use crate::image::GrayImage;
 use crate::sampler::{CfgSchedule, SampleOptions, Schedule, StepEvent};
+use crate::tasks::Sides;
 
 #[wasm_bindgen(start)]
 pub fn start() {
@@ -20,6 +43,20 @@ pub fn start() {
 
 fn js_err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
+}
+
+/// A `JsValue` thrown by the browser, as text.
+fn js_text(v: &JsValue) -> String {
+    v.as_string()
+        .or_else(|| Reflect::get(v, &"message".into()).ok().and_then(|m| m.as_string()))
+        .unwrap_or_else(|| format!("{v:?}"))
+}
+
+thread_local! {
+    /// burn's wgpu runtime can be initialised once per thread (worker): keep its device.
+    static WGPU_DEVICE: RefCell<Option<Device>> = const { RefCell::new(None) };
+    /// Set by wgpu's device-lost callback; the page then restarts the worker (WebGPU or CPU).
+    static DEVICE_LOST: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Sampling options as JS passes them; every field is optional.
@@ -64,6 +101,25 @@ impl JsOptions {
     }
 }
 
+fn parse_options(options: JsValue) -> Result<SampleOptions, JsError> {
+    let js: JsOptions = if options.is_undefined() || options.is_null() {
+        JsOptions::default()
+    } else {
+        serde_wasm_bindgen::from_value(options).map_err(js_err)?
+    };
+    js.into_options()
+}
+
+/// Out-painting sides as JS passes them, in tokens; missing sides are 0.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct JsSides {
+    left: usize,
+    right: usize,
+    top: usize,
+    bottom: usize,
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct JsStep<'a> {
@@ -89,22 +145,220 @@ mod serde_bytes_as_vec {
     }
 }
 
+fn image_to_js(image: GrayImage) -> Result<JsValue, JsError> {
+    let js = JsImage { width: image.width, height: image.height, pixels: image.pixels };
+    serde_wasm_bindgen::to_value(&js).map_err(js_err)
+}
+
 fn images_to_js(images: Vec<GrayImage>) -> Result<JsValue, JsError> {
     let list: Vec<JsImage> =
         images.into_iter().map(|i| JsImage { width: i.width, height: i.height, pixels: i.pixels }).collect();
     serde_wasm_bindgen::to_value(&list).map_err(js_err)
 }
 
+/// Bytes of a `Uint8Array`, `Uint8ClampedArray` or plain array of numbers.
+fn bytes_from_js(v: &JsValue, what: &str) -> Result<Vec<u8>, JsError> {
+    if v.is_undefined() || v.is_null() {
+        return Err(JsError::new(&format!("{what}: no pixels")));
+    }
+    if let Some(a) = v.dyn_ref::<Uint8Array>() {
+        return Ok(a.to_vec());
+    }
+    if v.is_object() {
+        return Ok(Uint8Array::new(v).to_vec());
+    }
+    Err(JsError::new(&format!("{what}: pixels must be a Uint8Array")))
+}
+
+fn dim(v: &JsValue, key: &str, what: &str) -> Result<usize, JsError> {
+    let n = Reflect::get(v, &key.into()).ok().and_then(|x| x.as_f64());
+    match n {
+        Some(n) if n >= 1.0 && n.fract() == 0.0 && n <= 4096.0 => Ok(n as usize),
+        _ => Err(JsError::new(&format!("{what}: '{key}' must be an integer in 1..=4096"))),
+    }
+}
+
+/// `{width, height, pixels}` -> `GrayImage`.
+fn image_from_js(v: &JsValue, what: &str) -> Result<GrayImage, JsError> {
+    if !v.is_object() {
+        return Err(JsError::new(&format!("{what} must be an object {{width, height, pixels}}")));
+    }
+    let (width, height) = (dim(v, "width", what)?, dim(v, "height", what)?);
+    let pixels = bytes_from_js(&Reflect::get(v, &"pixels".into()).unwrap_or(JsValue::UNDEFINED), what)?;
+    GrayImage::from_raw(width, height, pixels).map_err(|e| JsError::new(&format!("{what}: {e}")))
+}
+
+/// A mask: an image of the same size, or bare bytes of `width * height` values.
+fn mask_from_js(v: &JsValue, like: &GrayImage) -> Result<GrayImage, JsError> {
+    if v.dyn_ref::<Uint8Array>().is_some() || js_sys::Array::is_array(v) {
+        let pixels = bytes_from_js(v, "mask")?;
+        return GrayImage::from_raw(like.width, like.height, pixels)
+            .map_err(|e| JsError::new(&format!("mask: {e}")));
+    }
+    image_from_js(v, "mask")
+}
+
+fn class_from_js(class: f64) -> Result<usize, JsError> {
+    if class >= 0.0 && class.fract() == 0.0 && class < 65_536.0 {
+        Ok(class as usize)
+    } else {
+        Err(JsError::new(&format!("class must be a non-negative integer, got {class}")))
+    }
+}
+
+/// The JS step callback, called after every decoding step; its return value is ignored and a
+/// throw is logged (cancellation is by terminating the worker, see the module docs).
+fn step_callback(f: &Function) -> impl FnMut(&StepEvent) + '_ {
+    move |e: &StepEvent| {
+        let step = JsStep {
+            step: e.step,
+            steps: e.steps,
+            positions: &e.positions,
+            grid_h: e.grid_h,
+            grid_w: e.grid_w,
+            tokens: e.tokens.iter().map(|t| t.map_or(-1, |c| c as i32)).collect(),
+        };
+        if let Ok(v) = serde_wasm_bindgen::to_value(&step)
+            && let Err(err) = f.call1(&JsValue::NULL, &v)
+        {
+            web_sys::console::warn_1(&format!("arpg: the step callback threw: {}", js_text(&err)).into());
+        }
+    }
+}
+
+/// What the browser says about its WebGPU adapter (`GPUAdapterInfo` plus `isFallbackAdapter`).
+#[derive(Serialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase")]
+struct AdapterInfo {
+    vendor: String,
+    architecture: String,
+    device: String,
+    description: String,
+    is_fallback_adapter: bool,
+}
+
+impl AdapterInfo {
+    /// A software adapter: flagged by the browser, or SwiftShader (older Chromium does not flag it).
+    fn is_software(&self) -> bool {
+        let text = format!("{} {} {} {}", self.vendor, self.architecture, self.device, self.description);
+        self.is_fallback_adapter || text.to_ascii_lowercase().contains("swiftshader")
+    }
+
+    fn label(&self) -> String {
+        let parts: Vec<&str> = [&self.vendor, &self.architecture, &self.device, &self.description]
+            .into_iter()
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if parts.is_empty() { "unnamed adapter".into() } else { parts.join(" ") }
+    }
+}
+
+fn get_str(v: &JsValue, key: &str) -> String {
+    Reflect::get(v, &key.into()).ok().and_then(|x| x.as_string()).unwrap_or_default()
+}
+
+/// Ask the browser for a WebGPU adapter: `Ok(None)` when there is no `navigator.gpu` or no adapter.
+async fn request_adapter() -> Result<Option<AdapterInfo>, String> {
+    let global = js_sys::global();
+    let navigator = Reflect::get(&global, &"navigator".into()).map_err(|e| js_text(&e))?;
+    if !navigator.is_object() {
+        return Ok(None);
+    }
+    let gpu = Reflect::get(&navigator, &"gpu".into()).map_err(|e| js_text(&e))?;
+    if !gpu.is_object() {
+        return Ok(None);
+    }
+    let request: Function = Reflect::get(&gpu, &"requestAdapter".into())
+        .map_err(|e| js_text(&e))?
+        .dyn_into()
+        .map_err(|_| "navigator.gpu.requestAdapter is not a function".to_string())?;
+    let promise: Promise = request
+        .call0(&gpu)
+        .map_err(|e| js_text(&e))?
+        .dyn_into()
+        .map_err(|_| "requestAdapter() did not return a Promise".to_string())?;
+    let adapter = JsFuture::from(promise).await.map_err(|e| js_text(&e))?;
+    if !adapter.is_object() {
+        return Ok(None);
+    }
+    let info = Reflect::get(&adapter, &"info".into()).unwrap_or(JsValue::UNDEFINED);
+    let flag = |v: &JsValue| Reflect::get(v, &"isFallbackAdapter".into()).ok().and_then(|x| x.as_bool());
+    let is_fallback_adapter =
+        (if info.is_object() { flag(&info) } else { None }).or_else(|| flag(&adapter)).unwrap_or(false);
+    Ok(Some(AdapterInfo {
+        vendor: get_str(&info, "vendor"),
+        architecture: get_str(&info, "architecture"),
+        device: get_str(&info, "device"),
+        description: get_str(&info, "description"),
+        is_fallback_adapter,
+    }))
+}
+
+/// The adapter the browser offers, as `{vendor, architecture, device, description,
+/// isFallbackAdapter}`, or `null` when it has none (or no WebGPU at all).
+#[wasm_bindgen(js_name = detectAdapter)]
+pub async fn detect_adapter() -> Result<JsValue, JsError> {
+    match request_adapter().await {
+        Ok(Some(info)) => serde_wasm_bindgen::to_value(&info).map_err(js_err),
+        Ok(None) => Ok(JsValue::NULL),
+        Err(e) => Err(JsError::new(&format!("requestAdapter failed: {e}"))),
+    }
+}
+
+/// burn's wgpu device for this worker, initialised on first use.
+async fn wgpu_device() -> Result<Device, String> {
+    if let Some(d) = WGPU_DEVICE.with(|d| d.borrow().clone()) {
+        return Ok(d);
+    }
+    let (device, setup) =
+        Device::wgpu_options().init_with_setup_async().await.map_err(|e| format!("{e:?}"))?;
+    setup.device.set_device_lost_callback(|reason, message| {
+        DEVICE_LOST.with(|l| l.set(true));
+        web_sys::console::warn_1(&format!("arpg: WebGPU device lost ({reason:?}): {message}").into());
+    });
+    WGPU_DEVICE.with(|d| *d.borrow_mut() = Some(device.clone()));
+    Ok(device)
+}
+
+/// What `info()` returns.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EngineInfo {
+    /// "webgpu" or "cpu": what runs.
+    backend: &'static str,
+    /// What was asked for: "auto", "webgpu" or "cpu".
+    requested: String,
+    /// Why this backend, in words (shown to the user).
+    reason: String,
+    /// The WebGPU adapter the browser offered, if it did.
+    adapter: Option<AdapterInfo>,
+    checksum: String,
+    arch: String,
+    class_names: Vec<String>,
+    n_classes: usize,
+    image_size: usize,
+    /// Pixels per token side.
+    factor: usize,
+    grid_h: usize,
+    grid_w: usize,
+    codebook_size: usize,
+}
+
 #[wasm_bindgen]
 pub struct WebEngine {
     engine: Rc<Engine>,
-    backend: String,
+    backend: &'static str,
+    requested: String,
+    reason: String,
+    adapter: Option<AdapterInfo>,
 }
 
 #[wasm_bindgen]
 impl WebEngine {
     /// Load checkpoint bytes after checking their sha256 against `expected_sha256` (hex; empty
-    /// skips the check). `backend`: "webgpu" or "cpu".
+    /// skips the check). `backend`: "auto" (WebGPU on a hardware adapter, else the CPU), "webgpu"
+    /// or "cpu" (either forced; forced WebGPU also runs on a software adapter).
     pub async fn load(
         bytes: Vec<u8>,
         expected_sha256: String,
@@ -112,26 +366,53 @@ impl WebEngine {
     ) -> Result<WebEngine, JsError> {
         if !expected_sha256.is_empty() {
             let got = sha256_hex(&bytes);
-            if !got.eq_ignore_ascii_case(&expected_sha256) {
+            if !got.eq_ignore_ascii_case(expected_sha256.trim()) {
                 return Err(JsError::new(&format!(
                     "checkpoint hash mismatch: expected {expected_sha256}, got {got}"
                 )));
             }
         }
-        let device = match backend.as_str() {
-            "cpu" => Device::flex(),
-            "webgpu" => Device::wgpu_options()
-                .init_async()
-                .await
-                .map_err(|e| JsError::new(&format!("WebGPU initialisation failed: {e:?}")))?,
-            other => return Err(JsError::new(&format!("unknown backend '{other}' (webgpu, cpu)"))),
+        let (device, name, reason, adapter) = match backend.as_str() {
+            "cpu" => (Device::flex(), "cpu", "CPU forced".to_string(), None),
+            "webgpu" => {
+                let adapter = request_adapter().await.ok().flatten();
+                let device = wgpu_device()
+                    .await
+                    .map_err(|e| JsError::new(&format!("WebGPU initialisation failed: {e}")))?;
+                let reason = match &adapter {
+                    Some(a) if a.is_software() => format!("WebGPU forced (software adapter: {})", a.label()),
+                    Some(a) => format!("WebGPU forced ({})", a.label()),
+                    None => "WebGPU forced".to_string(),
+                };
+                (device, "webgpu", reason, adapter)
+            }
+            "auto" => match request_adapter().await {
+                Err(e) => (Device::flex(), "cpu", format!("no WebGPU ({e}): using the CPU"), None),
+                Ok(None) => (Device::flex(), "cpu", "no WebGPU adapter: using the CPU".to_string(), None),
+                Ok(Some(a)) if a.is_software() => {
+                    let reason = format!(
+                        "only a software WebGPU adapter ({}), slower than the CPU backend: using the CPU",
+                        a.label()
+                    );
+                    (Device::flex(), "cpu", reason, Some(a))
+                }
+                Ok(Some(a)) => match wgpu_device().await {
+                    Ok(device) => (device, "webgpu", format!("WebGPU on {}", a.label()), Some(a)),
+                    Err(e) => {
+                        let reason = format!("WebGPU initialisation failed ({e}): using the CPU");
+                        (Device::flex(), "cpu", reason, Some(a))
+                    }
+                },
+            },
+            other => return Err(JsError::new(&format!("unknown backend '{other}' (auto, webgpu, cpu)"))),
         };
         let engine = Engine::from_bytes(&bytes, &device).map_err(js_err)?;
-        Ok(WebEngine { engine: Rc::new(engine), backend })
+        Ok(WebEngine { engine: Rc::new(engine), backend: name, requested: backend, reason, adapter })
     }
 
+    /// "webgpu" or "cpu".
     pub fn backend(&self) -> String {
-        self.backend.clone()
+        self.backend.to_string()
     }
 
     /// sha256 of the loaded checkpoint.
@@ -144,14 +425,42 @@ impl WebEngine {
         self.engine.meta.class_names.clone()
     }
 
-    /// Generate one image per class id; `on_step` receives `{step, steps, positions, gridH,
-    /// gridW, tokens}` (tokens: -1 where not decoded yet) after every step.
+    /// `{backend, requested, reason, adapter, checksum, arch, classNames, nClasses, imageSize,
+    /// factor, gridH, gridW, codebookSize}`.
+    pub fn info(&self) -> Result<JsValue, JsError> {
+        let c = self.engine.model_config();
+        let t = &self.engine.tokenizer.config;
+        let info = EngineInfo {
+            backend: self.backend,
+            requested: self.requested.clone(),
+            reason: self.reason.clone(),
+            adapter: self.adapter.clone(),
+            checksum: self.engine.checksum.clone(),
+            arch: c.arch.name().to_string(),
+            class_names: self.engine.meta.class_names.clone(),
+            n_classes: c.n_classes,
+            image_size: t.image_size,
+            factor: t.factor(),
+            grid_h: c.grid_h,
+            grid_w: c.grid_w,
+            codebook_size: t.codebook_size,
+        };
+        serde_wasm_bindgen::to_value(&info).map_err(js_err)
+    }
+
+    /// True once wgpu reported the device lost: the page should restart the worker.
+    #[wasm_bindgen(js_name = deviceLost)]
+    pub fn device_lost(&self) -> bool {
+        DEVICE_LOST.with(|l| l.get())
+    }
+
+    /// One image per class id -> `Promise<[{width, height, pixels}]>`.
     pub fn generate(
         &self,
         classes: Vec<u32>,
         options: JsValue,
-        on_step: js_sys::Function,
-    ) -> Result<js_sys::Promise, JsError> {
+        on_step: Function,
+    ) -> Result<Promise, JsError> {
         let opts = parse_options(options)?;
         let classes: Vec<usize> = classes.into_iter().map(|c| c as usize).collect();
         let engine = Rc::clone(&self.engine);
@@ -161,29 +470,135 @@ impl WebEngine {
             Ok(images_to_js(images)?)
         }))
     }
-}
 
-fn parse_options(options: JsValue) -> Result<SampleOptions, JsError> {
-    let js: JsOptions = if options.is_undefined() || options.is_null() {
-        JsOptions::default()
-    } else {
-        serde_wasm_bindgen::from_value(options).map_err(js_err)?
-    };
-    js.into_options()
-}
+    /// Regenerate every token touched by the white (>= 128) pixels of `mask` as `class`; every
+    /// pixel of the other tokens is kept exactly -> `Promise<{width, height, pixels}>`.
+    pub fn inpaint(
+        &self,
+        image: JsValue,
+        mask: JsValue,
+        class: f64,
+        options: JsValue,
+        on_step: Function,
+    ) -> Result<Promise, JsError> {
+        let image = image_from_js(&image, "image")?;
+        let mask = mask_from_js(&mask, &image)?;
+        let (class, opts) = (class_from_js(class)?, parse_options(options)?);
+        let engine = Rc::clone(&self.engine);
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
+            let mut cb = step_callback(&on_step);
+            let out = engine.inpaint(&image, &mask, class, &opts, &mut cb).await.map_err(js_err)?;
+            Ok(image_to_js(out)?)
+        }))
+    }
 
-fn step_callback(f: &js_sys::Function) -> impl FnMut(&StepEvent) + '_ {
-    move |e: &StepEvent| {
-        let step = JsStep {
-            step: e.step,
-            steps: e.steps,
-            positions: &e.positions,
-            grid_h: e.grid_h,
-            grid_w: e.grid_w,
-            tokens: e.tokens.iter().map(|t| t.map_or(-1, |c| c as i32)).collect(),
+    /// Extend the canvas by `{left, right, top, bottom}` tokens and fill the new cells.
+    pub fn outpaint(
+        &self,
+        image: JsValue,
+        sides: JsValue,
+        class: f64,
+        options: JsValue,
+        on_step: Function,
+    ) -> Result<Promise, JsError> {
+        let image = image_from_js(&image, "image")?;
+        let s: JsSides = serde_wasm_bindgen::from_value(sides).map_err(|e| js_err(format!("sides: {e}")))?;
+        let sides = Sides { left: s.left, right: s.right, top: s.top, bottom: s.bottom };
+        let (class, opts) = (class_from_js(class)?, parse_options(options)?);
+        let engine = Rc::clone(&self.engine);
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
+            let mut cb = step_callback(&on_step);
+            let out = engine.outpaint(&image, sides, class, &opts, &mut cb).await.map_err(js_err)?;
+            Ok(image_to_js(out)?)
+        }))
+    }
+
+    /// A `factor`x larger image from `image` (its tokens become the coarse cells), or from
+    /// scratch when `image` is null.
+    pub fn expand(
+        &self,
+        image: JsValue,
+        factor: u32,
+        class: f64,
+        options: JsValue,
+        on_step: Function,
+    ) -> Result<Promise, JsError> {
+        let image = if image.is_null() || image.is_undefined() {
+            None
+        } else {
+            Some(image_from_js(&image, "image")?)
         };
-        if let Ok(v) = serde_wasm_bindgen::to_value(&step) {
-            let _ = f.call1(&JsValue::NULL, &v);
+        let (class, opts) = (class_from_js(class)?, parse_options(options)?);
+        let engine = Rc::clone(&self.engine);
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
+            let mut cb = step_callback(&on_step);
+            let out = engine
+                .expand(image.as_ref(), factor as usize, class, &opts, &mut cb)
+                .await
+                .map_err(js_err)?;
+            Ok(image_to_js(out)?)
+        }))
+    }
+
+    /// Codes of an image whose sides are multiples of the factor -> `{tokens, gridH, gridW}`.
+    pub fn encode(&self, image: JsValue) -> Result<Promise, JsError> {
+        let image = image_from_js(&image, "image")?;
+        let f = self.engine.tokenizer.config.factor();
+        if !image.width.is_multiple_of(f) || !image.height.is_multiple_of(f) {
+            return Err(JsError::new(&format!(
+                "encode: a {}x{} image is not a multiple of the {f}-pixel token size",
+                image.width, image.height
+            )));
         }
+        let engine = Rc::clone(&self.engine);
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
+            let (tokens, h, w) = engine.encode(&image).await.map_err(js_err)?;
+            let out = js_sys::Object::new();
+            let set = |k: &str, v: JsValue| Reflect::set(&out, &k.into(), &v);
+            set("tokens", js_sys::Uint32Array::from(tokens.as_slice()).into())?;
+            set("gridH", (h as f64).into())?;
+            set("gridW", (w as f64).into())?;
+            Ok(out.into())
+        }))
+    }
+
+    /// The image of an `grid_h x grid_w` grid of codes.
+    pub fn decode(&self, tokens: Vec<u32>, grid_h: usize, grid_w: usize) -> Result<Promise, JsError> {
+        let v = self.engine.tokenizer.config.codebook_size as u32;
+        if tokens.len() != grid_h * grid_w || grid_h * grid_w == 0 {
+            return Err(JsError::new(&format!(
+                "decode: {} tokens for a {grid_h}x{grid_w} grid",
+                tokens.len()
+            )));
+        }
+        if let Some(t) = tokens.iter().find(|&&t| t >= v) {
+            return Err(JsError::new(&format!("decode: code {t} is outside the codebook (0..{v})")));
+        }
+        let engine = Rc::clone(&self.engine);
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
+            let out = engine.decode(&[tokens], grid_h, grid_w).await.map_err(js_err)?;
+            Ok(image_to_js(out.into_iter().next().unwrap_or_else(|| GrayImage::new(1, 1)))?)
+        }))
+    }
+
+    /// Preview patches: for each code `c`, the `factor x factor` pixels at the centre of a 3x3
+    /// grid of `c` -> `Promise<Uint8Array>` of `codebookSize * factor * factor` bytes (code-major).
+    /// Painting these per decoded token approximates the image so far.
+    pub fn patches(&self) -> Promise {
+        let engine = Rc::clone(&self.engine);
+        wasm_bindgen_futures::future_to_promise(async move {
+            let (v, f) = (engine.tokenizer.config.codebook_size, engine.tokenizer.config.factor());
+            let mut out = Vec::with_capacity(v * f * f);
+            let codes: Vec<u32> = (0..v as u32).collect();
+            for chunk in codes.chunks(64) {
+                let grids: Vec<Vec<u32>> = chunk.iter().map(|&c| vec![c; 9]).collect();
+                for img in engine.decode(&grids, 3, 3).await.map_err(js_err)? {
+                    for y in f..2 * f {
+                        out.extend_from_slice(&img.pixels[y * img.width + f..y * img.width + 2 * f]);
+                    }
+                }
+            }
+            Ok(Uint8Array::from(out.as_slice()).into())
+        })
     }
 }

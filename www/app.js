@@ -1,19 +1,144 @@
-// Placeholder front-end: loads the wasm runtime built into /pkg/ and says whether it worked.
-// The server (`arpg serve`) maps /pkg/ to the repo's pkg/ (wasm-bindgen output of `make wasm`).
-const status = document.getElementById("status");
+// The class-picker page: pick a class, steps, CFG, seed and batch; watch the random-order reveal.
 
-function show(state, text) {
-  status.dataset.state = state;
-  status.textContent = text;
+import { $, classNames, drawReveal, putGray, registerServiceWorker, startClient } from "/common.js";
+import { encodeGrayPng, saveBlob } from "/png.js";
+
+const t0 = performance.now();
+const client = startClient();
+registerServiceWorker();
+
+const canvas = $("#canvas");
+const ctx = canvas.getContext("2d");
+const stats = $("#stats");
+let klass = 0;
+let last = null; // {images, class, seed, steps, cfg}
+let firstImageMs = null;
+
+// Test and debugging hook (read-only use): the last result and timings.
+window.__arpg = { client, get last() { return last; }, get firstImageMs() { return firstImageMs; } };
+
+// Settings from the URL (links and tests): ?class=&steps=&cfg=&batch=&seed=&auto=0
+const params = new URLSearchParams(location.search);
+for (const key of ["steps", "cfg", "batch"]) if (params.has(key)) $(`#${key}`).value = params.get(key);
+if (params.has("seed")) {
+  $("#seed").value = params.get("seed");
+  document.querySelector('input[name="seed-mode"][value="fixed"]').checked = true;
+}
+if (params.has("class")) klass = Math.max(0, Math.floor(Number(params.get("class")) || 0));
+const autoRun = params.get("auto") !== "0";
+
+for (const [input, out] of [["#steps", "#steps-out"], ["#batch", "#batch-out"]]) {
+  const show = () => ($(out).textContent = $(input).value);
+  $(input).addEventListener("input", show);
+  show();
 }
 
-try {
-  // Dynamic import, so that a missing pkg/ (not built yet) shows up as a visible error too.
-  const runtime = await import("/pkg/arpg.js");
-  await runtime.default();
-  show("ok", "wasm runtime loaded");
-} catch (err) {
-  console.error(err);
-  show("error", `could not load the wasm runtime: ${err && err.message ? err.message : err}\n` +
-    "Build it with `make wasm` (or `make run`), then reload.");
+client.addEventListener("ready", ({ detail: info }) => {
+  const box = $("#classes");
+  box.querySelectorAll("label").forEach((l) => l.remove());
+  classNames(info).forEach((name, i) => {
+    const label = document.createElement("label");
+    const r = document.createElement("input");
+    Object.assign(r, { type: "radio", name: "class", value: String(i), checked: i === klass });
+    r.addEventListener("change", () => (klass = i));
+    label.append(r, ` ${name}`);
+    box.append(label);
+  });
+  $("#steps").max = String(info.gridH * info.gridW);
+  $("#generate").disabled = false;
+  // First visit: show something right away.
+  if (autoRun && !last && !client.busy) generate();
+});
+
+function seedValue() {
+  const mode = document.querySelector('input[name="seed-mode"]:checked').value;
+  if (mode === "random") {
+    const s = Math.floor(Math.random() * 2 ** 32);
+    $("#seed").value = String(s);
+    return s;
+  }
+  return Math.max(0, Math.floor(Number($("#seed").value) || 0));
 }
+
+function layout(n, size) {
+  const cols = Math.ceil(Math.sqrt(n));
+  const rows = Math.ceil(n / cols);
+  canvas.width = cols * size;
+  canvas.height = rows * size;
+  canvas.dataset.cols = String(cols);
+  return cols;
+}
+
+async function generate() {
+  const info = client.info;
+  if (!info) return;
+  const n = Number($("#batch").value);
+  const steps = Number($("#steps").value);
+  const cfg = Number($("#cfg").value);
+  const seed = seedValue();
+  const size = info.gridW * info.factor;
+  const cols = layout(n, size);
+  ctx.fillStyle = "#181c28";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  document.body.dataset.run = "running";
+  $("#cancel").disabled = false;
+  $("#download").disabled = true;
+  stats.textContent = "";
+  try {
+    const out = await client.run(
+      "generate",
+      { classes: Array(n).fill(klass), options: { steps, cfg, seed } },
+      (ev, ms) => {
+        drawReveal(ctx, ev, info.factor, client.patches);
+        stats.textContent = `step ${ev.step + 1}/${ev.steps} · ${ms.toFixed(0)} ms`;
+      },
+    );
+    out.result.forEach((img, i) => putGray(ctx, img, (i % cols) * size, Math.floor(i / cols) * size));
+    const perStep = out.stepMs.reduce((a, b) => a + b, 0) / Math.max(1, out.stepMs.length);
+    if (firstImageMs === null) firstImageMs = performance.now() - t0;
+    stats.textContent = `${out.stepMs.length} steps · ${perStep.toFixed(1)} ms/step · total ${out.ms.toFixed(0)} ms` +
+      ` · ${info.backend === "webgpu" ? "WebGPU" : "CPU"} · first image ${firstImageMs.toFixed(0)} ms after page load`;
+    last = { images: out.result, tokens: out.tokens, class: klass, seed, steps, cfg, cols, size };
+    canvas.dataset.tokens = JSON.stringify(out.tokens);
+    $("#download").disabled = false;
+    document.body.dataset.run = "done";
+  } catch (e) {
+    document.body.dataset.run = e.message === "cancelled" ? "cancelled" : "error";
+    stats.textContent = e.message === "cancelled" ? "cancelled" : `error: ${e.message}`;
+  } finally {
+    $("#cancel").disabled = true;
+  }
+}
+
+async function download() {
+  if (!last) return;
+  const { images, cols, size } = last;
+  const rows = Math.ceil(images.length / cols);
+  const grid = { width: cols * size, height: rows * size, pixels: new Uint8Array(cols * size * rows * size) };
+  images.forEach((img, i) => {
+    const ox = (i % cols) * size;
+    const oy = Math.floor(i / cols) * size;
+    for (let y = 0; y < img.height; y++) {
+      grid.pixels.set(img.pixels.subarray(y * img.width, (y + 1) * img.width), (oy + y) * grid.width + ox);
+    }
+  });
+  const names = classNames(client.info);
+  const blob = await encodeGrayPng(grid, {
+    Software: "arpg (browser)",
+    Class: `${last.class} ${names[last.class]}`,
+    Seed: String(last.seed),
+    Steps: String(last.steps),
+    CFG: String(last.cfg),
+    Model: client.info.checksum,
+  });
+  saveBlob(blob, `arpg-${last.class}-seed${last.seed}.png`);
+}
+
+$("#generate").addEventListener("click", generate);
+$("#cancel").addEventListener("click", () => client.cancel("generation cancelled"));
+$("#download").addEventListener("click", download);
+document.addEventListener("keydown", (e) => {
+  if (e.target.closest("input, select, textarea")) return;
+  if (e.key === "Enter" || e.key === "g") generate();
+  if (e.key === "Escape") client.cancel("generation cancelled");
+});

@@ -1,0 +1,222 @@
+// End-to-end tests of the web app in Debian's chromium (headless, --enable-unsafe-webgpu, so WebGPU
+// has only the SwiftShader software adapter). Run with `npm test` here or `make e2e` at the root.
+
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import * as h from "./harness.mjs";
+
+const DOCS = path.join(h.root(), "docs");
+const FIRST_IMAGE_BUDGET_MS = Number(process.env.ARPG_E2E_FIRST_IMAGE_BUDGET_MS || 10_000);
+let root;
+let server;
+let cpuTokens = null;
+
+before(async () => {
+  root = h.makeRoot();
+  server = await h.serve(root.dir);
+  fs.mkdirSync(DOCS, { recursive: true });
+  console.log(`# serving ${root.dir} at ${server.origin}; model ${root.model.file} sha256 ${root.model.sha256}`);
+});
+
+after(async () => {
+  await server?.stop();
+  if (root) fs.rmSync(root.dir, { recursive: true, force: true });
+});
+
+/** Wait until the page's current job ends ("done"; "error" fails with the page's message). */
+async function waitRun(page, timeout) {
+  await page.waitForFunction(
+    () => ["done", "error"].includes(document.body.dataset.run) || document.body.dataset.engine === "error",
+    null,
+    { timeout },
+  );
+  const state = await page.evaluate(() => ({
+    run: document.body.dataset.run,
+    stats: document.querySelector("#stats").textContent,
+    status: document.querySelector("#status").textContent,
+  }));
+  assert.equal(state.run, "done", `the job failed: ${state.stats} / ${state.status}`);
+  return state;
+}
+
+async function clickAndWait(page, selector, timeout = 120_000) {
+  await page.evaluate(() => (document.body.dataset.run = ""));
+  await page.click(selector);
+  return waitRun(page, timeout);
+}
+
+function clean(w) {
+  assert.deepEqual(w.foreign, [], "requests left the page's origin");
+  assert.deepEqual(w.errors, [], "console errors");
+}
+
+test("class page, automatic backend: first image, timed from page load", async () => {
+  const { context, close } = await h.launch();
+  try {
+    const w = h.watch(context, server.origin);
+    const page = await context.newPage();
+    const t0 = Date.now();
+    await page.goto(`${server.origin}/?batch=1&seed=7`);
+    const state = await waitRun(page, 60_000);
+    const ms = Date.now() - t0;
+    const badge = await page.textContent("#backend");
+    console.log(`# first image ${ms} ms after page load (automatic backend: ${badge}); page says: ${state.stats}`);
+    assert.ok(ms <= FIRST_IMAGE_BUDGET_MS, `first image after ${ms} ms, budget ${FIRST_IMAGE_BUDGET_MS} ms`);
+    clean(w);
+  } finally {
+    await close();
+  }
+});
+
+test("class page on the forced CPU backend: a non-blank image; screenshot", async () => {
+  const { context, close } = await h.launch();
+  try {
+    const w = h.watch(context, server.origin);
+    const page = await context.newPage();
+    await page.goto(`${server.origin}/?backend=cpu&batch=1&steps=4&seed=7&class=7`);
+    await waitRun(page, 60_000);
+    assert.equal(await page.textContent("#backend"), "CPU");
+    const last = await page.evaluate(() => ({ px: Array.from(window.__arpg.last.images[0].pixels), tokens: window.__arpg.last.tokens }));
+    assert.equal(last.px.length, 32 * 32);
+    assert.ok(h.nonBlank(last.px), "the image is blank");
+    assert.equal(last.tokens.length, 64);
+    assert.ok(last.tokens.every((t) => t >= 0), "undecoded tokens left");
+    cpuTokens = last.tokens;
+    // A batch for the screenshot.
+    await page.fill("#batch", "8").catch(() => {});
+    await page.evaluate(() => {
+      const b = document.querySelector("#batch");
+      b.value = "8";
+      b.dispatchEvent(new Event("input"));
+    });
+    await clickAndWait(page, "#generate", 60_000);
+    await page.screenshot({ path: path.join(DOCS, "screenshot-index.png") });
+    clean(w);
+  } finally {
+    await close();
+  }
+});
+
+// Known failure, kept visible: burn 0.22.1 / cubecl 0.11.3 emit `enable subgroups;` in their matmul
+// WGSL, while wgpu 30's WebGPU backend never requests the `subgroups` feature, so Chromium rejects
+// the shader ("extension 'subgroups' is not allowed in the current environment") and the worker
+// panics. The page then restarts the model on the CPU. Set ARPG_E2E_WEBGPU=required to make this
+// test count.
+const webgpuTodo = process.env.ARPG_E2E_WEBGPU === "required" ? false
+  : "burn-wgpu matmul WGSL needs the `subgroups` feature that wgpu 30 (web) does not request";
+test("class page on forced WebGPU (software adapter): non-blank, same tokens as the CPU", { todo: webgpuTodo, timeout: 600_000 }, async () => {
+  const { context, close } = await h.launch();
+  try {
+    const w = h.watch(context, server.origin);
+    const page = await context.newPage();
+    const t0 = Date.now();
+    await page.goto(`${server.origin}/?backend=webgpu&batch=1&steps=4&seed=7&class=7`);
+    await waitRun(page, 540_000);
+    console.log(`# forced WebGPU: first image after ${Date.now() - t0} ms`);
+    assert.equal(await page.textContent("#backend"), "WebGPU");
+    const last = await page.evaluate(() => ({ px: Array.from(window.__arpg.last.images[0].pixels), tokens: window.__arpg.last.tokens }));
+    assert.ok(h.nonBlank(last.px), "the image is blank");
+    assert.ok(cpuTokens, "the CPU test did not run");
+    assert.deepEqual(last.tokens, cpuTokens, "WebGPU and CPU sampled different tokens for the same seed");
+    clean(w);
+  } finally {
+    await close();
+  }
+});
+
+test("paint tool: in-paint keeps unmasked tokens, out-paint doubles the width, expand doubles both; state survives a reload", async () => {
+  const { context, close } = await h.launch();
+  try {
+    const w = h.watch(context, server.origin);
+    const page = await context.newPage();
+    await page.goto(`${server.origin}/paint.html?backend=cpu&seed=3&steps=4&class=0`);
+    await waitRun(page, 60_000); // the first image is generated on its own
+    assert.equal(await page.evaluate(() => document.body.dataset.image), "32x32");
+
+    // Paint a stroke with the mouse, size 2.
+    await page.evaluate(() => {
+      const s = document.querySelector("#size");
+      s.value = "2";
+      s.dispatchEvent(new Event("input"));
+    });
+    const box = await page.locator("#view").boundingBox();
+    await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.35);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.55, box.y + box.height * 0.45, { steps: 8 });
+    await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.7, { steps: 8 });
+    await page.mouse.up();
+    const cells = Number(await page.evaluate(() => document.body.dataset.maskCells));
+    assert.ok(cells > 0 && cells < 64, `painted ${cells} tokens`);
+    // Undo / redo per stroke.
+    await page.keyboard.press("Control+z");
+    assert.equal(await page.evaluate(() => document.body.dataset.maskCells), "0");
+    await page.keyboard.press("Control+y");
+    assert.equal(Number(await page.evaluate(() => document.body.dataset.maskCells)), cells);
+
+    await clickAndWait(page, "#inpaint");
+    const r = await page.evaluate(() => ({
+      before: Array.from(window.__arpg.before.pixels),
+      after: Array.from(window.__arpg.image.pixels),
+      mask: Array.from(window.__arpg.mask),
+      w: window.__arpg.image.width,
+    }));
+    assert.equal(r.after.length, 32 * 32);
+    let outside = 0;
+    for (let i = 0; i < r.after.length; i++) {
+      const cell = Math.floor(Math.floor(i / r.w) / 4) * 8 + Math.floor((i % r.w) / 4);
+      if (!r.mask[cell]) {
+        outside++;
+        assert.equal(r.after[i], r.before[i], `pixel ${i} outside the mask changed`);
+      }
+    }
+    assert.equal(outside, (64 - cells) * 16);
+    await page.screenshot({ path: path.join(DOCS, "screenshot-paint.png") });
+
+    await clickAndWait(page, "#outpaint"); // right: 8 tokens (the default)
+    assert.equal(await page.evaluate(() => document.body.dataset.image), "64x32");
+    await clickAndWait(page, "#expand");
+    assert.equal(await page.evaluate(() => document.body.dataset.image), "128x64");
+    const big = await page.evaluate(() => Array.from(window.__arpg.image.pixels));
+    assert.ok(h.nonBlank(big), "the expanded image is blank");
+
+    await page.waitForTimeout(400); // the IndexedDB write is debounced
+    await page.reload();
+    await page.waitForFunction(() => document.body.dataset.image === "128x64", null, { timeout: 30_000 });
+    clean(w);
+  } finally {
+    await close();
+  }
+});
+
+test("offline: after a first visit, the app generates with the server gone and the network off", async () => {
+  const own = await h.serve(root.dir);
+  const { context, close } = await h.launch();
+  try {
+    const w = h.watch(context, own.origin);
+    const page = await context.newPage();
+    await page.goto(`${own.origin}/?backend=cpu&batch=1&steps=4&seed=11`);
+    await waitRun(page, 60_000);
+    // Wait for the service worker to hold the shell, the wasm and the checkpoint.
+    await page.waitForFunction(async () => {
+      const reg = await navigator.serviceWorker.ready;
+      if (!reg.active) return false;
+      const keys = (await (await caches.open("arpg-v1")).keys()).map((r) => new URL(r.url).pathname);
+      return ["/pkg/arpg_bg.wasm", "/pkg/arpg.js", "/worker.js", "/models/manifest.json"].every((p) => keys.includes(p)) &&
+        keys.some((p) => p.endsWith(".arpg"));
+    }, null, { timeout: 60_000, polling: 500 });
+    await own.stop();
+    await context.setOffline(true);
+    const t0 = Date.now();
+    await page.reload();
+    await waitRun(page, 60_000);
+    console.log(`# offline reload: first image after ${Date.now() - t0} ms`);
+    const px = await page.evaluate(() => Array.from(window.__arpg.last.images[0].pixels));
+    assert.ok(h.nonBlank(px), "the image is blank");
+    clean(w);
+  } finally {
+    await close();
+    await own.stop();
+  }
+});

@@ -1,0 +1,373 @@
+// The painting tool: an image, a token-level mask painted over it, and the zero-shot edits
+// (in-paint, out-paint, expand 2x). Image and mask survive reloads (IndexedDB).
+
+import { $, classNames, drawReveal, putGray, registerServiceWorker, startClient } from "/common.js";
+import { encodeGrayPng, saveBlob } from "/png.js";
+import * as store from "/store.js";
+
+const client = startClient();
+registerServiceWorker();
+
+const TOKEN = 4; // pixels per token side (the model's factor; checked when the model is ready)
+const MAX_SIDE = 128; // 32x32 tokens: the engine's budget
+const view = $("#view");
+const vctx = view.getContext("2d");
+const stats = $("#stats");
+
+let image = null; // {width, height, pixels}
+let mask = null; // Uint8Array, one byte per token (1 = regenerate)
+let before = null; // the image before the last edit (hold to compare)
+let comparing = false;
+let undoStack = [];
+let redoStack = [];
+let reveal = null; // the step being shown while a job runs
+let lastOp = null;
+
+// Test and debugging hook (read-only use).
+window.__arpg = {
+  client,
+  get image() { return image; },
+  get mask() { return mask; },
+  get before() { return before; },
+  get lastOp() { return lastOp; },
+};
+
+const grid = () => ({ h: image.height / TOKEN, w: image.width / TOKEN });
+const snapshot = () => ({ image, mask: mask && mask.slice(), before });
+const restore = (s) => ({ image, mask, before } = s);
+
+function pushHistory() {
+  undoStack.push(snapshot());
+  if (undoStack.length > 100) undoStack.shift();
+  redoStack = [];
+}
+
+function setImage(img, { keepMask = false, record = true } = {}) {
+  if (record && image) pushHistory();
+  const sameSize = image && image.width === img.width && image.height === img.height;
+  before = image && record ? image : before;
+  image = img;
+  if (!(keepMask && sameSize && mask)) mask = new Uint8Array((img.width / TOKEN) * (img.height / TOKEN));
+  changed();
+}
+
+function changed() {
+  draw();
+  persist();
+  $("#undo").disabled = undoStack.length === 0;
+  $("#redo").disabled = redoStack.length === 0;
+  const n = mask ? mask.reduce((a, b) => a + b, 0) : 0;
+  document.body.dataset.maskCells = String(n);
+  document.body.dataset.image = image ? `${image.width}x${image.height}` : "";
+}
+
+let persistTimer = 0;
+function persist() {
+  clearTimeout(persistTimer);
+  persistTimer = setTimeout(() => {
+    if (image) store.put("paint", { image, mask, before }).catch((e) => console.warn("IndexedDB:", e));
+  }, 150);
+}
+
+// ------------------------------------------------------------------ drawing
+
+const scratch = document.createElement("canvas");
+function scale() {
+  return Math.max(2, Math.floor(384 / Math.max(image.width, image.height)));
+}
+
+function draw() {
+  if (!image) return;
+  const s = scale();
+  const shown = comparing && before ? before : image;
+  view.width = shown.width * s;
+  view.height = shown.height * s;
+  scratch.width = shown.width;
+  scratch.height = shown.height;
+  const sctx = scratch.getContext("2d");
+  putGray(sctx, shown);
+  if (reveal && !comparing) drawReveal(sctx, reveal, TOKEN, client.patches);
+  vctx.imageSmoothingEnabled = false;
+  vctx.drawImage(scratch, 0, 0, view.width, view.height);
+  if (comparing || shown !== image) return;
+  const { h, w } = grid();
+  const cell = TOKEN * s;
+  vctx.fillStyle = "rgba(255, 40, 60, 0.45)";
+  for (let i = 0; i < h * w; i++) if (mask[i]) vctx.fillRect((i % w) * cell, Math.floor(i / w) * cell, cell, cell);
+  vctx.strokeStyle = "rgba(120, 160, 255, 0.25)";
+  vctx.lineWidth = 1;
+  vctx.beginPath();
+  for (let x = 0; x <= w; x++) vctx.moveTo(x * cell + 0.5, 0), vctx.lineTo(x * cell + 0.5, view.height);
+  for (let y = 0; y <= h; y++) vctx.moveTo(0, y * cell + 0.5), vctx.lineTo(view.width, y * cell + 0.5);
+  vctx.stroke();
+}
+
+// ------------------------------------------------------------------ mask painting (pointer events)
+
+let stroke = null; // {erase, last: [x, y]} in token units
+const tool = () => document.querySelector('input[name="tool"]:checked').value;
+const size = () => Number($("#size").value);
+
+function cellAt(ev) {
+  const r = view.getBoundingClientRect();
+  const { h, w } = grid();
+  return [((ev.clientX - r.left) / r.width) * w, ((ev.clientY - r.top) / r.height) * h];
+}
+
+function dab([x, y], erase) {
+  const { h, w } = grid();
+  const n = size();
+  const rad = n / 2;
+  for (let cy = Math.floor(y - rad); cy <= Math.floor(y + rad); cy++) {
+    for (let cx = Math.floor(x - rad); cx <= Math.floor(x + rad); cx++) {
+      if (cx < 0 || cy < 0 || cx >= w || cy >= h) continue;
+      const inside = n === 1 ? cx === Math.floor(x) && cy === Math.floor(y)
+        : (cx + 0.5 - x) ** 2 + (cy + 0.5 - y) ** 2 <= rad * rad;
+      if (inside) mask[cy * w + cx] = erase ? 0 : 1;
+    }
+  }
+}
+
+view.addEventListener("pointerdown", (ev) => {
+  if (!image || ev.button > 0 || comparing) return;
+  view.setPointerCapture(ev.pointerId);
+  pushHistory();
+  const p = cellAt(ev);
+  stroke = { erase: tool() === "eraser" || ev.button === 5, last: p };
+  dab(p, stroke.erase);
+  draw();
+});
+view.addEventListener("pointermove", (ev) => {
+  if (!stroke) return;
+  const p = cellAt(ev);
+  const [x0, y0] = stroke.last;
+  const steps = Math.max(1, Math.ceil(Math.hypot(p[0] - x0, p[1] - y0) * 2));
+  for (let i = 1; i <= steps; i++) dab([x0 + ((p[0] - x0) * i) / steps, y0 + ((p[1] - y0) * i) / steps], stroke.erase);
+  stroke.last = p;
+  draw();
+});
+const endStroke = () => {
+  if (!stroke) return;
+  stroke = null;
+  changed();
+};
+view.addEventListener("pointerup", endStroke);
+view.addEventListener("pointercancel", endStroke);
+
+// ------------------------------------------------------------------ opening images
+
+/** Any image file -> grey pixels; sides kept when they fit the token grid, else fit into 32x32. */
+async function openFile(file) {
+  const bitmap = await createImageBitmap(file);
+  let { width, height } = bitmap;
+  const fits = width % TOKEN === 0 && height % TOKEN === 0 && width >= 32 && height >= 32 &&
+    width <= MAX_SIDE && height <= MAX_SIDE;
+  let dw = width, dh = height, cw = width, ch = height;
+  if (!fits) {
+    const k = Math.min(1, 32 / Math.max(width, height));
+    dw = Math.max(1, Math.round(width * k));
+    dh = Math.max(1, Math.round(height * k));
+    cw = ch = 32;
+  }
+  const c = document.createElement("canvas");
+  c.width = cw;
+  c.height = ch;
+  const cx = c.getContext("2d");
+  cx.fillStyle = "#000";
+  cx.fillRect(0, 0, cw, ch);
+  cx.drawImage(bitmap, Math.floor((cw - dw) / 2), Math.floor((ch - dh) / 2), dw, dh);
+  const rgba = cx.getImageData(0, 0, cw, ch).data;
+  const pixels = new Uint8Array(cw * ch);
+  for (let i = 0; i < cw * ch; i++) {
+    pixels[i] = Math.floor((299 * rgba[i * 4] + 587 * rgba[i * 4 + 1] + 114 * rgba[i * 4 + 2]) / 1000);
+  }
+  before = null;
+  setImage({ width: cw, height: ch, pixels });
+}
+
+$("#file").addEventListener("change", (e) => e.target.files[0] && openFile(e.target.files[0]).catch(fail));
+const drop = $("#drop");
+drop.addEventListener("dragover", (e) => (e.preventDefault(), drop.classList.add("over")));
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => {
+  e.preventDefault();
+  drop.classList.remove("over");
+  const f = e.dataTransfer.files[0];
+  if (f) openFile(f).catch(fail);
+});
+
+// ------------------------------------------------------------------ edits
+
+function options() {
+  let seed = Math.max(0, Math.floor(Number($("#seed").value) || 0));
+  if ($("#seed-random").checked) {
+    seed = Math.floor(Math.random() * 2 ** 32);
+    $("#seed").value = String(seed);
+  }
+  return { steps: Number($("#steps").value) || 8, seed };
+}
+
+function fail(e) {
+  if (e.message === "cancelled") stats.textContent = "cancelled";
+  else stats.textContent = `error: ${e.message}`;
+  document.body.dataset.run = e.message === "cancelled" ? "cancelled" : "error";
+}
+
+async function job(op, args, apply) {
+  const klass = Number($("#class").value) || 0;
+  const opts = options();
+  document.body.dataset.run = "running";
+  $("#cancel").disabled = false;
+  stats.textContent = `${op}…`;
+  try {
+    const out = await client.run(op, { ...args, class: klass, options: opts }, (ev, ms) => {
+      reveal = image && ev.gridH * TOKEN === image.height && ev.gridW * TOKEN === image.width ? ev : null;
+      draw();
+      stats.textContent = `${op}: step ${ev.step + 1}/${ev.steps} · ${ms.toFixed(0)} ms`;
+    });
+    reveal = null;
+    lastOp = { op, class: klass, seed: opts.seed, steps: opts.steps };
+    apply(out.result);
+    stats.textContent = `${op}: ${out.stepMs.length} steps in ${out.ms.toFixed(0)} ms`;
+    document.body.dataset.run = "done";
+  } catch (e) {
+    reveal = null;
+    draw();
+    fail(e);
+  } finally {
+    $("#cancel").disabled = true;
+  }
+}
+
+const current = () => ({ width: image.width, height: image.height, pixels: image.pixels });
+
+function newImage() {
+  return job("generate", { classes: [Number($("#class").value) || 0] }, (r) => {
+    before = null;
+    setImage(r[0]);
+  });
+}
+
+function inpaint() {
+  if (!image) return;
+  const { w } = grid();
+  if (!mask.some(Boolean)) return fail(new Error("paint the tokens to regenerate first"));
+  const pm = new Uint8Array(image.width * image.height);
+  for (let y = 0; y < image.height; y++) {
+    for (let x = 0; x < image.width; x++) pm[y * image.width + x] = mask[Math.floor(y / TOKEN) * w + Math.floor(x / TOKEN)] ? 255 : 0;
+  }
+  return job("inpaint", { image: current(), mask: pm }, (r) => setImage(r, { keepMask: true }));
+}
+
+function outpaint() {
+  if (!image) return;
+  const sides = {};
+  for (const k of ["left", "right", "top", "bottom"]) sides[k] = Math.max(0, Math.floor(Number($(`#${k}`).value) || 0));
+  return job("outpaint", { image: current(), sides }, (r) => setImage(r));
+}
+
+function expand() {
+  if (!image) return;
+  return job("expand", { image: current(), factor: 2 }, (r) => setImage(r));
+}
+
+function undo() {
+  if (!undoStack.length) return;
+  redoStack.push(snapshot());
+  restore(undoStack.pop());
+  changed();
+}
+function redo() {
+  if (!redoStack.length) return;
+  undoStack.push(snapshot());
+  restore(redoStack.pop());
+  changed();
+}
+function clearMask() {
+  if (!image || !mask.some(Boolean)) return;
+  pushHistory();
+  mask = new Uint8Array(mask.length);
+  changed();
+}
+
+async function download() {
+  if (!image) return;
+  const names = client.info ? classNames(client.info) : [];
+  const texts = { Software: "arpg (browser paint)" };
+  if (lastOp) Object.assign(texts, { Operation: lastOp.op, Class: `${lastOp.class} ${names[lastOp.class] || ""}`.trim(), Seed: String(lastOp.seed), Steps: String(lastOp.steps) });
+  if (client.info) texts.Model = client.info.checksum;
+  saveBlob(await encodeGrayPng(image, texts), `arpg-paint-${image.width}x${image.height}.png`);
+}
+
+function setCompare(on) {
+  if (comparing === on) return;
+  comparing = on && !!before;
+  $("#compare").classList.toggle("active", comparing);
+  draw();
+}
+
+$("#new").addEventListener("click", newImage);
+$("#inpaint").addEventListener("click", inpaint);
+$("#outpaint").addEventListener("click", outpaint);
+$("#expand").addEventListener("click", expand);
+$("#cancel").addEventListener("click", () => client.cancel("edit cancelled"));
+$("#undo").addEventListener("click", undo);
+$("#redo").addEventListener("click", redo);
+$("#clear").addEventListener("click", clearMask);
+$("#download").addEventListener("click", download);
+$("#size").addEventListener("input", () => ($("#size-out").textContent = $("#size").value));
+const cmp = $("#compare");
+cmp.addEventListener("pointerdown", () => setCompare(true));
+for (const t of ["pointerup", "pointerleave", "pointercancel"]) cmp.addEventListener(t, () => setCompare(false));
+
+document.addEventListener("keydown", (e) => {
+  if (e.target.closest("input[type=number], select, textarea")) return;
+  const k = e.key.toLowerCase();
+  const mod = e.ctrlKey || e.metaKey;
+  if (mod && k === "z") (e.shiftKey ? redo() : undo(), e.preventDefault());
+  else if (mod && k === "y") (redo(), e.preventDefault());
+  else if (mod) return;
+  else if (k === "b") document.querySelector('input[name="tool"][value="brush"]').checked = true;
+  else if (k === "e") document.querySelector('input[name="tool"][value="eraser"]').checked = true;
+  else if (k === "[" || k === "]") {
+    const s = $("#size");
+    s.value = String(Math.min(6, Math.max(1, Number(s.value) + (k === "]" ? 1 : -1))));
+    $("#size-out").textContent = s.value;
+  } else if (k === "m") clearMask();
+  else if (k === "i") inpaint();
+  else if (k === "o") outpaint();
+  else if (k === "x") expand();
+  else if (k === "g") newImage();
+  else if (k === "d") download();
+  else if (k === "c" && !e.repeat) setCompare(true);
+  else if (k === "escape") client.cancel("edit cancelled");
+});
+document.addEventListener("keyup", (e) => e.key.toLowerCase() === "c" && setCompare(false));
+
+// ------------------------------------------------------------------ start
+
+const params = new URLSearchParams(location.search);
+if (params.has("seed")) {
+  $("#seed").value = params.get("seed");
+  $("#seed-random").checked = false;
+}
+if (params.has("steps")) $("#steps").value = params.get("steps");
+
+const restored = store.get("paint").then((saved) => {
+  if (saved && saved.image && saved.image.width % TOKEN === 0 && saved.image.height % TOKEN === 0) {
+    ({ image, mask, before } = saved);
+    changed();
+    return true;
+  }
+  return false;
+}).catch(() => false);
+
+client.addEventListener("ready", async ({ detail: info }) => {
+  if (info.factor !== TOKEN) console.warn(`the model's tokens are ${info.factor}px, the tool assumes ${TOKEN}px`);
+  const sel = $("#class");
+  const keep = sel.value || params.get("class") || "0";
+  sel.replaceChildren(...classNames(info).map((name, i) => new Option(name, String(i))));
+  sel.value = keep;
+  if (!(await restored) && !image && !client.busy) newImage();
+});
+changed();
