@@ -12,20 +12,6 @@ use burn::tensor::Device;
 
 use crate::cli::{DTypeArg, InitArgs, Preset};
 
-/// Fashion-MNIST labels in class-id order (written into `init` checkpoints).
-const FASHION_MNIST_CLASSES: [&str; 10] = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-];
-
 fn read(path: &Path) -> Result<Vec<u8>> {
     fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
@@ -155,7 +141,7 @@ pub fn quantize(input: &Path, output: &Path, group_size: usize) -> Result<()> {
 }
 
 pub fn init(args: &InitArgs) -> Result<()> {
-    let n_classes = FASHION_MNIST_CLASSES.len();
+    let n_classes = arpg::data::CLASS_NAMES.len();
     let (tok, model) = match args.preset {
         Preset::Tiny => {
             let tok = TokenizerConfig::tiny();
@@ -180,7 +166,7 @@ pub fn init(args: &InitArgs) -> Result<()> {
     let mut ckpt = engine.to_checkpoint();
     ckpt.meta.dataset = "random-init".into();
     ckpt.meta.seed = args.seed;
-    ckpt.meta.class_names = FASHION_MNIST_CLASSES.iter().map(|s| s.to_string()).collect();
+    ckpt.meta.class_names = arpg::data::CLASS_NAMES.iter().map(|s| s.to_string()).collect();
     let dtype = match args.dtype {
         DTypeArg::F32 => DType::F32,
         DTypeArg::Int8 => DType::Int8,
