@@ -6,6 +6,13 @@ use crate::image::TokenMask;
 use crate::sampler::Plan;
 
 /// RoPE for grids larger than the training grid.
+///
+/// Plain extrapolation is the default. NTK scaling rescales EVERY frequency, so even the cells
+/// inside the training grid (the known region when out-painting, the coarse cells when expanding)
+/// get rotations the model never saw, while extrapolation keeps them exact and only the new
+/// positions are out of distribution. On the interim checkpoint (1161 steps) the two gave visually
+/// the same out-paintings and equally poor from-scratch expansions (`docs/rope-*-interim.png`);
+/// compare again on the trained model (`arpg outpaint|expand --rope extrapolate|ntk`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RopeMode {
     /// Positions beyond the training grid use the same frequencies.
