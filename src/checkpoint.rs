@@ -134,7 +134,7 @@ pub enum CheckpointError {
     BadMagic,
     #[error("unsupported checkpoint version {0} (this build reads version {VERSION})")]
     UnsupportedVersion(u16),
-    #[error("checkpoint checksum mismatch: the file is corrupted")]
+    #[error("checkpoint checksum mismatch: the file is corrupted or truncated")]
     BadChecksum,
     #[error("unknown tensor dtype id {0} (expected 0 = f32 or 1 = int8)")]
     BadDType(u8),

@@ -5,7 +5,7 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::baselines::{MaskGit, Raster, sample_maskgit, sample_raster};
-use crate::checkpoint::{Checkpoint, sha256_hex};
+use crate::checkpoint::{Checkpoint, CheckpointError, sha256_hex};
 use crate::config::{Arch, ModelConfig, TokenizerConfig, TrainMeta};
 use crate::error::Error;
 use crate::image::{GrayImage, TokenMask};
@@ -88,6 +88,7 @@ impl Engine {
     }
 
     pub fn from_checkpoint(ckpt: &Checkpoint, device: &Device) -> Result<Self, Error> {
+        check_fits(ckpt)?;
         let mut engine = Self::new(&ckpt.model, &ckpt.tokenizer, device);
         engine.generator = match engine.generator {
             Generator::Arpg(m) => Generator::Arpg(weights::import(m, &ckpt.tensors, "model", device)?),
@@ -163,6 +164,7 @@ impl Engine {
         on_step: &mut dyn FnMut(&StepEvent),
     ) -> Result<Vec<GrayImage>, Error> {
         let c = self.model_config();
+        check_budget("generation", Some(c.grid_h), Some(c.grid_w))?;
         let plan = Plan::full(c.grid_h, c.grid_w);
         let sampled = self.sample(classes, &plan, opts, on_step).await?;
         self.decode(&sampled.tokens, plan.grid_h, plan.grid_w).await
@@ -179,7 +181,7 @@ impl Engine {
         on_step: &mut dyn FnMut(&StepEvent),
     ) -> Result<GrayImage, Error> {
         if (mask.width, mask.height) != (image.width, image.height) {
-            return Err(Error::Options(format!(
+            return Err(Error::Input(format!(
                 "the mask is {}x{} but the image is {}x{}",
                 mask.width, mask.height, image.width, image.height
             )));
@@ -189,7 +191,7 @@ impl Engine {
         let f = self.tokenizer.config.factor();
         let token_mask = TokenMask::from_pixel_mask(&framed_mask, f);
         if token_mask.count() == 0 {
-            return Err(Error::Options("the mask is empty: nothing to regenerate".into()));
+            return Err(Error::Input("the mask is empty: nothing to regenerate".into()));
         }
         let (tokens, h, w) = self.encode(&framed).await?;
         let plan = tasks::inpaint(&tokens, &token_mask);
@@ -219,6 +221,12 @@ impl Engine {
             return Err(Error::Options("out-painting needs at least one side to extend".into()));
         }
         let (framed, _) = self.frame(image)?;
+        // The budget is checked before anything is encoded or any plan is built.
+        let f = self.tokenizer.config.factor();
+        let (h, w) = (framed.height / f, framed.width / f);
+        let grid_h = h.checked_add(sides.top).and_then(|n| n.checked_add(sides.bottom));
+        let grid_w = w.checked_add(sides.left).and_then(|n| n.checked_add(sides.right));
+        check_budget("out-painting", grid_h, grid_w)?;
         let (tokens, h, w) = self.encode(&framed).await?;
         let mut plan = tasks::outpaint(&tokens, h, w, sides);
         plan.ntk_scale = self.ntk_scale(&plan);
@@ -242,13 +250,19 @@ impl Engine {
             return Err(Error::Options(format!("expansion factor must be 2, 3 or 4, got {factor}")));
         }
         let c = self.model_config();
+        let f = self.tokenizer.config.factor();
         let mut plan = match image {
             Some(img) => {
                 let (framed, _) = self.frame(img)?;
+                let (h, w) = (framed.height / f, framed.width / f);
+                check_budget("expansion", h.checked_mul(factor), w.checked_mul(factor))?;
                 let (tokens, h, w) = self.encode(&framed).await?;
                 tasks::expand(Some(&tokens), h, w, factor)
             }
-            None => tasks::expand(None, c.grid_h, c.grid_w, factor),
+            None => {
+                check_budget("expansion", c.grid_h.checked_mul(factor), c.grid_w.checked_mul(factor))?;
+                tasks::expand(None, c.grid_h, c.grid_w, factor)
+            }
         };
         plan.ntk_scale = self.ntk_scale(&plan);
         let sampled = self.sample(&[class], &plan, opts, on_step).await?;
@@ -266,12 +280,12 @@ impl Engine {
     fn frame(&self, image: &GrayImage) -> Result<(GrayImage, (usize, usize)), Error> {
         let (size, f) = (self.tokenizer.config.image_size, self.tokenizer.config.factor());
         if image.width == 0 || image.height == 0 {
-            return Err(Error::Options("the image is empty".into()));
+            return Err(Error::Input("the image is empty".into()));
         }
         let fit = |n: usize| n.max(size).div_ceil(f) * f;
         let (w, h) = (fit(image.width), fit(image.height));
-        if (w / f) * (h / f) > MAX_CELLS {
-            return Err(Error::Options(format!(
+        if (w / f).checked_mul(h / f).is_none_or(|cells| cells > MAX_CELLS) {
+            return Err(Error::Input(format!(
                 "a {}x{} image needs more than the budget of {MAX_CELLS} tokens",
                 image.width, image.height
             )));
@@ -313,6 +327,52 @@ impl Engine {
                     .collect(),
             })
             .collect())
+    }
+}
+
+/// Refuses a token grid over [`MAX_CELLS`]; `None` stands for a side whose size overflowed.
+fn check_budget(task: &str, grid_h: Option<usize>, grid_w: Option<usize>) -> Result<(), Error> {
+    match (grid_h, grid_w) {
+        (Some(h), Some(w)) if h.checked_mul(w).is_some_and(|cells| cells <= MAX_CELLS) => Ok(()),
+        (Some(h), Some(w)) => Err(Error::Options(format!(
+            "{task}: a {h}x{w} token grid exceeds the budget of {MAX_CELLS} tokens"
+        ))),
+        _ => Err(Error::Options(format!(
+            "{task}: the token grid's size overflows the budget of {MAX_CELLS} tokens"
+        ))),
+    }
+}
+
+/// What must hold before modules are built from `ckpt`'s config. Parameters are initialised
+/// lazily and a tensor is only materialised once its name and shape match the checkpoint (see
+/// `weights::import`), so memory follows what the file really holds, except for what is built
+/// eagerly from the config alone: the tokenizer's codebook, one module per layer, and (when
+/// sampling) the training grid. Those are checked here, so that a small file declaring an
+/// absurd config is an error and not an allocation failure.
+fn check_fits(ckpt: &Checkpoint) -> Result<(), CheckpointError> {
+    let (m, t) = (&ckpt.model, &ckpt.tokenizer);
+    if m.grid_h.checked_mul(m.grid_w).is_none_or(|cells| cells > MAX_CELLS) {
+        return Err(CheckpointError::InvalidConfig(format!(
+            "model: the {}x{} training grid exceeds the budget of {MAX_CELLS} tokens",
+            m.grid_h, m.grid_w
+        )));
+    }
+    // Every layer owns tensors of its own, and names are unique.
+    if m.n_layers > ckpt.tensors.len() {
+        return Err(CheckpointError::InvalidConfig(format!(
+            "model: {} layers, but the checkpoint holds only {} tensors",
+            m.n_layers,
+            ckpt.tensors.len()
+        )));
+    }
+    let name = "tokenizer.codebook";
+    let expected = vec![t.codebook_size, t.code_dim];
+    match ckpt.tensor(name) {
+        None => Err(CheckpointError::MissingTensor(name.into())),
+        Some(c) if c.shape != expected => {
+            Err(CheckpointError::ShapeMismatch { name: name.into(), expected, found: c.shape.clone() })
+        }
+        Some(_) => Ok(()),
     }
 }
 

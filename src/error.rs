@@ -9,8 +9,13 @@ pub enum Error {
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
     Image(#[from] ImageError),
+    /// Sampling options or task parameters out of range (steps, guidance, class, sides, factor,
+    /// a token grid over the budget).
     #[error("invalid option: {0}")]
     Options(String),
+    /// An image or mask the engine cannot work on (empty, too large, mismatched, nothing masked).
+    #[error("invalid input: {0}")]
+    Input(String),
     #[error("tensor read-back failed: {0}")]
     Tensor(String),
 }

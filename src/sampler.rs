@@ -93,7 +93,8 @@ pub struct SampleOptions {
     pub cfg: f32,
     pub cfg_schedule: CfgSchedule,
     pub temperature: f32,
-    /// Keep the `top_k` most likely codes; 0 = off.
+    /// Keep the `top_k` most likely codes; 0 = off. Values at or above the codebook size keep
+    /// every code (clamped, the same as off), so any `usize` is valid.
     pub top_k: usize,
     /// Keep the smallest set of codes whose probability reaches `top_p`; 1 = off.
     pub top_p: f32,
@@ -117,7 +118,8 @@ impl Default for SampleOptions {
 }
 
 impl SampleOptions {
-    /// Checked before any work: `total` is the number of tokens to decode.
+    /// Checked before any work: `total` is the number of tokens to decode. `top_k` needs no
+    /// check (see its field) and every `u64` seed is valid.
     pub fn validate(&self, total: usize) -> Result<(), Error> {
         let bad = |m: String| Err(Error::Options(m));
         if self.steps == 0 || self.steps > total.max(1) {

@@ -126,7 +126,7 @@ fn engine_inpaint_keeps_pixels_outside_masked_tokens() {
         }
     }
     let empty = GrayImage::new(16, 16);
-    assert!(matches!(block_on(e.inpaint(&image, &empty, 0, &opts(1), &mut |_| {})), Err(Error::Options(_))));
+    assert!(matches!(block_on(e.inpaint(&image, &empty, 0, &opts(1), &mut |_| {})), Err(Error::Input(_))));
 }
 
 #[test]

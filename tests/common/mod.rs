@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod corrupt;
+
 use arpg::baselines::Raster;
 use arpg::config::{Arch, ModelConfig, TokenizerConfig};
 use arpg::engine::{Engine, Generator};

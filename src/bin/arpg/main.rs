@@ -27,6 +27,9 @@ use cli::{Cli, Command, ExpandArgs, GenerateArgs, InpaintArgs, Mode, ModelArgs, 
 /// Images sampled together in one call of `Engine::generate`.
 const BATCH: usize = 64;
 
+/// Most images one `generate` may write (they are all held in memory for the grid).
+const MAX_COUNT: usize = 100_000;
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -202,6 +205,7 @@ fn write_with(path: &Path, image: &GrayImage, texts: &[(&'static str, String)]) 
 
 fn generate(args: GenerateArgs) -> Result<()> {
     ensure!(args.count >= 1, "--count must be at least 1");
+    ensure!(args.count <= MAX_COUNT, "--count must be at most {MAX_COUNT}, got {}", args.count);
     let Loaded { engine, arch, path } = load_engine(&args.model)?;
     let n = engine.model_config().n_classes;
     let classes: Vec<usize> = match &args.class {
@@ -276,7 +280,7 @@ fn inpaint(args: InpaintArgs) -> Result<()> {
 fn outpaint(args: OutpaintArgs) -> Result<()> {
     let sides = Sides { left: args.left, right: args.right, top: args.top, bottom: args.bottom };
     ensure!(
-        args.left + args.right + args.top + args.bottom > 0,
+        sides != Sides::default(),
         "nothing to outpaint: give --left, --right, --top and/or --bottom (in tokens)"
     );
     let image = read_png(&args.image)?;
