@@ -13,6 +13,8 @@
 //! * The step callback gets `{step, steps, positions, gridH, gridW, tokens}` (`tokens`: the first
 //!   image's grid, -1 where not decoded yet). `patches()` gives one small pixel patch per code so
 //!   that the page can paint a preview of the grid so far from those tokens.
+//! * Two builds: with the `webgpu` feature (`pkg/gpu`) and without (`pkg/cpu`, the CPU backend only,
+//!   a fraction of the size); the worker fetches the one it will use.
 //! * Cancellation: the sampler has no cancel hook, so the page cancels by terminating the worker
 //!   that owns the engine (and starting a new one; the checkpoint comes from the cache). The step
 //!   callback's return value is ignored.
@@ -21,7 +23,7 @@
 //! `Uint8Array` (a plain array is accepted too). A mask is an image of the same size (white =
 //! regenerate) or a bare `Uint8Array` of `width * height` values.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 
 use burn::tensor::Device;
@@ -54,7 +56,8 @@ fn js_text(v: &JsValue) -> String {
 
 thread_local! {
     /// burn's wgpu runtime can be initialised once per thread (worker): keep its device.
-    static WGPU_DEVICE: RefCell<Option<Device>> = const { RefCell::new(None) };
+    #[cfg(feature = "webgpu")]
+    static WGPU_DEVICE: std::cell::RefCell<Option<Device>> = const { std::cell::RefCell::new(None) };
     /// Set by wgpu's device-lost callback; the page then restarts the worker (WebGPU or CPU).
     static DEVICE_LOST: Cell<bool> = const { Cell::new(false) };
 }
@@ -307,6 +310,7 @@ pub async fn detect_adapter() -> Result<JsValue, JsError> {
 }
 
 /// burn's wgpu device for this worker, initialised on first use.
+#[cfg(feature = "webgpu")]
 async fn wgpu_device() -> Result<Device, String> {
     if let Some(d) = WGPU_DEVICE.with(|d| d.borrow().clone()) {
         return Ok(d);
@@ -319,6 +323,12 @@ async fn wgpu_device() -> Result<Device, String> {
     });
     WGPU_DEVICE.with(|d| *d.borrow_mut() = Some(device.clone()));
     Ok(device)
+}
+
+/// The CPU-only build (`pkg/cpu`) has no WebGPU runtime.
+#[cfg(not(feature = "webgpu"))]
+async fn wgpu_device() -> Result<Device, String> {
+    Err("this is the CPU-only build of the runtime (pkg/cpu)".into())
 }
 
 /// What `info()` returns.

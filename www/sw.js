@@ -6,11 +6,12 @@
 // the cache as the fallback, so a rebuilt pkg/ is picked up at once and arpg.js never runs with a
 // stale arpg_bg.wasm; offline, the cached copies answer.
 
-const CACHE = "arpg-v1";
+const CACHE = "arpg-v2";
 const SHELL = [
   "/", "/index.html", "/paint.html", "/style.css",
   "/app.js", "/paint.js", "/common.js", "/client.js", "/worker.js", "/png.js", "/store.js",
-  "/pkg/arpg.js", "/pkg/arpg_bg.wasm",
+  // The CPU runtime always (it is also the fallback); pkg/gpu/ is cached when first used.
+  "/pkg/cpu/arpg.js", "/pkg/cpu/arpg_bg.wasm",
 ];
 
 async function precache() {

@@ -7,7 +7,24 @@
 //      {type: "step", id, ev, ms} | {type: "done", id, result, ms, stepMs, tokens}
 //      {type: "error", id, message, deviceLost}
 
-import init, { WebEngine } from "/pkg/arpg.js";
+// Two builds of the runtime: pkg/cpu (CPU backend only, small) and pkg/gpu (WebGPU + CPU, large).
+// The GPU one is fetched only when it will be used: WebGPU forced, or "auto" with a hardware
+// adapter (the runtime itself also prefers the CPU to a software adapter).
+async function hardwareAdapter() {
+  try {
+    const a = await navigator.gpu?.requestAdapter();
+    return !!a && !a.info?.isFallbackAdapter && !/swiftshader/i.test(a.info?.architecture || "");
+  } catch {
+    return false;
+  }
+}
+
+async function runtime(backend) {
+  const gpu = backend === "webgpu" || (backend === "auto" && await hardwareAdapter());
+  const mod = await import(gpu ? "/pkg/gpu/arpg.js" : "/pkg/cpu/arpg.js");
+  await mod.default();
+  return mod;
+}
 
 let engine = null;
 let queue = Promise.resolve();
@@ -29,7 +46,7 @@ async function fetchOk(url, what) {
 async function load(backend) {
   const t0 = performance.now();
   post({ type: "progress", text: "loading the wasm runtime…" });
-  await init();
+  const { WebEngine } = await runtime(backend);
   post({ type: "progress", text: "fetching the model…" });
   const manifest = await (await fetchOk("/models/manifest.json", "model manifest")).json();
   if (!manifest || typeof manifest.file !== "string" || !/^[\w.-]+$/.test(manifest.file)) {

@@ -198,8 +198,8 @@ test("offline: after a first visit, the app generates with the server gone and t
     await page.waitForFunction(async () => {
       const reg = await navigator.serviceWorker.ready;
       if (!reg.active) return false;
-      const keys = (await (await caches.open("arpg-v1")).keys()).map((r) => new URL(r.url).pathname);
-      return ["/pkg/arpg_bg.wasm", "/pkg/arpg.js", "/worker.js", "/models/manifest.json"].every((p) => keys.includes(p)) &&
+      const keys = (await (await caches.open("arpg-v2")).keys()).map((r) => new URL(r.url).pathname);
+      return ["/pkg/cpu/arpg_bg.wasm", "/pkg/cpu/arpg.js", "/worker.js", "/models/manifest.json"].every((p) => keys.includes(p)) &&
         keys.some((p) => p.endsWith(".arpg"));
     }, null, { timeout: 60_000, polling: 500 });
     await own.stop();

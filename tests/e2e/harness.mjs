@@ -34,7 +34,7 @@ function copyDir(src, dst) {
  * (its images are noise, but every code path runs). Returns {dir, model: {file, sha256}}. */
 export function makeRoot() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "arpg-e2e-root-"));
-  if (!fs.existsSync(path.join(ROOT, "pkg/arpg.js"))) throw new Error(`${ROOT}/pkg is not built (make wasm)`);
+  if (!fs.existsSync(path.join(ROOT, "pkg/cpu/arpg.js"))) throw new Error(`${ROOT}/pkg is not built (make wasm)`);
   copyDir(path.join(ROOT, "www"), path.join(dir, "www"));
   copyDir(path.join(ROOT, "pkg"), path.join(dir, "pkg"));
   const models = path.join(dir, "www/models");
