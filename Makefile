@@ -31,7 +31,7 @@ WASM_TARGET := wasm32-unknown-unknown
 WASM_BINDGEN_VERSION := 0.2.130
 WASM := $(CARGO_TARGET_DIR)/$(WASM_TARGET)/release/arpg.wasm
 ARPG := $(CARGO_TARGET_DIR)/release/arpg
-# Optional size/speed pass over pkg/arpg_bg.wasm with wasm-opt from the npm package `binaryen`:
+# Optional size/speed pass over pkg/*/arpg_bg.wasm with wasm-opt from the npm package `binaryen`:
 # `make wasm WASM_OPT=1`.
 WASM_OPT ?= 0
 BINARYEN_VERSION ?= 132.0.0
@@ -52,7 +52,7 @@ section = @printf '\n==== %s ====\n' "$(1)"
 help:
 	@echo 'make run           build pkg/ (wasm) and the CLI, then serve on http://127.0.0.1:$${PORT:-8080}/'
 	@echo 'make test          fmt-check, clippy, cargo test, wasm build, clippy-wasm, e2e (if tests/e2e exists)'
-	@echo 'make wasm          cargo build --lib for $(WASM_TARGET) + wasm-bindgen into pkg/ (WASM_OPT=1: wasm-opt too)'
+	@echo 'make wasm          both wasm builds: pkg/gpu (WebGPU + CPU), pkg/cpu (CPU only); WASM_OPT=1: wasm-opt'
 	@echo 'make cli           cargo build --release --bin arpg  ->  $(ARPG)'
 	@echo 'make fmt           cargo fmt (rewrite)'
 	@echo 'make clippy        native clippy, -D warnings'
@@ -97,22 +97,31 @@ $(WASM_OPT_BIN):
 
 # ---------------------------------------------------------------- builds
 
-# The browser runtime: pkg/arpg.js + pkg/arpg_bg.wasm, generated from src/ (pkg/ is not committed).
+# The browser runtime, two builds of the same crate (pkg/ is not committed): pkg/gpu with WebGPU
+# (feature `webgpu`) and pkg/cpu with the CPU backend only, each arpg.js + arpg_bg.wasm. The worker
+# fetches pkg/gpu only when it will use WebGPU.
 wasm: toolchain wasm-bindgen-cli
-	$(call section,wasm: cargo build --release --lib --target $(WASM_TARGET))
-	$(CARGO) build --release --lib --target $(WASM_TARGET)
-	$(call section,wasm-bindgen --target web -> pkg/)
-	rm -rf pkg
-	wasm-bindgen --target web --out-dir pkg --no-typescript "$(WASM)"
-	@if [[ "$(WASM_OPT)" == 1 ]]; then $(MAKE) wasm-opt; fi
-	@ls -l pkg
+	$(call wasm-build,gpu,--features webgpu)
+	$(call wasm-build,cpu,)
+	@ls -l pkg/*
 
-# Optional: optimise the generated module in place (needs node + npm).
+define wasm-build
+	$(call section,wasm ($(1)): cargo build --release --lib --target $(WASM_TARGET) $(2))
+	$(CARGO) build --release --lib --target $(WASM_TARGET) $(2)
+	rm -rf pkg/$(1) pkg/arpg.js pkg/arpg_bg.wasm
+	wasm-bindgen --target web --remove-name-section --no-typescript --out-dir pkg/$(1) "$(WASM)"
+	@if [[ "$(WASM_OPT)" == 1 ]]; then $(MAKE) wasm-opt PKG=pkg/$(1); fi
+	gzip -9 -k -f pkg/$(1)/arpg_bg.wasm pkg/$(1)/arpg.js
+endef
+
+# Optional: optimise a generated module in place (needs node + npm): PKG=pkg/gpu or pkg/cpu.
+PKG ?= pkg/cpu
 wasm-opt: $(WASM_OPT_BIN)
-	$(call section,wasm-opt $(WASM_OPT_FLAGS) pkg/arpg_bg.wasm)
-	@[[ -f pkg/arpg_bg.wasm ]] || { echo 'error: no pkg/arpg_bg.wasm; run make wasm first' >&2; exit 1; }
-	"$(WASM_OPT_BIN)" $(WASM_OPT_FLAGS) pkg/arpg_bg.wasm -o pkg/arpg_bg.opt.wasm
-	mv pkg/arpg_bg.opt.wasm pkg/arpg_bg.wasm
+	$(call section,wasm-opt $(WASM_OPT_FLAGS) $(PKG)/arpg_bg.wasm)
+	@[[ -f $(PKG)/arpg_bg.wasm ]] || { echo 'error: no $(PKG)/arpg_bg.wasm; run make wasm first' >&2; exit 1; }
+	"$(WASM_OPT_BIN)" $(WASM_OPT_FLAGS) $(PKG)/arpg_bg.wasm -o $(PKG)/arpg_bg.opt.wasm
+	mv $(PKG)/arpg_bg.opt.wasm $(PKG)/arpg_bg.wasm
+	gzip -9 -k -f $(PKG)/arpg_bg.wasm
 
 cli: toolchain
 	$(call section,cli: cargo build --release --bin arpg)
@@ -144,7 +153,8 @@ clippy: toolchain
 	$(CARGO) clippy --release --all-targets -- -D warnings
 
 clippy-wasm: toolchain
-	$(call section,cargo clippy --release --lib --target $(WASM_TARGET) -- -D warnings)
+	$(call section,cargo clippy --release --lib --target $(WASM_TARGET) [--features webgpu] -- -D warnings)
+	$(CARGO) clippy --release --lib --target $(WASM_TARGET) --features webgpu -- -D warnings
 	$(CARGO) clippy --release --lib --target $(WASM_TARGET) -- -D warnings
 
 test-rust: toolchain dataset
@@ -156,7 +166,7 @@ test-rust: toolchain dataset
 e2e:
 	@if [[ -f $(E2E_DIR)/package.json ]]; then \
 		$(MAKE) browser-deps cli && \
-		{ [[ -f pkg/arpg.js ]] || $(MAKE) wasm; } && \
+		{ [[ -f pkg/cpu/arpg.js ]] || $(MAKE) wasm; } && \
 		$(MAKE) e2e-run; \
 	else \
 		printf '\n==== %s ====\n' "e2e: $(E2E_DIR)/package.json absent, skipped"; \
