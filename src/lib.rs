@@ -13,6 +13,8 @@ pub mod config;
 pub mod data;
 pub mod engine;
 pub mod error;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod eval;
 pub mod image;
 pub mod kv_cache;
 pub mod model;

@@ -45,6 +45,10 @@ pub enum Command {
     },
     /// Write a randomly initialised checkpoint (for tests before a trained one exists).
     Init(InitArgs),
+    /// Quality of a checkpoint: class accuracy, Fréchet distance, memorisation, in-painting.
+    Eval(crate::evaluate::EvalArgs),
+    /// Train the small CNN classifier `arpg eval` scores samples with.
+    TrainClassifier(crate::evaluate::TrainClassifierArgs),
     /// Train the VQ tokenizer on Fashion-MNIST (writes a checkpoint holding it).
     TrainTokenizer(crate::train::TrainTokenizerArgs),
     /// Train a generator (ARPG or a baseline) on Fashion-MNIST tokens.

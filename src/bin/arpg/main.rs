@@ -4,6 +4,7 @@
 
 mod checkpoints;
 mod cli;
+mod evaluate;
 mod serve;
 mod train;
 
@@ -66,6 +67,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Inspect { checkpoint } => checkpoints::inspect(&checkpoint),
         Command::Quantize { input, output, group_size } => checkpoints::quantize(&input, &output, group_size),
         Command::Init(a) => checkpoints::init(&a),
+        Command::Eval(a) => evaluate::eval(a),
+        Command::TrainClassifier(a) => evaluate::train_classifier(a),
         Command::TrainTokenizer(a) => train::train_tokenizer(a),
         Command::Train(a) => train::train(a),
         Command::Serve { port, root } => {

@@ -1,0 +1,469 @@
+//! `arpg train-classifier` and `arpg eval`: the evaluation classifier, and the quality numbers of a
+//! checkpoint (class accuracy, Fréchet distance, memorisation, in-painting) as a markdown table or
+//! JSON, with sheets of samples and tasks as PNGs.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
+use arpg::checkpoint::{self, Checkpoint, DType};
+use arpg::config::Arch;
+use arpg::data::{self, DEFAULT_DIR, Split};
+use arpg::engine::Engine;
+use arpg::eval::{
+    self, ClassifierConfig, ClassifierMeta, ClassifierTraining, GenReport, InpaintReport, RealReport,
+    Reference, format,
+};
+use arpg::image::GrayImage;
+use arpg::sampler::SampleOptions;
+use burn::tensor::Device;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use crate::cli::DTypeArg;
+
+/// The classifier `arpg eval` uses unless told otherwise.
+pub const DEFAULT_CLASSIFIER: &str = "models/classifier.bin";
+
+#[derive(Args, Debug)]
+pub struct TrainClassifierArgs {
+    /// Classifier file to write.
+    #[arg(long, default_value = DEFAULT_CLASSIFIER)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+    /// Seed of the initialisation and the data order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    /// Peak learning rate (cosine decay to 1/100 of it).
+    #[arg(long, default_value_t = 2e-3)]
+    pub lr: f64,
+    /// Train on the first N training images only (0 = all 60000).
+    #[arg(long, default_value_t = 0)]
+    pub limit: usize,
+    /// Storage of the weights.
+    #[arg(long, value_enum, default_value_t = DTypeArg::Int8)]
+    pub dtype: DTypeArg,
+    /// Weights per int8 scale (with --dtype int8).
+    #[arg(long, default_value_t = 64)]
+    pub group_size: usize,
+    /// Directory of the gzipped IDX files (Debian package dataset-fashion-mnist).
+    #[arg(long, default_value = DEFAULT_DIR)]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// The checkpoint to evaluate (as shipped: usually int8).
+    #[arg(long, default_value = "www/models/arpg-fmnist-int8.arpg")]
+    pub checkpoint: PathBuf,
+    /// The f32 checkpoint the int8 one was quantized from, evaluated alongside it.
+    #[arg(long = "f32")]
+    pub f32_source: Option<PathBuf>,
+    /// Baseline checkpoints (raster AR: one step per token; MaskGIT: 8 steps; ARPG without
+    /// shared KV: every --steps value). Repeat for several.
+    #[arg(long)]
+    pub baseline: Vec<PathBuf>,
+    /// ARPG step counts, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "4,8,16,32,64")]
+    pub steps: Vec<usize>,
+    /// Samples per configuration (balanced over the classes), and real images for the floor.
+    #[arg(long, default_value_t = 1000)]
+    pub n: usize,
+    /// Test images half masked and in-painted per ARPG model [default: --n].
+    #[arg(long)]
+    pub inpaint_n: Option<usize>,
+    /// Decoding steps of in-painting, out-painting and expansion.
+    #[arg(long, default_value_t = 8)]
+    pub task_steps: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Classifier-free guidance scale (linear ramp).
+    #[arg(long, default_value_t = 3.0)]
+    pub cfg: f32,
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    /// Classifier file (from `arpg train-classifier`).
+    #[arg(long, default_value = DEFAULT_CLASSIFIER)]
+    pub classifier: PathBuf,
+    /// Directory of the gzipped IDX files (Debian package dataset-fashion-mnist).
+    #[arg(long, default_value = DEFAULT_DIR)]
+    pub data_dir: PathBuf,
+    /// Where the PNG sheets go.
+    #[arg(long, default_value = "docs/eval")]
+    pub out_dir: PathBuf,
+    /// Print JSON instead of the markdown tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn bar(len: u64, label: &'static str) -> ProgressBar {
+    let style = ProgressStyle::with_template("{msg:>10} [{bar:32}] {pos}/{len} {elapsed}")
+        .expect("valid template")
+        .progress_chars("=> ");
+    ProgressBar::new(len).with_style(style).with_message(label)
+}
+
+fn dtype(arg: DTypeArg) -> DType {
+    match arg {
+        DTypeArg::F32 => DType::F32,
+        DTypeArg::Int8 => DType::Int8,
+    }
+}
+
+pub fn train_classifier(args: TrainClassifierArgs) -> Result<()> {
+    ensure!(args.group_size >= 1, "--group-size must be at least 1");
+    let mut train = data::load(&args.data_dir, Split::Train)?;
+    let test = data::load(&args.data_dir, Split::Test)?;
+    if args.limit > 0 {
+        train = train.take(args.limit);
+    }
+    let opts = ClassifierTraining {
+        epochs: args.epochs,
+        batch: args.batch,
+        lr: args.lr,
+        seed: args.seed,
+        ..ClassifierTraining::default()
+    };
+    let config = ClassifierConfig::default();
+    let device = Device::flex();
+    let pb = bar(0, "train");
+    let mut on_step = |s: &eval::ClassifierStep| {
+        pb.set_length(s.steps as u64);
+        pb.set_position(s.step as u64);
+        pb.set_message(format!("loss {:.3}", s.loss));
+    };
+    let (classifier, seconds) = eval::train_classifier(&config, &train, &opts, &device, &mut on_step)?;
+    pb.finish_and_clear();
+    let f32_accuracy = classifier.accuracy(&test.pixels, &test.labels);
+
+    let mut meta = ClassifierMeta {
+        test_accuracy: None,
+        seed: args.seed,
+        epochs: args.epochs as u32,
+        train_images: train.len() as u32,
+    };
+    let dtype = dtype(args.dtype);
+    // The stored weights are what `eval` will use: measure them, not the f32 ones.
+    let (stored, _) =
+        format::from_bytes(&format::to_bytes(&classifier, &meta, dtype, args.group_size), &device)?;
+    let accuracy = stored.accuracy(&test.pixels, &test.labels);
+    meta.test_accuracy = Some(accuracy as f32);
+    let bytes = format::to_bytes(&classifier, &meta, dtype, args.group_size);
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    fs::write(&args.out, &bytes).with_context(|| format!("cannot write {}", args.out.display()))?;
+    let params: usize = arpg::weights::export(&classifier, "").iter().map(|t| t.data.len()).sum();
+    println!(
+        "wrote {} ({dtype}, {params} parameters, {} bytes): {} training images x {} epochs in {seconds:.1}s",
+        args.out.display(),
+        bytes.len(),
+        train.len(),
+        args.epochs
+    );
+    println!(
+        "test accuracy {:.2}% as stored ({dtype}), {:.2}% in f32 ({} test images)",
+        100.0 * accuracy,
+        100.0 * f32_accuracy,
+        test.len()
+    );
+    Ok(())
+}
+
+/// One set of weights under evaluation.
+struct Candidate {
+    file: String,
+    weights: String,
+    engine: Engine,
+}
+
+fn load_candidate(path: &Path) -> Result<(Candidate, Vec<u8>)> {
+    let bytes = fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    let info =
+        checkpoint::inspect(&bytes).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    let engine = Engine::from_bytes(&bytes, &Device::flex())
+        .with_context(|| format!("cannot load {}", path.display()))?;
+    let file =
+        path.file_name().map_or_else(|| path.display().to_string(), |f| f.to_string_lossy().into_owned());
+    Ok((Candidate { file, weights: info.dtype.name().to_string(), engine }, bytes))
+}
+
+/// The checkpoint as loaded, plus its other precision: the given f32 source of an int8 file
+/// (checked to quantize to exactly that file), or the in-memory int8 quantization of an f32 one.
+fn candidates(args: &EvalArgs, notes: &mut Vec<String>) -> Result<Vec<Candidate>> {
+    let (main, bytes) = load_candidate(&args.checkpoint)?;
+    let info = checkpoint::inspect(&bytes)?;
+    let mut out = vec![];
+    match (info.dtype, &args.f32_source) {
+        (DType::Int8, Some(src)) => {
+            let (f32c, f32_bytes) = load_candidate(src)?;
+            ensure!(f32c.weights == "f32", "--f32 {} holds {} weights, not f32", src.display(), f32c.weights);
+            let ckpt = Checkpoint::from_bytes(&f32_bytes)?;
+            ensure!(ckpt.model == *main.engine.model_config(), "--f32 {} is another model", src.display());
+            let same = ckpt.to_bytes(DType::Int8, info.group_size) == bytes;
+            notes.push(format!(
+                "{} {} what `arpg quantize {} --group-size {}` writes.",
+                main.file,
+                if same { "is exactly" } else { "is NOT" },
+                f32c.file,
+                info.group_size,
+            ));
+            out.push(main);
+            out.push(f32c);
+        }
+        (DType::Int8, None) => {
+            notes.push(format!(
+                "{} is int8 and no f32 source was given (--f32 FILE): the int8 weights alone are evaluated.",
+                main.file
+            ));
+            out.push(main);
+        }
+        (DType::F32, _) => {
+            let group = 64;
+            let q = Checkpoint::from_bytes(&bytes)?.to_bytes(DType::Int8, group);
+            let engine = Engine::from_bytes(&q, &Device::flex())?;
+            notes.push(format!(
+                "{} is f32; its int8 row is `arpg quantize --group-size {group}` in memory.",
+                main.file
+            ));
+            let weights = format!("int8 (g{group}, in memory)");
+            out.push(Candidate { file: main.file.clone(), weights, engine });
+            out.insert(0, main);
+        }
+    }
+    Ok(out)
+}
+
+/// Step counts for a model: ARPG all of `steps`, raster AR one per token, MaskGIT 8.
+fn step_counts(engine: &Engine, steps: &[usize]) -> Vec<usize> {
+    let c = engine.model_config();
+    let tokens = c.grid_h * c.grid_w;
+    match c.arch {
+        Arch::Arpg | Arch::ArpgNoSharedKv => steps.to_vec(),
+        Arch::Raster => vec![tokens],
+        Arch::MaskGit => vec![8.min(tokens)],
+    }
+}
+
+fn write_png(dir: &Path, name: &str, image: &GrayImage) -> Result<PathBuf> {
+    let path = dir.join(name);
+    fs::write(&path, image.try_to_png()?).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// A file-name-safe tag: the file stem, then the weights unless the stem already ends with them
+/// (`arpg-fmnist-int8.arpg` + `int8` -> `arpg-fmnist-int8`; `arpg.arpg` + `f32` -> `arpg-f32`).
+fn tag(c: &Candidate) -> String {
+    let stem = c.file.strip_suffix(".arpg").unwrap_or(&c.file);
+    let w: String = c.weights.chars().map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '-' }).collect();
+    let w = w.split('-').filter(|s| !s.is_empty()).collect::<Vec<_>>().join("-");
+    if stem.ends_with(&format!("-{w}")) { stem.to_string() } else { format!("{stem}-{w}") }
+}
+
+pub fn eval(args: EvalArgs) -> Result<()> {
+    ensure!(args.n >= 2, "--n must be at least 2");
+    ensure!(
+        !args.steps.is_empty() && args.steps.iter().all(|&s| s >= 1),
+        "--steps must be a list of counts >= 1"
+    );
+    let start = Instant::now();
+    let mut notes = vec![];
+    let mut models = candidates(&args, &mut notes)?;
+    for path in &args.baseline {
+        models.push(load_candidate(path)?.0);
+    }
+    for m in &models {
+        let c = m.engine.model_config();
+        let tokens = c.grid_h * c.grid_w;
+        if let Some(&s) = step_counts(&m.engine, &args.steps).iter().find(|&&s| s > tokens) {
+            bail!("{} has {tokens} tokens per image: {s} steps is too many", m.file);
+        }
+    }
+
+    let cls_bytes = fs::read(&args.classifier).with_context(|| {
+        format!(
+            "cannot read classifier {} (write one with `arpg train-classifier`)",
+            args.classifier.display()
+        )
+    })?;
+    let (classifier, cls_meta) = format::from_bytes(&cls_bytes, &Device::flex())
+        .with_context(|| format!("cannot load classifier {}", args.classifier.display()))?;
+    let train = data::load(&args.data_dir, Split::Train)?;
+    let test = data::load(&args.data_dir, Split::Test)?;
+    eprintln!("scoring {} test images and {} real training images ...", test.len(), args.n);
+    let reference = Reference::new(classifier, train, test)?;
+    let real = reference.real(args.n, args.seed)?;
+    fs::create_dir_all(&args.out_dir).with_context(|| format!("cannot create {}", args.out_dir.display()))?;
+
+    let sample = |steps: usize| SampleOptions {
+        steps,
+        cfg: args.cfg,
+        temperature: args.temperature,
+        seed: args.seed,
+        ..SampleOptions::default()
+    };
+    let mut gen_rows: Vec<(&Candidate, GenReport)> = vec![];
+    for m in &models {
+        for steps in step_counts(&m.engine, &args.steps) {
+            eprintln!("{} ({}): {} samples, {steps} steps ...", m.file, m.weights, args.n);
+            let (report, images) = eval::evaluate_generation(&m.engine, &reference, args.n, &sample(steps))?;
+            let n_classes = m.engine.model_config().n_classes;
+            let name = format!("samples-{}-{}steps.png", tag(m), report.steps);
+            write_png(&args.out_dir, &name, &eval::sample_sheet(&images, n_classes, 8))?;
+            eprintln!(
+                "  accuracy {:.1}%, FD {:.3}, {:.1}s",
+                100.0 * report.accuracy,
+                report.fd,
+                report.seconds
+            );
+            gen_rows.push((m, report));
+        }
+    }
+
+    let inpaint_n = args.inpaint_n.unwrap_or(args.n);
+    let mut inpaint_rows: Vec<(&Candidate, InpaintReport)> = vec![];
+    for m in
+        models.iter().filter(|m| matches!(m.engine.model_config().arch, Arch::Arpg | Arch::ArpgNoSharedKv))
+    {
+        eprintln!("{} ({}): in-painting {inpaint_n} test images ...", m.file, m.weights);
+        let (report, sheet) =
+            eval::evaluate_inpainting(&m.engine, &reference, inpaint_n, &sample(args.task_steps), 10)?;
+        write_png(&args.out_dir, &format!("inpaint-{}.png", tag(m)), &sheet)?;
+        inpaint_rows.push((m, report));
+    }
+    let main = &models[0];
+    eprintln!("{}: out-painting and expansion sheets ...", main.file);
+    let sheets = eval::task_sheets(&main.engine, &reference, &sample(args.task_steps))?;
+    write_png(&args.out_dir, "outpaint.png", &sheets.outpaint)?;
+    write_png(&args.out_dir, "expand.png", &sheets.expand)?;
+    let total = start.elapsed().as_secs_f64();
+
+    if args.json {
+        let gens: Vec<_> = gen_rows
+            .iter()
+            .map(|(m, r)| json!({"file": m.file, "weights": m.weights, "report": r}))
+            .collect();
+        let inps: Vec<_> = inpaint_rows
+            .iter()
+            .map(|(m, r)| json!({"file": m.file, "weights": m.weights, "report": r}))
+            .collect();
+        let out = json!({
+            "classifier": {
+                "file": args.classifier.display().to_string(),
+                "config": reference.classifier.config,
+                "meta": cls_meta,
+                "test_accuracy": reference.classifier_accuracy,
+            },
+            "options": {"n": args.n, "seed": args.seed, "cfg": args.cfg, "temperature": args.temperature,
+                        "task_steps": args.task_steps},
+            "real": real,
+            "generation": gens,
+            "inpainting": inps,
+            "sheets_seconds": sheets.seconds,
+            "out_dir": args.out_dir.display().to_string(),
+            "notes": notes,
+            "seconds": total,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_markdown(&args, &reference, &real, &gen_rows, &inpaint_rows, &notes, total);
+    }
+    for (m, r) in &inpaint_rows {
+        ensure!(
+            r.violations == 0,
+            "{} ({}): in-painting changed {} kept pixels",
+            m.file,
+            m.weights,
+            r.violations
+        );
+    }
+    Ok(())
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", 100.0 * x)
+}
+
+fn print_markdown(
+    args: &EvalArgs,
+    reference: &Reference,
+    real: &RealReport,
+    gen_rows: &[(&Candidate, GenReport)],
+    inpaint_rows: &[(&Candidate, InpaintReport)],
+    notes: &[String],
+    total: f64,
+) {
+    println!(
+        "Classifier `{}`: {} on the {} test images. N = {} samples per row (balanced over the classes), \
+         seed {}, CFG {} (linear ramp), temperature {}.",
+        args.classifier.display(),
+        pct(reference.classifier_accuracy),
+        reference.test.len(),
+        args.n,
+        args.seed,
+        args.cfg,
+        args.temperature
+    );
+    println!(
+        "Real data: FD floor {:.3} ({} training images vs the test split; classifier accuracy on them {}); \
+         a test image's nearest training image is at L2 {:.2} (median of {}).",
+        real.fd_floor,
+        real.n,
+        pct(real.train_accuracy),
+        real.nn_median,
+        real.nn_probes
+    );
+    for n in notes {
+        println!("{n}");
+    }
+    println!();
+    println!(
+        "| model | file | weights | steps | class acc. | FD | NN L2 median / min | gen. s | img/s | total s |"
+    );
+    println!("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (m, r) in gen_rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {:.3} | {:.2} / {:.2} | {:.1} | {:.1} | {:.1} |",
+            r.arch,
+            m.file,
+            m.weights,
+            r.steps,
+            pct(r.accuracy),
+            r.fd,
+            r.nn_median,
+            r.nn_min,
+            r.gen_seconds,
+            r.images_per_second,
+            r.seconds
+        );
+    }
+    if !inpaint_rows.is_empty() {
+        println!();
+        println!(
+            "| in-painting | file | weights | steps | N | class acc. | acc. of the masked input | changed kept pixels | s |"
+        );
+        println!("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        for (m, r) in inpaint_rows {
+            println!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} of {} | {:.1} |",
+                m.engine.model_config().arch.name(),
+                m.file,
+                m.weights,
+                r.steps,
+                r.n,
+                pct(r.accuracy),
+                pct(r.masked_accuracy),
+                r.violations,
+                r.kept_pixels,
+                r.seconds
+            );
+        }
+    }
+    println!();
+    println!("Sheets in `{}`; whole evaluation {total:.0}s.", args.out_dir.display());
+}
