@@ -9,6 +9,8 @@
 //!   escapes, checked after percent-decoding; the file found must also canonicalize to a path inside
 //!   `www/` or `pkg/`, so a symlink cannot lead out of them.
 //! * Request line and header block are limited to 8 KiB each.
+//! * A precompressed `FILE.gz` beside `FILE` (`make wasm` writes them for the runtime) answers with
+//!   `Content-Encoding: gzip` when the request accepts gzip.
 //!
 //! Shutdown: no signal handler is installed on purpose. SIGTERM and Ctrl-C (SIGINT) keep their
 //! default disposition and end the process at once; the server holds no state that needs flushing.
@@ -121,6 +123,8 @@ struct Request {
     method: String,
     target: String,
     host: Option<String>,
+    /// `Accept-Encoding` lists gzip: a precompressed `FILE.gz` may answer for `FILE`.
+    gzip: bool,
 }
 
 fn handle(stream: TcpStream, root: &Path) {
@@ -207,7 +211,7 @@ fn read_request<R: BufRead>(reader: &mut R) -> Result<Option<Request>, u16> {
         _ => return Err(400),
     }
 
-    let mut host = None;
+    let (mut host, mut gzip) = (None, false);
     let mut budget = MAX_HEADERS;
     loop {
         let header = match read_line(reader, budget) {
@@ -229,9 +233,13 @@ fn read_request<R: BufRead>(reader: &mut R) -> Result<Option<Request>, u16> {
         }
         if name.eq_ignore_ascii_case("host") {
             host = Some(value.trim().to_string());
+        } else if name.eq_ignore_ascii_case("accept-encoding") {
+            gzip = value
+                .split(',')
+                .any(|e| e.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("gzip"));
         }
     }
-    Ok(Some(Request { method: method.to_string(), target: target.to_string(), host }))
+    Ok(Some(Request { method: method.to_string(), target: target.to_string(), host, gzip }))
 }
 
 /// Whether a `Host` header names this loopback server (guards against DNS rebinding).
@@ -246,8 +254,9 @@ fn host_allowed(host: &str) -> bool {
 fn respond(out: &mut TcpStream, root: &Path, request: &Request) -> io::Result<()> {
     let head_only = request.method == "HEAD";
     let status = match answer(root, request) {
-        Ok((path, file, len)) => {
-            write_head(out, 200, mime_for(&path), len, &[])?;
+        Ok((path, file, len, gzip)) => {
+            let extra: &[&str] = if gzip { &["Content-Encoding: gzip"] } else { &[] };
+            write_head(out, 200, mime_for(&path), len, extra)?;
             if !head_only {
                 io::copy(&mut file.take(len), out)?;
             }
@@ -263,8 +272,10 @@ fn respond(out: &mut TcpStream, root: &Path, request: &Request) -> io::Result<()
     Ok(())
 }
 
-/// Find the file a request asks for, or the error status to answer with.
-fn answer(root: &Path, request: &Request) -> Result<(PathBuf, File, u64), u16> {
+/// Find the file a request asks for, or the error status to answer with: `(path, file to send,
+/// its length, whether it is the precompressed FILE.gz)`. `make wasm` writes `.gz` files for the
+/// runtime; any `.gz` beside a file is used when the client accepts gzip.
+fn answer(root: &Path, request: &Request) -> Result<(PathBuf, File, u64, bool), u16> {
     if request.method != "GET" && request.method != "HEAD" {
         return Err(405);
     }
@@ -283,12 +294,18 @@ fn answer(root: &Path, request: &Request) -> Result<(PathBuf, File, u64), u16> {
     if !path.starts_with(&base) {
         return Err(404);
     }
-    let file = File::open(&path).map_err(|_| 404u16)?;
-    let meta = file.metadata().map_err(|_| 500u16)?;
-    if !meta.is_file() {
-        return Err(404);
+    let open = |p: &Path| -> Option<(File, u64)> {
+        let file = File::open(p).ok()?;
+        let meta = file.metadata().ok()?;
+        meta.is_file().then_some((file, meta.len()))
+    };
+    let gz = request.gzip.then(|| path.with_added_extension("gz").canonicalize().ok()).flatten();
+    let gz = gz.filter(|gz| gz.starts_with(&base));
+    if let Some((file, len)) = gz.as_deref().and_then(open) {
+        return Ok((path, file, len, true));
     }
-    Ok((path, file, meta.len()))
+    let (file, len) = open(&path).ok_or(404u16)?;
+    Ok((path, file, len, false))
 }
 
 /// Where a request target maps to: `base` is `ROOT/www` or `ROOT/pkg`, `path` is inside it.
@@ -406,6 +423,7 @@ fn write_head(
          Content-Security-Policy: {CSP}\r\n\
          X-Content-Type-Options: nosniff\r\n\
          Cache-Control: no-cache\r\n\
+         Vary: Accept-Encoding\r\n\
          Cross-Origin-Opener-Policy: same-origin\r\n\
          Connection: close\r\n",
         reason(status)
@@ -583,6 +601,20 @@ mod tests {
         assert_eq!(r.status, 200);
         assert_eq!(r.header("Content-Type"), Some("text/javascript; charset=utf-8"));
         assert_eq!(r.body, b"export default 1;\n");
+        assert_eq!(r.header("Content-Encoding"), None);
+        assert_eq!(r.header("Vary"), Some("Accept-Encoding"));
+
+        // A precompressed FILE.gz answers for FILE when the client accepts gzip, and only then.
+        std::fs::write(root.join("pkg/arpg.js.gz"), b"GZ-BYTES").unwrap();
+        let raw = format!(
+            "GET /pkg/arpg.js HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAccept-Encoding: br, gzip;q=0.9\r\n\r\n",
+            addr.port()
+        );
+        let r = send(addr, raw.as_bytes());
+        assert_eq!((r.status, r.body.as_slice()), (200, b"GZ-BYTES".as_slice()));
+        assert_eq!(r.header("Content-Encoding"), Some("gzip"));
+        assert_eq!(r.header("Content-Type"), Some("text/javascript; charset=utf-8"));
+        assert_eq!(get(addr, "GET", "/pkg/arpg.js").body, b"export default 1;\n");
 
         for target in ["/../Cargo.toml", "/%2e%2e/Cargo.toml", "/pkg/../../Cargo.toml", "/Cargo.toml"] {
             let r = get(addr, "GET", target);
