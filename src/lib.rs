@@ -4,9 +4,12 @@
 //! Reading order: `config` (what a model is), `rope` and `model` (the two-pass decoder),
 //! `kv_cache` (run state), `sampler` (parallel decoding), `tasks` (in/out-painting, expansion),
 //! `tokenizer` (VQ), `baselines` (raster AR, MaskGIT), `checkpoint` (file format), `engine`
-//! (everything together). Native only: `data` (Fashion-MNIST) and `train` (training).
+//! (everything together). Native only: `data` (Fashion-MNIST), `train` (training) and `bench`
+//! (speed, memory and FLOPs of the four decoders).
 
 pub mod baselines;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 #[cfg(not(target_arch = "wasm32"))]

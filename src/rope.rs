@@ -26,7 +26,9 @@ pub struct Rope {
     pub ntk_scale: f32,
 }
 
-/// cos / sin tables, `[b or 1, 1, t, head_dim / 2]`, broadcast over heads.
+/// cos / sin tables, `[b or 1, 1, t, head_dim]`, broadcast over heads, one value per dim: pair
+/// `i` holds `(cos, cos)` in `cos` and `(-sin, sin)` in `sin`, so that [`apply`] is two
+/// element-wise products of full-width tensors.
 #[derive(Clone, Debug)]
 pub struct RopeTables {
     pub cos: Tensor<4>,
@@ -66,7 +68,7 @@ impl Rope {
     }
 
     /// Host tables for a batch of position lists (all of equal length): `(cos, sin)`, each
-    /// `[b * t * head_dim/2]`.
+    /// `[b * t * head_dim]`, pairs interleaved as in [`RopeTables`].
     pub fn host_tables(&self, positions: &[&[Pos]]) -> (Vec<f32>, Vec<f32>) {
         let freqs = self.freqs();
         let mut pairs = Vec::new();
@@ -75,20 +77,22 @@ impl Rope {
                 self.angles(p, &freqs, &mut pairs);
             }
         }
-        pairs.into_iter().unzip()
+        let cos = pairs.iter().flat_map(|&(c, _)| [c, c]).collect();
+        let sin = pairs.iter().flat_map(|&(_, s)| [-s, s]).collect();
+        (cos, sin)
     }
 
-    /// Tables for one position list shared by the whole batch: `[1, 1, t, head_dim/2]`.
+    /// Tables for one position list shared by the whole batch: `[1, 1, t, head_dim]`.
     pub fn tables(&self, positions: &[Pos], device: &Device) -> RopeTables {
         self.batch_tables(&[positions], device)
     }
 
-    /// Tables for per-sample position lists: `[b, 1, t, head_dim/2]`.
+    /// Tables for per-sample position lists: `[b, 1, t, head_dim]`.
     pub fn batch_tables(&self, positions: &[&[Pos]], device: &Device) -> RopeTables {
         let b = positions.len();
         let t = positions.first().map_or(0, |p| p.len());
         let (cos, sin) = self.host_tables(positions);
-        let shape = [b, 1, t, self.head_dim / 2];
+        let shape = [b, 1, t, self.head_dim];
         RopeTables {
             cos: Tensor::from_data(TensorData::new(cos, shape), device),
             sin: Tensor::from_data(TensorData::new(sin, shape), device),
@@ -96,14 +100,12 @@ impl Rope {
     }
 }
 
-/// Rotate adjacent pairs of `x` `[b, h, t, d]` by the tables `[b|1, 1, t, d/2]`.
+/// Rotate adjacent pairs of `x` `[b, h, t, d]` by the tables `[b|1, 1, t, d]`:
+/// `(x0, x1) -> (x0 cos - x1 sin, x1 cos + x0 sin)`, computed as `x * cos + swap(x) * sin` with
+/// the pair-swapped `x` and the signed tables. The same f32 results as rotating each half apart
+/// (`a + (-b)` is `a - b`, and the sum is commutative), with fewer copies.
 pub fn apply(x: Tensor<4>, rope: &RopeTables) -> Tensor<4> {
     let [b, h, t, d] = x.dims();
-    let pairs = x.reshape([b, h, t, d / 2, 2]);
-    let x0 = pairs.clone().narrow(4, 0, 1).reshape([b, h, t, d / 2]); // even dims
-    let x1 = pairs.narrow(4, 1, 1).reshape([b, h, t, d / 2]); // odd dims
-    let (cos, sin) = (rope.cos.clone(), rope.sin.clone());
-    let r0 = x0.clone() * cos.clone() - x1.clone() * sin.clone();
-    let r1 = x0 * sin + x1 * cos;
-    Tensor::stack::<5>(vec![r0, r1], 4).reshape([b, h, t, d])
+    let swapped = x.clone().reshape([b, h, t, d / 2, 2]).flip([4]).reshape([b, h, t, d]); // (x1, x0)
+    x * rope.cos.clone() + swapped * rope.sin.clone()
 }

@@ -53,6 +53,8 @@ pub enum Command {
     TrainTokenizer(crate::train::TrainTokenizerArgs),
     /// Train a generator (ARPG or a baseline) on Fashion-MNIST tokens.
     Train(crate::train::TrainArgs),
+    /// Speed, memory and FLOPs of ARPG vs raster AR, MaskGIT and no-shared-KV on one checkpoint.
+    Bench(crate::bench::BenchArgs),
     /// Serve the browser demo over HTTP.
     Serve {
         /// Port to listen on [default: $PORT, else 8080].

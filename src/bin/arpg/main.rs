@@ -2,6 +2,7 @@
 //! with an ARPG checkpoint; inspect, quantize and initialise checkpoints; train
 //! the tokenizer and the generators on Fashion-MNIST; serve the browser demo.
 
+mod bench;
 mod checkpoints;
 mod cli;
 mod evaluate;
@@ -71,6 +72,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::TrainClassifier(a) => evaluate::train_classifier(a),
         Command::TrainTokenizer(a) => train::train_tokenizer(a),
         Command::Train(a) => train::train(a),
+        Command::Bench(a) => bench::run(a),
         Command::Serve { port, root } => {
             let port = match port {
                 Some(p) => p,
