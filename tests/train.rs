@@ -11,7 +11,9 @@ use arpg::config::{Arch, ModelConfig, TokenizerConfig};
 use arpg::data::{self, DataError, Dataset, Split};
 use arpg::rng::Rng;
 use arpg::tokenizer::VqTokenizer;
-use arpg::train::{GeneratorTrainer, TokenSet, TokenizerTrainer, TrainError, TrainOptions, TrainState};
+use arpg::train::{
+    GeneratorTrainer, TokenSet, TokenizerTrainer, TrainError, TrainOptions, TrainState, Trainer,
+};
 use burn::tensor::Device;
 use flate2::Compression;
 use flate2::write::GzEncoder;

@@ -15,7 +15,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::state::{StateKind, TrainState};
-use super::{Core, StepStats, TrainError, TrainOptions, optim};
+use super::{Core, HasCore, StepStats, TrainError, TrainOptions, Trainer, optim};
 use crate::checkpoint::{Checkpoint, DType};
 use crate::config::ModelConfig;
 use crate::data::Dataset;
@@ -158,25 +158,6 @@ impl GeneratorTrainer {
         self.model().config()
     }
 
-    /// Steps done.
-    pub fn step_count(&self) -> u64 {
-        self.core.step
-    }
-
-    pub fn options(&self) -> &TrainOptions {
-        &self.core.opts
-    }
-
-    /// Change the total step count (to extend a resumed run; the cosine schedule follows).
-    pub fn set_steps(&mut self, steps: u64) {
-        self.core.opts.steps = steps;
-    }
-
-    /// Training seconds so far (across resumes).
-    pub fn seconds(&self) -> f64 {
-        self.core.seconds
-    }
-
     fn check_batch(&self, data: &TokenSet, idx: &[usize]) -> Result<(), TrainError> {
         let c = self.config();
         if (data.grid_h, data.grid_w) != (c.grid_h, c.grid_w) {
@@ -195,8 +176,41 @@ impl GeneratorTrainer {
         Ok(())
     }
 
+    /// Continue from a saved state, on `device` (an autodiff device).
+    pub fn from_state(state: &TrainState, device: &Device) -> Result<Self, TrainError> {
+        let h = &state.header;
+        if h.kind != StateKind::Generator {
+            return Err(TrainError::State("this is a tokenizer's state, not a generator's".into()));
+        }
+        let engine = Engine::from_checkpoint(&Checkpoint::from_bytes(&state.checkpoint)?, device)?;
+        let model = match engine.generator {
+            Generator::Arpg(m) => Generator::Arpg(optim::restore_ids(m, &h.param_ids)?),
+            Generator::Raster(m) => Generator::Raster(optim::restore_ids(m, &h.param_ids)?),
+            Generator::MaskGit(m) => Generator::MaskGit(optim::restore_ids(m, &h.param_ids)?),
+        };
+        let optim = each!(&model, m => optim::adamw(m, h.options.weight_decay));
+        Ok(Self {
+            core: Core::from_header(h, optim, &state.optimizer, device)?,
+            model: Some(model),
+            tokenizer: engine.tokenizer,
+        })
+    }
+}
+
+impl HasCore for GeneratorTrainer {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+    fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
+}
+
+impl Trainer for GeneratorTrainer {
+    type Data = TokenSet;
+
     /// One optimisation step on a batch of `data`.
-    pub fn step(&mut self, data: &TokenSet) -> Result<StepStats, TrainError> {
+    fn step(&mut self, data: &Self::Data) -> Result<StepStats, TrainError> {
         let start = Instant::now();
         let idx = self.core.begin(data.len())?;
         self.check_batch(data, &idx)?;
@@ -275,38 +289,18 @@ impl GeneratorTrainer {
     }
 
     /// Generator and tokenizer as a checkpoint, `TrainMeta` filled.
-    pub fn checkpoint(&self) -> Checkpoint {
+    fn checkpoint(&self) -> Checkpoint {
         let meta = self.core.meta();
         Engine::from_parts(self.model().clone(), self.tokenizer.clone(), meta, &self.core.device)
             .to_checkpoint()
     }
 
-    pub fn to_state(&self) -> TrainState {
+    fn to_state(&self) -> TrainState {
         let ids = each!(self.model(), m => optim::ids(m));
         TrainState {
             header: self.core.header(StateKind::Generator, ids, vec![]),
             checkpoint: self.checkpoint().to_bytes(DType::F32, 0),
             optimizer: self.core.optimizer_bytes(),
         }
-    }
-
-    /// Continue from a saved state, on `device` (an autodiff device).
-    pub fn from_state(state: &TrainState, device: &Device) -> Result<Self, TrainError> {
-        let h = &state.header;
-        if h.kind != StateKind::Generator {
-            return Err(TrainError::State("this is a tokenizer's state, not a generator's".into()));
-        }
-        let engine = Engine::from_checkpoint(&Checkpoint::from_bytes(&state.checkpoint)?, device)?;
-        let model = match engine.generator {
-            Generator::Arpg(m) => Generator::Arpg(optim::restore_ids(m, &h.param_ids)?),
-            Generator::Raster(m) => Generator::Raster(optim::restore_ids(m, &h.param_ids)?),
-            Generator::MaskGit(m) => Generator::MaskGit(optim::restore_ids(m, &h.param_ids)?),
-        };
-        let optim = each!(&model, m => optim::adamw(m, h.options.weight_decay));
-        Ok(Self {
-            core: Core::from_header(h, optim, &state.optimizer, device)?,
-            model: Some(model),
-            tokenizer: engine.tokenizer,
-        })
     }
 }

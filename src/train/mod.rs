@@ -30,6 +30,50 @@ pub use generator::{GeneratorTrainer, TokenSet, tokenize};
 pub use state::{StateHeader, StateKind, TrainState};
 pub use tokenizer::TokenizerTrainer;
 
+/// What both trainers offer a training loop (the CLI drives either through it).
+pub trait Trainer: HasCore {
+    /// What a step reads: images (tokenizer) or token sequences (generator).
+    type Data;
+
+    /// One optimisation step on a batch of `data`.
+    fn step(&mut self, data: &Self::Data) -> Result<StepStats, TrainError>;
+
+    /// The weights as a checkpoint, `TrainMeta` filled.
+    fn checkpoint(&self) -> Checkpoint;
+
+    /// Everything `--resume` needs to take the same next step.
+    fn to_state(&self) -> TrainState;
+
+    /// Steps done.
+    fn step_count(&self) -> u64 {
+        self.core().step
+    }
+
+    fn options(&self) -> &TrainOptions {
+        &self.core().opts
+    }
+
+    /// Change the total step count (to extend a resumed run; the cosine schedule follows).
+    fn set_steps(&mut self, steps: u64) {
+        self.core_mut().opts.steps = steps;
+    }
+
+    /// Training seconds so far (across resumes).
+    fn seconds(&self) -> f64 {
+        self.core().seconds
+    }
+}
+
+mod sealed {
+    /// The shared state behind [`super::Trainer`]'s provided methods; private, so that only this
+    /// module's trainers implement it.
+    pub trait HasCore {
+        fn core(&self) -> &super::Core;
+        fn core_mut(&mut self) -> &mut super::Core;
+    }
+}
+use sealed::HasCore;
+
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error(transparent)]
@@ -201,8 +245,9 @@ impl Order {
     }
 }
 
-/// What both trainers share: options, optimiser, RNG, counters, data order.
-struct Core {
+/// What both trainers share: options, optimiser, RNG, counters, data order. Opaque outside this
+/// module; [`Trainer`]'s provided methods read it.
+pub struct Core {
     opts: TrainOptions,
     optim: ModuleOptimizer,
     rng: Rng,

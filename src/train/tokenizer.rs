@@ -7,7 +7,7 @@ use std::time::Instant;
 use burn::tensor::Device;
 
 use super::state::{StateKind, TrainState};
-use super::{Core, StepStats, TrainError, TrainOptions, image_batch, optim};
+use super::{Core, HasCore, StepStats, TrainError, TrainOptions, Trainer, image_batch, optim};
 use crate::checkpoint::{Checkpoint, DType};
 use crate::config::{ModelConfig, TokenizerConfig};
 use crate::data::Dataset;
@@ -62,28 +62,45 @@ impl TokenizerTrainer {
         self.tokenizer.as_ref().expect("the tokenizer is only taken inside step")
     }
 
-    /// Steps done.
-    pub fn step_count(&self) -> u64 {
-        self.core.step
+    /// Continue from a saved state, on `device` (an autodiff device).
+    pub fn from_state(state: &TrainState, device: &Device) -> Result<Self, TrainError> {
+        let h = &state.header;
+        if h.kind != StateKind::Tokenizer {
+            return Err(TrainError::State("this is a generator's state, not a tokenizer's".into()));
+        }
+        let ckpt = Checkpoint::from_bytes(&state.checkpoint)?;
+        let fresh = VqTokenizer::new(&ckpt.tokenizer, device);
+        let tok =
+            optim::restore_ids(weights::import(fresh, &ckpt.tensors, "tokenizer", device)?, &h.param_ids)?;
+        if h.code_last_used.len() != ckpt.tokenizer.codebook_size {
+            return Err(TrainError::State("the dead-code counters do not match the codebook".into()));
+        }
+        let placeholder = Engine::from_checkpoint(&ckpt, &Device::flex())?.generator;
+        let optim = optim::adamw(&tok, h.options.weight_decay);
+        Ok(Self {
+            core: Core::from_header(h, optim, &state.optimizer, device)?,
+            tokenizer: Some(tok),
+            placeholder,
+            last_used: h.code_last_used.clone(),
+        })
     }
+}
 
-    pub fn options(&self) -> &TrainOptions {
-        &self.core.opts
+impl HasCore for TokenizerTrainer {
+    fn core(&self) -> &Core {
+        &self.core
     }
+    fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
+}
 
-    /// Change the total step count (to extend a resumed run; the cosine schedule follows).
-    pub fn set_steps(&mut self, steps: u64) {
-        self.core.opts.steps = steps;
-    }
-
-    /// Training seconds so far (across resumes).
-    pub fn seconds(&self) -> f64 {
-        self.core.seconds
-    }
+impl Trainer for TokenizerTrainer {
+    type Data = Dataset;
 
     /// One optimisation step on a batch of `data` (images of any size that is a multiple of the
     /// downsampling factor).
-    pub fn step(&mut self, data: &Dataset) -> Result<StepStats, TrainError> {
+    fn step(&mut self, data: &Self::Data) -> Result<StepStats, TrainError> {
         let start = Instant::now();
         let f = self.tokenizer().config.factor();
         if !data.width.is_multiple_of(f) || !data.height.is_multiple_of(f) {
@@ -157,13 +174,13 @@ impl TokenizerTrainer {
     }
 
     /// The tokenizer (and the placeholder generator) as a checkpoint, `TrainMeta` filled.
-    pub fn checkpoint(&self) -> Checkpoint {
+    fn checkpoint(&self) -> Checkpoint {
         let meta = self.core.meta();
         Engine::from_parts(self.placeholder.clone(), self.tokenizer().clone(), meta, &self.core.device)
             .to_checkpoint()
     }
 
-    pub fn to_state(&self) -> TrainState {
+    fn to_state(&self) -> TrainState {
         TrainState {
             header: self.core.header(
                 StateKind::Tokenizer,
@@ -173,28 +190,5 @@ impl TokenizerTrainer {
             checkpoint: self.checkpoint().to_bytes(DType::F32, 0),
             optimizer: self.core.optimizer_bytes(),
         }
-    }
-
-    /// Continue from a saved state, on `device` (an autodiff device).
-    pub fn from_state(state: &TrainState, device: &Device) -> Result<Self, TrainError> {
-        let h = &state.header;
-        if h.kind != StateKind::Tokenizer {
-            return Err(TrainError::State("this is a generator's state, not a tokenizer's".into()));
-        }
-        let ckpt = Checkpoint::from_bytes(&state.checkpoint)?;
-        let fresh = VqTokenizer::new(&ckpt.tokenizer, device);
-        let tok =
-            optim::restore_ids(weights::import(fresh, &ckpt.tensors, "tokenizer", device)?, &h.param_ids)?;
-        if h.code_last_used.len() != ckpt.tokenizer.codebook_size {
-            return Err(TrainError::State("the dead-code counters do not match the codebook".into()));
-        }
-        let placeholder = Engine::from_checkpoint(&ckpt, &Device::flex())?.generator;
-        let optim = optim::adamw(&tok, h.options.weight_decay);
-        Ok(Self {
-            core: Core::from_header(h, optim, &state.optimizer, device)?,
-            tokenizer: Some(tok),
-            placeholder,
-            last_used: h.code_last_used.clone(),
-        })
     }
 }

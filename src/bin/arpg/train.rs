@@ -7,13 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
-use arpg::checkpoint::{Checkpoint, DType};
+use arpg::checkpoint::DType;
 use arpg::config::{Arch, ModelConfig, TokenizerConfig};
 use arpg::data::{self, CLASS_NAMES, DEFAULT_DIR, Dataset, Split};
 use arpg::train::state::write_atomic;
 use arpg::train::{
-    GeneratorTrainer, StepStats, TokenSet, TokenizerTrainer, TrainOptions, TrainState, load_tokenizer,
-    tokenize,
+    GeneratorTrainer, TokenizerTrainer, TrainOptions, TrainState, Trainer, load_tokenizer, tokenize,
 };
 use burn::tensor::Device;
 use clap::{Args, ValueEnum};
@@ -170,65 +169,10 @@ fn device(_arg: DeviceArg) -> Device {
     Device::flex().autodiff()
 }
 
-/// What the loop drives: either trainer with its data.
-trait Session {
-    fn done(&self) -> u64;
-    fn total(&self) -> u64;
-    fn seconds(&self) -> f64;
-    fn step(&mut self) -> Result<StepStats>;
-    fn state(&self) -> TrainState;
-    fn checkpoint(&self) -> Checkpoint;
-}
-
-struct Tok<'a>(TokenizerTrainer, &'a Dataset);
-struct Gen<'a>(GeneratorTrainer, &'a TokenSet);
-
-impl Session for Tok<'_> {
-    fn done(&self) -> u64 {
-        self.0.step_count()
-    }
-    fn total(&self) -> u64 {
-        self.0.options().steps
-    }
-    fn seconds(&self) -> f64 {
-        self.0.seconds()
-    }
-    fn step(&mut self) -> Result<StepStats> {
-        Ok(self.0.step(self.1)?)
-    }
-    fn state(&self) -> TrainState {
-        self.0.to_state()
-    }
-    fn checkpoint(&self) -> Checkpoint {
-        self.0.checkpoint()
-    }
-}
-
-impl Session for Gen<'_> {
-    fn done(&self) -> u64 {
-        self.0.step_count()
-    }
-    fn total(&self) -> u64 {
-        self.0.options().steps
-    }
-    fn seconds(&self) -> f64 {
-        self.0.seconds()
-    }
-    fn step(&mut self) -> Result<StepStats> {
-        Ok(self.0.step(self.1)?)
-    }
-    fn state(&self) -> TrainState {
-        self.0.to_state()
-    }
-    fn checkpoint(&self) -> Checkpoint {
-        self.0.checkpoint()
-    }
-}
-
-fn save(session: &dyn Session, args: &TrainCommon) -> Result<()> {
+fn save(trainer: &impl Trainer, args: &TrainCommon) -> Result<()> {
     let state = args.state_path();
-    session.state().save(&state).with_context(|| format!("cannot save {}", state.display()))?;
-    let bytes = session.checkpoint().to_bytes(DType::F32, 0);
+    trainer.to_state().save(&state).with_context(|| format!("cannot save {}", state.display()))?;
+    let bytes = trainer.checkpoint().to_bytes(DType::F32, 0);
     write_atomic(&args.out, &bytes).with_context(|| format!("cannot save {}", args.out.display()))?;
     Ok(())
 }
@@ -254,20 +198,20 @@ fn open_log(path: &Path, resume_at: Option<u64>) -> Result<fs::File> {
     fs::OpenOptions::new().append(true).open(path).with_context(|| format!("cannot open {}", path.display()))
 }
 
-fn run_loop(session: &mut dyn Session, args: &TrainCommon, what: &str) -> Result<()> {
-    let start_step = session.done();
+fn run_loop<T: Trainer>(trainer: &mut T, data: &T::Data, args: &TrainCommon, what: &str) -> Result<()> {
+    let start_step = trainer.step_count();
     let mut log = open_log(&args.log_path(), (start_step > 0).then_some(start_step))?;
     let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
         .expect("valid template")
         .progress_chars("=> ");
-    let bar = ProgressBar::new(session.total()).with_style(style).with_prefix(what.to_string());
+    let bar = ProgressBar::new(trainer.options().steps).with_style(style).with_prefix(what.to_string());
     bar.set_position(start_step);
     bar.reset_eta();
     let mut last_save = Instant::now();
     let mut last = None;
-    while session.done() < session.total() {
-        let stats = session.step()?;
-        writeln!(log, "{}", stats.to_json(session.seconds())).context("cannot write the metrics log")?;
+    while trainer.step_count() < trainer.options().steps {
+        let stats = trainer.step(data)?;
+        writeln!(log, "{}", stats.to_json(trainer.seconds())).context("cannot write the metrics log")?;
         bar.set_message(format!(
             "loss {:.4} | {:.0} tok/s | {:.2} s/step | lr {:.2e}",
             stats.loss,
@@ -277,25 +221,25 @@ fn run_loop(session: &mut dyn Session, args: &TrainCommon, what: &str) -> Result
         ));
         bar.set_position(stats.step);
         if last_save.elapsed().as_secs_f64() >= args.save_every * 60.0 {
-            save(session, args)?;
+            save(trainer, args)?;
             bar.println(format!("step {}: loss {:.4}, saved {}", stats.step, stats.loss, args.out.display()));
             last_save = Instant::now();
         }
         last = Some(stats);
     }
     bar.finish_and_clear();
-    save(session, args)?;
+    save(trainer, args)?;
     match last {
         Some(s) => println!(
             "{what}: {} steps ({} this run), last loss {:.4}, {:.1} s of training; wrote {} and {}",
             s.step,
             s.step - start_step,
             s.loss,
-            session.seconds(),
+            trainer.seconds(),
             args.out.display(),
             args.state_path().display()
         ),
-        None => println!("{what}: already at {} steps; wrote {}", session.done(), args.out.display()),
+        None => println!("{what}: already at {} steps; wrote {}", trainer.step_count(), args.out.display()),
     }
     Ok(())
 }
@@ -303,7 +247,7 @@ fn run_loop(session: &mut dyn Session, args: &TrainCommon, what: &str) -> Result
 pub fn train_tokenizer(args: TrainTokenizerArgs) -> Result<()> {
     let common = &args.common;
     let device = device(common.device);
-    let trainer = if common.resume {
+    let mut trainer = if common.resume {
         let state = TrainState::load(&common.state_path())?;
         common.check_resumed(&state.header.options)?;
         ensure!(
@@ -330,7 +274,7 @@ pub fn train_tokenizer(args: TrainTokenizerArgs) -> Result<()> {
         TokenizerTrainer::new(&config, opts, DATASET, class_names(), &device)?
     };
     let data = common.load_data(trainer.tokenizer().config.image_size)?;
-    run_loop(&mut Tok(trainer, &data), common, "tokenizer")?;
+    run_loop(&mut trainer, &data, common, "tokenizer")?;
     Ok(())
 }
 
@@ -377,7 +321,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let tokens = tokenize(&tokenizer, &data, 256, &mut |done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();
 
-    let trainer = match trainer {
+    let mut trainer = match trainer {
         Some(t) => t,
         None => {
             let n_classes = CLASS_NAMES.len();
@@ -403,6 +347,6 @@ pub fn train(args: TrainArgs) -> Result<()> {
         }
     };
     let name = trainer.config().arch.name();
-    run_loop(&mut Gen(trainer, &tokens), common, name)?;
+    run_loop(&mut trainer, &tokens, common, name)?;
     Ok(())
 }
