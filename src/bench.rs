@@ -158,7 +158,7 @@ pub struct Report {
 }
 
 /// Bytes from a `/proc/self/status` line such as `VmHWM:  1234 kB`.
-fn proc_status_bytes(key: &str) -> Option<u64> {
+pub fn proc_status_bytes(key: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with(key))?;
     let kib: u64 = line[key.len()..].trim_start_matches(':').split_whitespace().next()?.parse().ok()?;

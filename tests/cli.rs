@@ -204,3 +204,38 @@ fn bad_inputs_give_one_readable_line() {
     let info = ok(&["inspect", s(&q)]);
     assert!(info.contains("int8") && info.contains("sha256"), "{info}");
 }
+
+/// `arpg soak`: many batch-1 generations in one process; the RSS curve comes back as JSON and a
+/// leak of more than `--max-growth-mib` after the warm-up fails the command.
+#[test]
+fn soak_keeps_the_resident_memory_flat() {
+    let dir = scratch("soak");
+    let ckpt = init(&dir, "arpg");
+    let out = ok(&[
+        "soak",
+        "--checkpoint",
+        s(&ckpt),
+        "--n",
+        "300",
+        "--every",
+        "100",
+        "--warmup",
+        "50",
+        "--steps",
+        "4",
+        "--max-growth-mib",
+        "8",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(report["n"], 300);
+    assert_eq!(report["flat"], true, "{report}");
+    let done: Vec<u64> =
+        report["samples"].as_array().unwrap().iter().map(|s| s["done"].as_u64().unwrap()).collect();
+    assert_eq!(done, [0, 50, 100, 200, 300]);
+    assert!(report["growth_bytes"].as_i64().unwrap() <= 8 << 20, "{report}");
+    assert!(report["rss_end_bytes"].as_u64().unwrap() > 0);
+
+    let err = fails(&["soak", "--checkpoint", s(&ckpt), "--n", "10", "--warmup", "10"]);
+    assert!(err.contains("--warmup (10) must be less than --n (10)"), "{err}");
+}

@@ -55,6 +55,8 @@ pub enum Command {
     Train(crate::train::TrainArgs),
     /// Speed, memory and FLOPs of ARPG vs raster AR, MaskGIT and no-shared-KV on one checkpoint.
     Bench(crate::bench::BenchArgs),
+    /// Many generations in a row at batch 1, checking that the resident memory stays flat.
+    Soak(crate::soak::SoakArgs),
     /// Serve the browser demo over HTTP.
     Serve {
         /// Port to listen on [default: $PORT, else 8080].

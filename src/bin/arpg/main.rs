@@ -7,6 +7,7 @@ mod checkpoints;
 mod cli;
 mod evaluate;
 mod serve;
+mod soak;
 mod train;
 
 use std::fs;
@@ -73,6 +74,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::TrainTokenizer(a) => train::train_tokenizer(a),
         Command::Train(a) => train::train(a),
         Command::Bench(a) => bench::run(a),
+        Command::Soak(a) => soak::run(a),
         Command::Serve { port, root } => {
             let port = match port {
                 Some(p) => p,
