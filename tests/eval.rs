@@ -276,6 +276,12 @@ fn the_pipeline_runs_end_to_end_on_a_random_checkpoint() {
     assert!(real.fd_floor.is_finite() && real.fd_floor >= 0.0);
     assert!(real.nn_median.is_finite() && real.nn_median > 0.0);
 
+    let rr = arpg::eval::evaluate_reconstruction(&engine, &reference, 10).unwrap();
+    assert_eq!(rr.n, 10);
+    assert!((0.0..=1.0).contains(&rr.accuracy) && (0.0..=1.0).contains(&rr.original_accuracy));
+    // An untrained tokenizer cannot give the images back exactly.
+    assert!(rr.fd.is_finite() && rr.mse > 0.0 && rr.mse <= 1.0, "{rr:?}");
+
     let opts = SampleOptions { steps: 2, seed: 3, ..SampleOptions::default() };
     let (r, images) = arpg::eval::evaluate_generation(&engine, &reference, 12, &opts).unwrap();
     assert_eq!((r.n, r.steps, images.len(), r.class_accuracy.len()), (12, 2, 12, 3));

@@ -5,6 +5,8 @@
 //!   with the requested class) and the Fréchet distance of the classifier's features against the
 //!   test split. The floor of that distance at the same `n` is a real training subset of `n`
 //!   images against the same test split.
+//! * **Reconstruction**: `n` test images through the VQ tokenizer alone (encode, decode), scored
+//!   like samples: what the tokenizer loses, and so the best the generator can reach.
 //! * **Memorisation**: the L2 distance of samples to their nearest training image, next to the
 //!   same distance for real test images (a copied training image would be ~0).
 //! * **In-painting**: half of each of `n` test images masked (right and top half, alternating),
@@ -108,6 +110,20 @@ pub struct RealReport {
     pub nn_probes: usize,
 }
 
+/// What the tokenizer alone loses: test images encoded and decoded, scored like samples.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReconReport {
+    pub n: usize,
+    /// The classifier's accuracy on the reconstructions (against the true labels), and on the
+    /// same test images as they are.
+    pub accuracy: f64,
+    pub original_accuracy: f64,
+    /// Fréchet distance of the reconstructions' features to the whole test split's.
+    pub fd: f64,
+    /// Mean squared pixel error, pixels in 0..=1.
+    pub mse: f64,
+}
+
 /// What one generation configuration scored.
 #[derive(Clone, Debug, Serialize)]
 pub struct GenReport {
@@ -190,6 +206,46 @@ impl Reference {
 pub fn to_side(image: &GrayImage) -> GrayImage {
     let (padded, _) = image.pad_to(SIDE, SIDE);
     padded.crop((padded.width - SIDE) / 2, (padded.height - SIDE) / 2, SIDE, SIDE)
+}
+
+/// The first `n` test images through the engine's tokenizer (centred in its frame, cropped back).
+pub fn evaluate_reconstruction(
+    engine: &Engine,
+    reference: &Reference,
+    n: usize,
+) -> Result<ReconReport, EvalError> {
+    check_fits(engine, reference)?;
+    let n = n.min(reference.test.len());
+    if n < 2 {
+        return Err(EvalError::Options("n must be at least 2 for a covariance".into()));
+    }
+    let (frame, f) = (engine.tokenizer.config.image_size, engine.tokenizer.config.factor());
+    let mut pixels = Vec::with_capacity(n * SIDE * SIDE);
+    for i in 0..n {
+        let image = GrayImage { width: SIDE, height: SIDE, pixels: reference.test.image(i).to_vec() };
+        let (framed, _) = image.pad_to(frame, frame).0.pad_to_multiple(f);
+        let (codes, h, w) = pollster::block_on(engine.encode(&framed))?;
+        let decoded = pollster::block_on(engine.decode(&[codes], h, w))?;
+        pixels.extend(to_side(&decoded[0]).pixels);
+    }
+    let originals = &reference.test.pixels[..n * SIDE * SIDE];
+    let mse =
+        pixels.iter().zip(originals).map(|(&a, &b)| ((a as f64 - b as f64) / 255.0).powi(2)).sum::<f64>()
+            / pixels.len() as f64;
+    let labels = &reference.test.labels[..n];
+    let accuracy = |scores: &Scores| {
+        scores.labels.iter().zip(labels).filter(|(got, want)| **got == **want as usize).count() as f64
+            / n as f64
+    };
+    let scores = reference.classifier.score(&pixels);
+    let stats = Stats::from_features(&scores.features, scores.dim).expect("two or more rows");
+    Ok(ReconReport {
+        n,
+        accuracy: accuracy(&scores),
+        original_accuracy: accuracy(&reference.classifier.score(originals)),
+        fd: frechet_distance(&stats, &reference.test_stats),
+        mse,
+    })
 }
 
 /// `n` samples (class `i % classes` for sample `i`) with `opts` (`opts.seed + k` for batch `k`),

@@ -13,7 +13,7 @@ use arpg::data::{self, DEFAULT_DIR, Split};
 use arpg::engine::Engine;
 use arpg::eval::{
     self, ClassifierConfig, ClassifierMeta, ClassifierTraining, GenReport, InpaintReport, RealReport,
-    Reference, format,
+    ReconReport, Reference, format,
 };
 use arpg::image::GrayImage;
 use arpg::sampler::SampleOptions;
@@ -298,6 +298,8 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     eprintln!("scoring {} test images and {} real training images ...", test.len(), args.n);
     let reference = Reference::new(classifier, train, test)?;
     let real = reference.real(args.n, args.seed)?;
+    eprintln!("{}: {} test images through the tokenizer alone ...", models[0].file, args.n);
+    let recon = eval::evaluate_reconstruction(&models[0].engine, &reference, args.n)?;
     fs::create_dir_all(&args.out_dir).with_context(|| format!("cannot create {}", args.out_dir.display()))?;
 
     let sample = |steps: usize| SampleOptions {
@@ -362,6 +364,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             "options": {"n": args.n, "seed": args.seed, "cfg": args.cfg, "temperature": args.temperature,
                         "task_steps": args.task_steps},
             "real": real,
+            "reconstruction": recon,
             "generation": gens,
             "inpainting": inps,
             "sheets_seconds": sheets.seconds,
@@ -371,7 +374,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print_markdown(&args, &reference, &real, &gen_rows, &inpaint_rows, &notes, total);
+        print_markdown(&args, &reference, &real, &recon, &gen_rows, &inpaint_rows, &notes, total);
     }
     for (m, r) in &inpaint_rows {
         ensure!(
@@ -393,6 +396,7 @@ fn print_markdown(
     args: &EvalArgs,
     reference: &Reference,
     real: &RealReport,
+    recon: &ReconReport,
     gen_rows: &[(&Candidate, GenReport)],
     inpaint_rows: &[(&Candidate, InpaintReport)],
     notes: &[String],
@@ -417,6 +421,15 @@ fn print_markdown(
         pct(real.train_accuracy),
         real.nn_median,
         real.nn_probes
+    );
+    println!(
+        "Tokenizer alone ({} test images encoded and decoded by the first model's tokenizer): classifier accuracy {} \
+         (the originals: {}), FD {:.3}, pixel MSE {:.5}. No generator can score better than this.",
+        recon.n,
+        pct(recon.accuracy),
+        pct(recon.original_accuracy),
+        recon.fd,
+        recon.mse
     );
     for n in notes {
         println!("{n}");
