@@ -99,22 +99,30 @@ function report(label, batch, { firstMs, runs }) {
   return ms / batch;
 }
 
-/** Native ms per image for the same work: `arpg bench` on the same checkpoint. */
-function nativeMsPerImage(batch) {
+/** Native ms per image for the same work as the page's job: `arpg bench` on the same checkpoint,
+ * token sampling plus the VQ decode of the images (the bench times them apart). `threads` 1 pins
+ * burn-flex's rayon pool to one thread, as the wasm runs on one; otherwise it uses every core. */
+function nativeMsPerImage(batch, threads) {
   const args = ["bench", "--json", "--checkpoint", path.join(root.dir, "www/models", root.model.file),
     "--steps", String(STEPS), "--batch", String(batch), "--runs", String(RUNS), "--matmul-n", "64"];
-  const json = JSON.parse(execFileSync(h.BIN, args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }));
+  const env = threads ? { ...process.env, RAYON_NUM_THREADS: String(threads) } : process.env;
+  const json = JSON.parse(execFileSync(h.BIN, args, { encoding: "utf8", env, stdio: ["ignore", "pipe", "ignore"] }));
   const row = json.rows.find((r) => r.method === "arpg" && r.steps === STEPS && r.batch === batch);
   assert.ok(row, `arpg bench printed no ARPG row for ${STEPS} steps, batch ${batch}`);
-  return row.ms_per_image;
+  const decode = json.vq_decode.find((d) => d.batch === batch);
+  assert.ok(decode, `arpg bench printed no VQ decode time for batch ${batch}`);
+  return { sampling: row.ms_per_image, decode: decode.ms_per_image, total: row.ms_per_image + decode.ms_per_image };
 }
 
 test("bench: wasm CPU vs native on the same work", { timeout: 600_000 }, async () => {
   for (const batch of [1, 16]) {
     const wasm = report("wasm CPU", batch, await pageBench("cpu", batch, batch === 1 ? RUNS : 3, 120_000));
-    const native = nativeMsPerImage(batch);
-    console.log(`# native CPU, batch ${batch}, ${STEPS} steps: ${native.toFixed(1)} ms/image; ` +
-      `wasm / native = ${(wasm / native).toFixed(2)} (wasm: the whole job, VQ decode and worker ` +
-      `messages included; native: token sampling only)`);
+    for (const threads of [0, 1]) {
+      const n = nativeMsPerImage(batch, threads);
+      console.log(`# native CPU (${threads ? "1 thread, as the wasm" : "every core"}), batch ${batch}, ${STEPS} ` +
+        `steps: ${n.total.toFixed(1)} ms/image (sampling ${n.sampling.toFixed(1)} + VQ decode ` +
+        `${n.decode.toFixed(1)}); wasm / native = ${(wasm / n.total).toFixed(2)} (wasm: the page's whole ` +
+        `job, worker messages included)`);
+    }
   }
 });
