@@ -3,7 +3,7 @@
 #   make run    install what is missing, build the wasm runtime into pkg/ and the native CLI,
 #               then serve www/ and pkg/ on http://127.0.0.1:$PORT/ (PORT defaults to 8080)
 #   make test   everything CI checks: fmt, clippy (native + wasm32), cargo test, the wasm build,
-#               and the browser tests when tests/e2e/package.json exists
+#               a fuzz smoke run, and the browser tests when tests/e2e/package.json exists
 #   make help   the other targets
 #
 # Builds are release-only and share one target directory outside the clone, so a fresh clone
@@ -43,21 +43,29 @@ WASM_OPT_FLAGS ?= -O2 --enable-bulk-memory --enable-nontrapping-float-to-int --e
 APT_BROWSER_PKGS := chromium chromium-driver
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 E2E_DIR := tests/e2e
+# Fuzzing (fuzz/): cargo-fuzz on the nightly toolchain. The instrumented build shares nothing with
+# the normal one, so it has its own target directory, also outside the clone. The smoke run gives
+# each target FUZZ_SECONDS over the committed corpus.
+CARGO_FUZZ_VERSION := 0.13.2
+FUZZ_TARGET_DIR ?= $(HOME)/.cache/arpg/fuzz-target
+FUZZ_TARGETS := checkpoint image
+FUZZ_SECONDS ?= 5
 
 section = @printf '\n==== %s ====\n' "$(1)"
 
 .PHONY: help run serve test toolchain wasm-bindgen-cli wasm wasm-opt cli fmt fmt-check clippy \
-	clippy-wasm test-rust e2e e2e-deps browser-deps dataset clean-pkg
+	clippy-wasm test-rust fuzz-deps fuzz-smoke e2e e2e-deps browser-deps dataset clean-pkg
 
 help:
 	@echo 'make run           build pkg/ (wasm) and the CLI, then serve on http://127.0.0.1:$${PORT:-8080}/'
-	@echo 'make test          fmt-check, clippy, cargo test, wasm build, clippy-wasm, e2e (if tests/e2e exists)'
+	@echo 'make test          fmt-check, clippy, cargo test, wasm build, clippy-wasm, fuzz-smoke, e2e (if tests/e2e exists)'
 	@echo 'make wasm          both wasm builds: pkg/gpu (WebGPU + CPU), pkg/cpu (CPU only); WASM_OPT=1: wasm-opt'
 	@echo 'make cli           cargo build --release --bin arpg  ->  $(ARPG)'
 	@echo 'make fmt           cargo fmt (rewrite)'
 	@echo 'make clippy        native clippy, -D warnings'
 	@echo 'make clippy-wasm   wasm32 clippy of the library, -D warnings'
 	@echo 'make test-rust     cargo test --release'
+	@echo 'make fuzz-smoke    each fuzz target ($(FUZZ_TARGETS)) for $(FUZZ_SECONDS) s over fuzz/corpus (nightly, cargo-fuzz)'
 	@echo 'make e2e           browser tests in $(E2E_DIR) (Debian chromium, playwright-core)'
 	@echo 'make browser-deps  apt: $(APT_BROWSER_PKGS); npm: playwright-core'
 	@echo 'make clean-pkg     remove pkg/'
@@ -138,19 +146,23 @@ serve:
 
 # ---------------------------------------------------------------- checks
 
-test: toolchain wasm-bindgen-cli fmt-check clippy test-rust wasm clippy-wasm e2e
+test: toolchain wasm-bindgen-cli fmt-check clippy test-rust wasm clippy-wasm fuzz-smoke e2e
 	$(call section,make test: all steps passed)
 
 fmt: toolchain
 	$(CARGO) fmt
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml
 
 fmt-check: toolchain
 	$(call section,cargo fmt --check)
 	$(CARGO) fmt --check
+	$(CARGO) fmt --check --manifest-path fuzz/Cargo.toml
 
 clippy: toolchain
 	$(call section,cargo clippy --release --all-targets -- -D warnings)
 	$(CARGO) clippy --release --all-targets -- -D warnings
+	$(call section,cargo clippy --release --lib --no-default-features -- -D warnings (what fuzz/ builds))
+	$(CARGO) clippy --release --lib --no-default-features -- -D warnings
 
 clippy-wasm: toolchain
 	$(call section,cargo clippy --release --lib --target $(WASM_TARGET) [--features webgpu] -- -D warnings)
@@ -160,6 +172,28 @@ clippy-wasm: toolchain
 test-rust: toolchain dataset
 	$(call section,cargo test --release)
 	$(CARGO) test --release
+
+# The nightly toolchain (any; only fuzzing uses it) and cargo-fuzz, each only when missing.
+fuzz-deps: toolchain
+	@rustup toolchain list | grep '^nightly-' >/dev/null \
+		|| rustup toolchain install nightly --profile minimal
+	@if [[ "$$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $(CARGO_FUZZ_VERSION)" ]]; then \
+		printf '\n==== %s ====\n' "installing cargo-fuzz $(CARGO_FUZZ_VERSION)"; \
+		CARGO_TARGET_DIR="$(TOOLS_DIR)/cargo-fuzz-target" \
+			$(CARGO) install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked; \
+	fi
+
+# Each fuzz target for FUZZ_SECONDS over the committed corpus (fuzz/corpus/<target>, read only: new
+# inputs go to a scratch directory). A crash, leak or failed check fails this step; libFuzzer leaves
+# the input in fuzz/artifacts/<target>/. Longer runs: docs/reliability.md, "Fuzzing".
+fuzz-smoke: fuzz-deps
+	@for t in $(FUZZ_TARGETS); do \
+		printf '\n==== %s ====\n' "fuzz smoke: $$t, $(FUZZ_SECONDS) s over fuzz/corpus/$$t"; \
+		scratch="$(FUZZ_TARGET_DIR)/smoke-corpus/$$t"; \
+		rm -rf "$$scratch" && mkdir -p "$$scratch"; \
+		cargo +nightly fuzz run --target-dir "$(FUZZ_TARGET_DIR)" "$$t" "$$scratch" "fuzz/corpus/$$t" \
+			-- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; \
+	done
 
 # Browser tests plug in here: they run when tests/e2e/package.json exists. They get the built
 # CLI, the repo root (serve with `$ARPG_BIN serve --port 0 --root $ARPG_ROOT`) and Debian's browser.

@@ -117,6 +117,14 @@ impl GrayImage {
         }
 
         let mut reader = decoder.read_info().map_err(decode_err)?;
+        // png 0.18.1 accepts a PLTE whose length is not a multiple of 3 and then panics expanding
+        // it (image-rs/image-png#694, found by fuzz/). The spec says 3 bytes per entry.
+        if let Some(palette) = reader.info().palette.as_deref().filter(|p| p.len() % 3 != 0) {
+            return Err(ImageError::Decode(format!(
+                "PLTE chunk of {} bytes, not a whole number of RGB entries",
+                palette.len()
+            )));
+        }
         let size = reader
             .output_buffer_size()
             .ok_or_else(|| ImageError::Decode("frame does not fit in memory".into()))?;
@@ -528,6 +536,23 @@ mod tests {
         });
         let img = GrayImage::from_png(&png).unwrap();
         assert_eq!(img.pixels, [76, 255, 0]);
+    }
+
+    #[test]
+    fn palette_with_a_partial_entry_is_an_error_not_a_panic() {
+        // Found by the fuzz target `image`: png 0.18.1 panics expanding such a palette.
+        use png::{BitDepth::Eight, ColorType::Indexed};
+        let good = encode_with(2, 1, Indexed, Eight, &[0, 1], |e| e.set_palette(vec![255, 0, 0, 0, 0, 255]));
+        assert_eq!(GrayImage::from_png(&good).unwrap().pixels, [76, 29]);
+        // The same file with one stray byte in its PLTE chunk (7 bytes instead of 6).
+        let at = good.windows(4).position(|w| w == b"PLTE").unwrap() - 4;
+        let mut bad = good[..at].to_vec();
+        bad.extend(chunk(b"PLTE", &[255, 0, 0, 0, 0, 255, 7]));
+        bad.extend_from_slice(&good[at + 12 + 6..]);
+        assert_eq!(
+            GrayImage::from_png(&bad),
+            Err(ImageError::Decode("PLTE chunk of 7 bytes, not a whole number of RGB entries".into()))
+        );
     }
 
     #[test]
