@@ -174,8 +174,8 @@ impl ModelConfig {
         if self.n_layers < 2 || self.mlp_hidden == 0 || self.grid_h == 0 || self.grid_w == 0 {
             return Err("n_layers >= 2, mlp_hidden > 0 and a non-empty grid are required".into());
         }
-        if self.rope_base.is_nan() || self.rope_base <= 1.0 || !(0.0..1.0).contains(&self.dropout) {
-            return Err("rope_base must be > 1 and dropout in [0, 1)".into());
+        if !self.rope_base.is_finite() || self.rope_base <= 1.0 || !(0.0..1.0).contains(&self.dropout) {
+            return Err("rope_base must be finite and > 1, and dropout in [0, 1)".into());
         }
         Ok(())
     }
@@ -237,4 +237,18 @@ pub struct TrainMeta {
     pub train_seconds: f32,
     /// Class names in class-id order.
     pub class_names: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rope_base_must_be_finite_and_above_one() {
+        assert!(ModelConfig::tiny(256, 10).validate().is_ok());
+        for bad in [f32::INFINITY, f32::NAN, 1.0, -5.0] {
+            let c = ModelConfig { rope_base: bad, ..ModelConfig::tiny(256, 10) };
+            assert!(c.validate().unwrap_err().contains("rope_base"), "{bad} accepted");
+        }
+    }
 }

@@ -374,7 +374,8 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print_markdown(&args, &reference, &real, &recon, &gen_rows, &inpaint_rows, &notes, total);
+        let notes: Vec<String> = std::iter::once(recon_note(&recon)).chain(notes).collect();
+        print_markdown(&args, &reference, &real, &gen_rows, &inpaint_rows, &notes, total);
     }
     for (m, r) in &inpaint_rows {
         ensure!(
@@ -392,11 +393,22 @@ fn pct(x: f64) -> String {
     format!("{:.1}%", 100.0 * x)
 }
 
+fn recon_note(recon: &ReconReport) -> String {
+    format!(
+        "Tokenizer alone ({} test images encoded and decoded by the first model's tokenizer): classifier \
+         accuracy {} (the originals: {}), FD {:.3}, pixel MSE {:.5}. No generator can score better than this.",
+        recon.n,
+        pct(recon.accuracy),
+        pct(recon.original_accuracy),
+        recon.fd,
+        recon.mse
+    )
+}
+
 fn print_markdown(
     args: &EvalArgs,
     reference: &Reference,
     real: &RealReport,
-    recon: &ReconReport,
     gen_rows: &[(&Candidate, GenReport)],
     inpaint_rows: &[(&Candidate, InpaintReport)],
     notes: &[String],
@@ -421,15 +433,6 @@ fn print_markdown(
         pct(real.train_accuracy),
         real.nn_median,
         real.nn_probes
-    );
-    println!(
-        "Tokenizer alone ({} test images encoded and decoded by the first model's tokenizer): classifier accuracy {} \
-         (the originals: {}), FD {:.3}, pixel MSE {:.5}. No generator can score better than this.",
-        recon.n,
-        pct(recon.accuracy),
-        pct(recon.original_accuracy),
-        recon.fd,
-        recon.mse
     );
     for n in notes {
         println!("{n}");
