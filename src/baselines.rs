@@ -12,7 +12,7 @@ use crate::kv_cache::KvCache;
 use crate::model::{self, Block};
 use crate::rng::Rng;
 use crate::rope::{self, Pos, Rope, RopeTables};
-use crate::sampler::{self, SampleOptions, Sampled, StepEvent, int_tensor, read_logits};
+use crate::sampler::{self, AfterStep, SampleOptions, Sampled, StepEvent, int_tensor, read_logits};
 
 /// One stack of blocks between an embedding and a head: the body of both baselines.
 #[derive(Module, Debug)]
@@ -90,11 +90,11 @@ impl Raster {
 }
 
 /// Raster AR sampling: T steps of one token, per-layer KV cache.
-pub async fn sample_raster(
+pub async fn sample_raster<R: AfterStep>(
     model: &Raster,
     classes: &[usize],
     opts: &SampleOptions,
-    on_step: &mut dyn FnMut(&StepEvent),
+    on_step: &mut dyn FnMut(&StepEvent) -> R,
 ) -> Result<Sampled, Error> {
     let config = &model.stack.config;
     let (h, w, t) = (config.grid_h, config.grid_w, config.seq_len());
@@ -122,7 +122,9 @@ pub async fn sample_raster(
             grid_h: h,
             grid_w: w,
             tokens: tokens[0].clone(),
-        });
+        })
+        .wait()
+        .await?;
         ids = int_tensor((0..rows).map(|r| new[r % b][0] as i64).collect(), [rows, 1], &device);
         pos = rope::cell(p, w);
     }
@@ -162,11 +164,11 @@ impl MaskGit {
 
 /// MaskGIT sampling: every step predicts all masked cells, keeps the most confident ones (with
 /// annealed Gumbel noise on the confidence, as MaskGIT does) and re-masks the rest.
-pub async fn sample_maskgit(
+pub async fn sample_maskgit<R: AfterStep>(
     model: &MaskGit,
     classes: &[usize],
     opts: &SampleOptions,
-    on_step: &mut dyn FnMut(&StepEvent),
+    on_step: &mut dyn FnMut(&StepEvent) -> R,
 ) -> Result<Sampled, Error> {
     let config = &model.stack.config;
     let (h, w, t, vocab) = (config.grid_h, config.grid_w, config.seq_len(), config.vocab_size);
@@ -213,7 +215,9 @@ pub async fn sample_maskgit(
             grid_h: h,
             grid_w: w,
             tokens: tokens[0].clone(),
-        });
+        })
+        .wait()
+        .await?;
     }
     Ok(finish(tokens, 0))
 }

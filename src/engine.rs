@@ -10,7 +10,7 @@ use crate::config::{Arch, ModelConfig, TokenizerConfig, TrainMeta};
 use crate::error::Error;
 use crate::image::{GrayImage, TokenMask};
 use crate::model::Arpg;
-use crate::sampler::{Plan, SampleOptions, Sampled, StepEvent, sample_arpg};
+use crate::sampler::{AfterStep, Plan, SampleOptions, Sampled, StepEvent, sample_arpg};
 use crate::tasks::{self, RopeMode, Sides};
 use crate::tokenizer::VqTokenizer;
 use crate::weights;
@@ -133,12 +133,12 @@ impl Engine {
 
     /// Run `plan` for a batch of classes with whichever generator is loaded. The baselines only
     /// decode whole training-size grids.
-    pub async fn sample(
+    pub async fn sample<R: AfterStep>(
         &self,
         classes: &[usize],
         plan: &Plan,
         opts: &SampleOptions,
-        on_step: &mut dyn FnMut(&StepEvent),
+        on_step: &mut dyn FnMut(&StepEvent) -> R,
     ) -> Result<Sampled, Error> {
         if plan.cells() > MAX_CELLS {
             return Err(Error::Options(format!(
@@ -157,11 +157,11 @@ impl Engine {
     }
 
     /// Class-conditional images, one per entry of `classes`.
-    pub async fn generate(
+    pub async fn generate<R: AfterStep>(
         &self,
         classes: &[usize],
         opts: &SampleOptions,
-        on_step: &mut dyn FnMut(&StepEvent),
+        on_step: &mut dyn FnMut(&StepEvent) -> R,
     ) -> Result<Vec<GrayImage>, Error> {
         let c = self.model_config();
         check_budget("generation", Some(c.grid_h), Some(c.grid_w))?;
@@ -172,13 +172,13 @@ impl Engine {
 
     /// Regenerate the tokens touched by the white pixels of `mask` (same size as `image`), as
     /// `class`; every pixel of an untouched token is kept exactly.
-    pub async fn inpaint(
+    pub async fn inpaint<R: AfterStep>(
         &self,
         image: &GrayImage,
         mask: &GrayImage,
         class: usize,
         opts: &SampleOptions,
-        on_step: &mut dyn FnMut(&StepEvent),
+        on_step: &mut dyn FnMut(&StepEvent) -> R,
     ) -> Result<GrayImage, Error> {
         if (mask.width, mask.height) != (image.width, image.height) {
             return Err(Error::Input(format!(
@@ -209,13 +209,13 @@ impl Engine {
     }
 
     /// Extend the canvas by `sides` tokens and fill the new cells.
-    pub async fn outpaint(
+    pub async fn outpaint<R: AfterStep>(
         &self,
         image: &GrayImage,
         sides: Sides,
         class: usize,
         opts: &SampleOptions,
-        on_step: &mut dyn FnMut(&StepEvent),
+        on_step: &mut dyn FnMut(&StepEvent) -> R,
     ) -> Result<GrayImage, Error> {
         if sides == Sides::default() {
             return Err(Error::Options("out-painting needs at least one side to extend".into()));
@@ -238,13 +238,13 @@ impl Engine {
     }
 
     /// A `factor`x larger image: from `image` (its tokens become the coarse cells) or from scratch.
-    pub async fn expand(
+    pub async fn expand<R: AfterStep>(
         &self,
         image: Option<&GrayImage>,
         factor: usize,
         class: usize,
         opts: &SampleOptions,
-        on_step: &mut dyn FnMut(&StepEvent),
+        on_step: &mut dyn FnMut(&StepEvent) -> R,
     ) -> Result<GrayImage, Error> {
         if !(2..=4).contains(&factor) {
             return Err(Error::Options(format!("expansion factor must be 2, 3 or 4, got {factor}")));

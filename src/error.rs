@@ -18,4 +18,7 @@ pub enum Error {
     Input(String),
     #[error("tensor read-back failed: {0}")]
     Tensor(String),
+    /// The caller stopped the job between two decoding steps (the browser's Cancel).
+    #[error("cancelled")]
+    Cancelled,
 }

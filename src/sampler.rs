@@ -4,6 +4,8 @@
 //! every backend.
 
 use std::f64::consts::FRAC_PI_2;
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -163,6 +165,29 @@ pub struct StepEvent {
     pub tokens: Vec<Option<u32>>,
 }
 
+/// What a step hook (`on_step`) returns. `()`: go on at once (the CLI, the tests). A
+/// [`StepWait`]: the sampler awaits it before the next step and stops with its error, if any. The
+/// browser's hook yields to the worker's event loop there, so that a `cancel` message can arrive
+/// between two steps, and then answers `Err(Error::Cancelled)`.
+pub trait AfterStep {
+    fn wait(self) -> impl Future<Output = Result<(), Error>>;
+}
+
+impl AfterStep for () {
+    async fn wait(self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// A step hook's answer that the sampler awaits before the next step; `Err` stops the job.
+pub type StepWait = Pin<Box<dyn Future<Output = Result<(), Error>>>>;
+
+impl AfterStep for StepWait {
+    async fn wait(self) -> Result<(), Error> {
+        self.await
+    }
+}
+
 /// `u + s * (c - u)`
 pub fn guide(cond: &[f32], uncond: &[f32], scale: f32) -> Vec<f32> {
     cond.iter().zip(uncond).map(|(c, u)| u + scale * (c - u)).collect()
@@ -301,12 +326,12 @@ pub(crate) fn pick(
 /// ARPG sampling: each step feeds the tokens sampled at the previous step to pass 1 (appending
 /// to the caches), then runs all of this step's `[MASK]` queries in one call against the one shared
 /// K/V. No mask inside a step. The order is drawn once and shared by the batch.
-pub async fn sample_arpg(
+pub async fn sample_arpg<R: AfterStep>(
     model: &Arpg,
     classes: &[usize],
     plan: &Plan,
     opts: &SampleOptions,
-    on_step: &mut dyn FnMut(&StepEvent),
+    on_step: &mut dyn FnMut(&StepEvent) -> R,
 ) -> Result<Sampled, Error> {
     let config = &model.config;
     opts.validate(plan.cells())?; // each phase then takes at most as many steps as it has cells
@@ -374,7 +399,9 @@ pub async fn sample_arpg(
                 grid_h: plan.grid_h,
                 grid_w: plan.grid_w,
                 tokens: tokens[0].clone(),
-            });
+            })
+            .wait()
+            .await?;
             step += 1;
         }
     }

@@ -15,9 +15,12 @@
 //!   that the page can paint a preview of the grid so far from those tokens.
 //! * Two builds: with the `webgpu` feature (`pkg/gpu`) and without (`pkg/cpu`, the CPU backend only,
 //!   a fraction of the size); the worker fetches the one it will use.
-//! * Cancellation: the sampler has no cancel hook, so the page cancels by terminating the worker
-//!   that owns the engine (and starting a new one; the checkpoint comes from the cache). The step
-//!   callback's return value is ignored.
+//! * Cancellation: every job takes an optional `AbortSignal` after its step callback. Between two
+//!   decoding steps the job yields to the worker's event loop (one macrotask, through a
+//!   `MessageChannel`), so that the worker can handle a `cancel` message and abort the signal;
+//!   the job then stops at that step boundary and its Promise rejects with `cancelled`. The
+//!   engine, its weights and the GPU device stay loaded. The step callback's return value is
+//!   ignored.
 //!
 //! Images cross the edge as `{width, height, pixels}`: 8-bit grey, row-major, `pixels` a
 //! `Uint8Array` (a plain array is accepted too). A mask is an image of the same size (white =
@@ -34,8 +37,9 @@ use wasm_bindgen_futures::JsFuture;
 
 use crate::checkpoint::sha256_hex;
 use crate::engine::Engine;
+use crate::error::Error;
 use crate::image::GrayImage;
-use crate::sampler::{CfgSchedule, SampleOptions, Schedule, StepEvent};
+use crate::sampler::{CfgSchedule, SampleOptions, Schedule, StepEvent, StepWait};
 use crate::tasks::Sides;
 
 #[wasm_bindgen(start)]
@@ -66,11 +70,12 @@ thread_local! {
 #[derive(Deserialize, Default)]
 #[serde(default, rename_all = "camelCase")]
 struct JsOptions {
-    steps: Option<usize>,
+    /// Counts arrive as f64 and are checked here (`count`), so that the message names the field.
+    steps: Option<f64>,
     cfg: Option<f32>,
     cfg_schedule: Option<String>,
     temperature: Option<f32>,
-    top_k: Option<usize>,
+    top_k: Option<f64>,
     top_p: Option<f32>,
     schedule: Option<String>,
     /// JS numbers are f64: seeds above 2^53 cannot arrive exactly, so they are refused.
@@ -86,14 +91,14 @@ impl JsOptions {
             Some(s) => return Err(JsError::new(&format!("seed must be an integer in 0..=2^53-1, got {s}"))),
         };
         Ok(SampleOptions {
-            steps: self.steps.unwrap_or(d.steps),
+            steps: count("steps", self.steps, d.steps)?,
             cfg: self.cfg.unwrap_or(d.cfg),
             cfg_schedule: match self.cfg_schedule {
                 Some(s) => s.parse::<CfgSchedule>().map_err(js_err)?,
                 None => d.cfg_schedule,
             },
             temperature: self.temperature.unwrap_or(d.temperature),
-            top_k: self.top_k.unwrap_or(d.top_k),
+            top_k: count("topK", self.top_k, d.top_k)?,
             top_p: self.top_p.unwrap_or(d.top_p),
             schedule: match self.schedule {
                 Some(s) => s.parse::<Schedule>().map_err(js_err)?,
@@ -104,11 +109,22 @@ impl JsOptions {
     }
 }
 
+/// A whole number from JS (the engine then checks its range, e.g. steps against T).
+fn count(name: &str, v: Option<f64>, default: usize) -> Result<usize, JsError> {
+    match v {
+        None => Ok(default),
+        Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= u32::MAX as f64 => Ok(n as usize),
+        Some(n) => Err(JsError::new(&format!("{name} must be an integer in 0..=2^32-1, got {n}"))),
+    }
+}
+
 fn parse_options(options: JsValue) -> Result<SampleOptions, JsError> {
     let js: JsOptions = if options.is_undefined() || options.is_null() {
         JsOptions::default()
     } else {
-        serde_wasm_bindgen::from_value(options).map_err(js_err)?
+        // serde's message, without the "Error: " of the JS Error it arrives in.
+        serde_wasm_bindgen::from_value(options)
+            .map_err(|e| JsError::new(&format!("options: {}", js_text(&JsValue::from(e)))))?
     };
     js.into_options()
 }
@@ -201,6 +217,21 @@ fn mask_from_js(v: &JsValue, like: &GrayImage) -> Result<GrayImage, JsError> {
     image_from_js(v, "mask")
 }
 
+/// Images one `generate` call may ask for (the page asks for 1-16).
+const MAX_BATCH: usize = 64;
+
+/// An array (or typed array) of class ids, each checked like `class_from_js`.
+fn classes_from_js(v: &JsValue) -> Result<Vec<usize>, JsError> {
+    if !v.is_object() {
+        return Err(JsError::new("classes must be an array of class ids"));
+    }
+    let list = js_sys::Array::from(v);
+    if list.length() as usize > MAX_BATCH {
+        return Err(JsError::new(&format!("at most {MAX_BATCH} images per call, got {}", list.length())));
+    }
+    list.iter().map(|c| class_from_js(c.as_f64().unwrap_or(f64::NAN))).collect()
+}
+
 fn class_from_js(class: f64) -> Result<usize, JsError> {
     if class >= 0.0 && class.fract() == 0.0 && class < 65_536.0 {
         Ok(class as usize)
@@ -209,9 +240,68 @@ fn class_from_js(class: f64) -> Result<usize, JsError> {
     }
 }
 
-/// The JS step callback, called after every decoding step; its return value is ignored and a
-/// throw is logged (cancellation is by terminating the worker, see the module docs).
-fn step_callback(f: &Function) -> impl FnMut(&StepEvent) + '_ {
+#[wasm_bindgen]
+extern "C" {
+    /// The browser's `MessageChannel`: posting to one port queues a task on the other.
+    type MessageChannel;
+    #[wasm_bindgen(constructor, catch)]
+    fn new() -> Result<MessageChannel, JsValue>;
+    #[wasm_bindgen(method, getter)]
+    fn port1(this: &MessageChannel) -> MessagePort;
+    #[wasm_bindgen(method, getter)]
+    fn port2(this: &MessageChannel) -> MessagePort;
+
+    type MessagePort;
+    #[wasm_bindgen(method, setter)]
+    fn set_onmessage(this: &MessagePort, handler: &Function);
+    #[wasm_bindgen(method, js_name = postMessage)]
+    fn post_message(this: &MessagePort, message: &JsValue);
+    #[wasm_bindgen(method)]
+    fn close(this: &MessagePort);
+
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(handler: &Function, ms: i32);
+}
+
+/// Hands the event loop one turn: each `next_task()` resolves in a new task (a macrotask), after
+/// the messages already queued for the worker. A `MessageChannel` is used because nested
+/// `setTimeout(0)` calls are clamped to 4 ms; `setTimeout` is the fallback.
+struct Yielder(Option<MessageChannel>);
+
+impl Yielder {
+    fn new() -> Self {
+        Self(MessageChannel::new().ok())
+    }
+
+    fn next_task(&self) -> Promise {
+        Promise::new(&mut |resolve, _| match &self.0 {
+            Some(channel) => {
+                channel.port1().set_onmessage(&resolve);
+                channel.port2().post_message(&JsValue::UNDEFINED);
+            }
+            None => set_timeout(&resolve, 0),
+        })
+    }
+}
+
+impl Drop for Yielder {
+    fn drop(&mut self) {
+        if let Some(channel) = &self.0 {
+            channel.port1().close();
+        }
+    }
+}
+
+/// `signal.aborted` of an `AbortSignal` (false for `undefined` or anything else).
+fn aborted(signal: &JsValue) -> bool {
+    signal.is_object() && Reflect::get(signal, &"aborted".into()).ok().and_then(|v| v.as_bool()) == Some(true)
+}
+
+/// The hook of one job: after every decoding step, report the step to the JS callback (a throw is
+/// logged), then yield to the event loop and stop with `cancelled` if `signal` was aborted
+/// meanwhile (the engine then returns `Error::Cancelled` at that step boundary).
+fn step_hook(on_step: Function, signal: JsValue) -> impl FnMut(&StepEvent) -> StepWait {
+    let yielder = Yielder::new();
     move |e: &StepEvent| {
         let step = JsStep {
             step: e.step,
@@ -222,10 +312,15 @@ fn step_callback(f: &Function) -> impl FnMut(&StepEvent) + '_ {
             tokens: e.tokens.iter().map(|t| t.map_or(-1, |c| c as i32)).collect(),
         };
         if let Ok(v) = serde_wasm_bindgen::to_value(&step)
-            && let Err(err) = f.call1(&JsValue::NULL, &v)
+            && let Err(err) = on_step.call1(&JsValue::NULL, &v)
         {
             web_sys::console::warn_1(&format!("arpg: the step callback threw: {}", js_text(&err)).into());
         }
+        let (next, signal) = (JsFuture::from(yielder.next_task()), signal.clone());
+        Box::pin(async move {
+            let _ = next.await;
+            if aborted(&signal) { Err(Error::Cancelled) } else { Ok(()) }
+        })
     }
 }
 
@@ -464,18 +559,19 @@ impl WebEngine {
         DEVICE_LOST.with(|l| l.get())
     }
 
-    /// One image per class id -> `Promise<[{width, height, pixels}]>`.
+    /// One image per class id (an array of at most 64) -> `Promise<[{width, height, pixels}]>`.
+    /// Every job takes `on_step` and an optional `AbortSignal` (see the module docs).
     pub fn generate(
         &self,
-        classes: Vec<u32>,
+        classes: JsValue,
         options: JsValue,
         on_step: Function,
+        signal: JsValue,
     ) -> Result<Promise, JsError> {
-        let opts = parse_options(options)?;
-        let classes: Vec<usize> = classes.into_iter().map(|c| c as usize).collect();
+        let (classes, opts) = (classes_from_js(&classes)?, parse_options(options)?);
         let engine = Rc::clone(&self.engine);
         Ok(wasm_bindgen_futures::future_to_promise(async move {
-            let mut cb = step_callback(&on_step);
+            let mut cb = step_hook(on_step, signal);
             let images = engine.generate(&classes, &opts, &mut cb).await.map_err(js_err)?;
             Ok(images_to_js(images)?)
         }))
@@ -490,13 +586,14 @@ impl WebEngine {
         class: f64,
         options: JsValue,
         on_step: Function,
+        signal: JsValue,
     ) -> Result<Promise, JsError> {
         let image = image_from_js(&image, "image")?;
         let mask = mask_from_js(&mask, &image)?;
         let (class, opts) = (class_from_js(class)?, parse_options(options)?);
         let engine = Rc::clone(&self.engine);
         Ok(wasm_bindgen_futures::future_to_promise(async move {
-            let mut cb = step_callback(&on_step);
+            let mut cb = step_hook(on_step, signal);
             let out = engine.inpaint(&image, &mask, class, &opts, &mut cb).await.map_err(js_err)?;
             Ok(image_to_js(out)?)
         }))
@@ -510,14 +607,16 @@ impl WebEngine {
         class: f64,
         options: JsValue,
         on_step: Function,
+        signal: JsValue,
     ) -> Result<Promise, JsError> {
         let image = image_from_js(&image, "image")?;
-        let s: JsSides = serde_wasm_bindgen::from_value(sides).map_err(|e| js_err(format!("sides: {e}")))?;
+        let s: JsSides = serde_wasm_bindgen::from_value(sides)
+            .map_err(|e| JsError::new(&format!("sides: {}", js_text(&JsValue::from(e)))))?;
         let sides = Sides { left: s.left, right: s.right, top: s.top, bottom: s.bottom };
         let (class, opts) = (class_from_js(class)?, parse_options(options)?);
         let engine = Rc::clone(&self.engine);
         Ok(wasm_bindgen_futures::future_to_promise(async move {
-            let mut cb = step_callback(&on_step);
+            let mut cb = step_hook(on_step, signal);
             let out = engine.outpaint(&image, sides, class, &opts, &mut cb).await.map_err(js_err)?;
             Ok(image_to_js(out)?)
         }))
@@ -532,6 +631,7 @@ impl WebEngine {
         class: f64,
         options: JsValue,
         on_step: Function,
+        signal: JsValue,
     ) -> Result<Promise, JsError> {
         let image = if image.is_null() || image.is_undefined() {
             None
@@ -541,7 +641,7 @@ impl WebEngine {
         let (class, opts) = (class_from_js(class)?, parse_options(options)?);
         let engine = Rc::clone(&self.engine);
         Ok(wasm_bindgen_futures::future_to_promise(async move {
-            let mut cb = step_callback(&on_step);
+            let mut cb = step_hook(on_step, signal);
             let out = engine
                 .expand(image.as_ref(), factor as usize, class, &opts, &mut cb)
                 .await

@@ -8,7 +8,7 @@ use arpg::config::Arch;
 use arpg::engine::{Engine, Generator};
 use arpg::error::Error;
 use arpg::image::{GrayImage, TokenMask};
-use arpg::sampler::{SampleOptions, Schedule, sample_arpg};
+use arpg::sampler::{SampleOptions, Schedule, StepEvent, StepWait, sample_arpg};
 use arpg::tasks::{self, Sides};
 use common::*;
 use pollster::block_on;
@@ -47,6 +47,33 @@ fn the_same_seed_gives_identical_pngs() {
         let a = pngs(&e, 11);
         assert_eq!(a, pngs(&e, 11), "{arch:?}");
         assert_ne!(a, pngs(&e, 12), "{arch:?}: another seed, another image");
+    }
+}
+
+/// A step hook can stop a job at a step boundary (the browser's Cancel): its answer to step 1
+/// is `Err(Cancelled)`, and no step after it runs, in ARPG and both baselines.
+#[test]
+fn a_step_hook_stops_the_job_at_a_step_boundary() {
+    for arch in [Arch::Arpg, Arch::Raster, Arch::MaskGit] {
+        let e = engine(arch);
+        let mut seen = vec![];
+        let mut hook = |ev: &StepEvent| -> StepWait {
+            seen.push(ev.step);
+            let stop = ev.step == 1;
+            Box::pin(async move { if stop { Err(Error::Cancelled) } else { Ok(()) } })
+        };
+        let out = block_on(e.generate(&[0], &opts(1), &mut hook));
+        assert!(matches!(out, Err(Error::Cancelled)), "{arch:?}");
+        assert_eq!(seen, [0, 1], "{arch:?}");
+        assert_eq!(Error::Cancelled.to_string(), "cancelled");
+        // A hook that always goes on runs every step, like a plain closure.
+        let mut steps = 0;
+        let mut go_on = |_: &StepEvent| -> StepWait {
+            steps += 1;
+            Box::pin(async { Ok(()) })
+        };
+        assert!(block_on(e.generate(&[0], &opts(1), &mut go_on)).is_ok(), "{arch:?}");
+        assert!(steps >= 4, "{arch:?}: {steps} steps");
     }
 }
 

@@ -13,6 +13,7 @@ const stats = $("#stats");
 let klass = 0;
 let last = null; // {images, class, seed, steps, cfg}
 let firstImageMs = null;
+let runs = 0; // generate() calls: only the newest one updates the page
 
 // Test and debugging hook (read-only use): the last result and timings.
 window.__arpg = { client, get last() { return last; }, get firstImageMs() { return firstImageMs; } };
@@ -77,6 +78,7 @@ async function generate() {
   const cfg = Number($("#cfg").value);
   const seed = seedValue();
   const size = info.gridW * info.factor;
+  const mine = ++runs;
   const cols = layout(n, size);
   ctx.fillStyle = "#181c28";
   ctx.fillRect(0, 0, canvas.width, canvas.height);
@@ -89,6 +91,7 @@ async function generate() {
       "generate",
       { classes: Array(n).fill(klass), options: { steps, cfg, seed } },
       (ev, ms) => {
+        if (mine !== runs) return;
         drawReveal(ctx, ev, info.factor, client.patches);
         stats.textContent = `step ${ev.step + 1}/${ev.steps} · ${ms.toFixed(0)} ms`;
       },
@@ -103,10 +106,11 @@ async function generate() {
     $("#download").disabled = false;
     document.body.dataset.run = "done";
   } catch (e) {
+    if (mine !== runs) return; // replaced by a newer run (the notice says so)
     document.body.dataset.run = e.message === "cancelled" ? "cancelled" : "error";
     stats.textContent = e.message === "cancelled" ? "cancelled" : `error: ${e.message}`;
   } finally {
-    $("#cancel").disabled = true;
+    if (mine === runs) $("#cancel").disabled = true;
   }
 }
 

@@ -1,8 +1,17 @@
-// The page's side of the model worker: start it, run one job at a time, cancel by terminating it.
+// The page's side of the model worker: start it, run one job at a time, cancel, recover.
 //
 // Events (EventTarget): "status" {detail: {state, text}}, "ready" {detail: info}, "notice"
-// {detail: text}. A new job while one runs cancels the old one (its promise rejects with
-// "cancelled") and says so through "notice".
+// {detail: {text, kind}} with kind "job" (a job cancelled) or "recovery" (the worker restarted).
+//
+// One job at a time: a new job while one runs cancels the old one (its promise rejects with
+// "cancelled", and a "notice" says so); the new one starts once the worker has stopped the old
+// one. Cancelling asks the worker, which stops the job at its next decoding step and keeps the
+// model loaded; a worker that does not answer within `cancelGraceMs` (a hung GPU) is terminated
+// and restarted. While a job runs on the CPU backend the worker is pinged between steps: one that
+// stops answering for `hangMs` (closed, stuck) is restarted too. Not on WebGPU: there the worker
+// can block for tens of seconds on a slow adapter (30 s measured with SwiftShader) without being
+// dead. A crashed worker, or a lost WebGPU device (the worker watches `device.lost`), restarts the
+// model (on the CPU when it was on WebGPU) and runs the interrupted job again, once.
 
 export class EngineClient extends EventTarget {
   constructor(backend = "auto") {
@@ -12,9 +21,21 @@ export class EngineClient extends EventTarget {
     this.info = null;
     this.patches = null;
     this.ready = null; // Promise<info> of the current worker
-    this.job = null; // {id, resolve, reject, onStep}
+    this.job = null; // {id, op, args, resolve, reject, onStep, posted, retried}
     this.nextId = 1;
+    this.newest = 0; // the newest run() call: older ones still waiting give way to it
     this.loadMs = null;
+    this.settling = Promise.resolve(); // resolves once a cancelled job has stopped
+    this.ack = null; // {id, stopped()}: the cancelled job the worker has not yet stopped
+    this.cancelGraceMs = 5000;
+    this.pingMs = 1000;
+    this.hangMs = 20000;
+    this.watchdog = 0;
+    this.lastPong = 0;
+    // Counters (tests, debugging): workers started, models loaded, restarts after a fault,
+    // jobs cancelled, restarts because a cancel was not answered in time, and the last
+    // cancel's time to the worker's answer.
+    this.stats = { workers: 0, loads: 0, recoveries: 0, cancels: 0, forcedRestarts: 0, lastCancelMs: null };
   }
 
   emit(type, detail) {
@@ -28,6 +49,7 @@ export class EngineClient extends EventTarget {
     this.info = null;
     const worker = new Worker("/worker.js", { type: "module" });
     this.worker = worker;
+    this.stats.workers++;
     this.emit("status", { state: "loading", text: "loading…" });
     this.ready = new Promise((resolve, reject) => {
       worker.onmessage = ({ data }) => {
@@ -40,6 +62,7 @@ export class EngineClient extends EventTarget {
             this.info = data.info;
             this.patches = data.patches;
             this.loadMs = data.loadMs;
+            this.stats.loads++;
             this.emit("status", { state: "ready", text: "ready" });
             this.emit("ready", data.info);
             resolve(data.info);
@@ -48,20 +71,24 @@ export class EngineClient extends EventTarget {
             this.emit("status", { state: "error", text: data.message });
             reject(new Error(data.message));
             break;
+          case "pong":
+            this.lastPong = performance.now();
+            break;
+          case "device-lost":
+            if (this.info && this.info.backend === "webgpu") this.recover(`WebGPU device lost (${data.message})`);
+            break;
+          case "crashed":
+            this.failed(data.deviceLost ? `WebGPU device lost (${data.deviceLost})` : `the model worker failed: ${data.message}`, reject);
+            break;
           default:
             this.onJobMessage(data);
         }
       };
+      // Errors the worker does not report itself ("crashed"): it failed to start, for one.
       worker.onerror = (ev) => {
         if (worker !== this.worker) return;
         ev.preventDefault();
-        const message = `the model worker failed: ${ev.message || "unknown error"}`;
-        if (!this.info) {
-          this.emit("status", { state: "error", text: message });
-          reject(new Error(message));
-        } else {
-          this.recover(message);
-        }
+        this.failed(`the model worker failed: ${ev.message || "unknown error"}`, reject);
       };
     });
     this.ready.catch(() => {}); // reported through "status"
@@ -69,34 +96,70 @@ export class EngineClient extends EventTarget {
     return this.ready;
   }
 
+  /** The worker crashed: while loading, the load fails (Retry); once loaded, recover. */
+  failed(message, reject) {
+    if (!this.info) {
+      this.emit("status", { state: "error", text: message });
+      reject(new Error(message));
+    } else {
+      this.recover(message);
+    }
+  }
+
   stopWorker() {
     if (this.worker) this.worker.terminate();
     this.worker = null;
+    this.ack?.stopped(); // a fresh worker runs nothing
   }
 
-  /** WebGPU trouble (device lost, worker crash): restart on the CPU, keeping the page's state. */
+  /** A crashed or hung worker, or a lost WebGPU device: restart (on the CPU when it ran on
+   * WebGPU) and run the interrupted job again there, once; the page's own state is untouched. */
   recover(message) {
+    this.unwatch();
     const job = this.job;
-    this.job = null;
-    const next = this.info && this.info.backend === "webgpu" ? "cpu" : this.backend;
-    this.emit("notice", `${message} — restarting on ${next === "cpu" ? "the CPU" : next}`);
-    if (job) job.reject(new Error(message));
-    this.start(next);
+    const wasGpu = !!this.info && this.info.backend === "webgpu";
+    const again = job && !job.retried;
+    this.stats.recoveries++;
+    this.emit("notice", {
+      kind: "recovery",
+      text: `${message} — restarting the model${wasGpu ? " on the CPU" : ""}` +
+        (again ? "; the interrupted job runs again" : ""),
+    });
+    this.start(wasGpu ? "cpu" : this.backend);
+    if (!job) return;
+    if (!again) {
+      this.job = null;
+      job.reject(new Error(message));
+      return;
+    }
+    job.retried = true;
+    job.posted = false;
+    this.ready.then(
+      () => this.job === job && this.post(job),
+      (e) => this.job === job && (this.job = null, job.reject(e)),
+    );
   }
 
   onJobMessage(data) {
+    if (this.ack && data.id === this.ack.id && (data.type === "done" || data.type === "error")) {
+      this.ack.stopped();
+      return;
+    }
     const job = this.job;
     if (!job || data.id !== job.id) return;
     if (data.type === "step") {
       job.onStep?.(data.ev, data.ms);
     } else if (data.type === "done") {
-      this.job = null;
-      this.emit("status", { state: "ready", text: `done in ${data.ms.toFixed(0)} ms` });
+      this.finish();
+      this.emit("status", { state: "ready", text: `done in ${data.ms.toFixed(0)} ms`, done: true });
       job.resolve(data);
     } else if (data.type === "error") {
-      this.job = null;
-      if (data.deviceLost) this.recover(`WebGPU device lost (${data.message})`);
-      else this.emit("status", { state: "ready", text: "ready" });
+      if (data.deviceLost && this.info && this.info.backend === "webgpu") {
+        this.recover(`WebGPU device lost (${data.message})`);
+        return;
+      }
+      this.finish();
+      this.emit("status", { state: "ready", text: "ready" });
       job.reject(new Error(data.message));
     }
   }
@@ -105,27 +168,101 @@ export class EngineClient extends EventTarget {
     return this.job !== null;
   }
 
-  /** Cancel the running job, if any: terminate the worker and start a fresh one. */
+  /** Cancel the running job, if any. Its promise rejects with "cancelled" at once; the worker
+   * stops it at the next step boundary (or is restarted if it does not within cancelGraceMs). */
   cancel(reason = "cancelled") {
-    if (!this.job) return false;
     const job = this.job;
-    this.job = null;
-    this.emit("notice", reason);
+    if (!job) return false;
+    this.finish();
+    this.stats.cancels++;
+    this.emit("notice", { kind: "job", text: reason });
     job.reject(new Error("cancelled"));
-    this.start(this.backend);
+    if (!job.posted) return true; // waiting for a restarted worker: it never gets the job
+    const worker = this.worker;
+    const t0 = performance.now();
+    worker.postMessage({ type: "cancel", id: job.id });
+    this.settling = new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        if (this.ack?.id !== job.id) return;
+        this.stats.forcedRestarts++;
+        this.emit("notice", {
+          kind: "recovery",
+          text: `${reason}: the model did not stop within ${(this.cancelGraceMs / 1000).toFixed(0)} s and was restarted`,
+        });
+        this.start(this.backend); // stopWorker() settles this
+      }, this.cancelGraceMs);
+      this.ack = {
+        id: job.id,
+        stopped: () => {
+          clearTimeout(timer);
+          this.ack = null;
+          this.stats.lastCancelMs = performance.now() - t0;
+          this.idle();
+          resolve();
+        },
+      };
+    });
+    this.watch();
     return true;
   }
 
   /** Run `op` with `args`; `onStep(ev, ms)` per decoding step. Resolves to {result, ms, stepMs, tokens}. */
   async run(op, args, onStep) {
+    const mine = ++this.newest;
     if (this.job) this.cancel("the previous job was cancelled for the new one");
-    await this.ready;
+    // Wait until the worker is free and ready (a restart may replace `ready` meanwhile).
+    for (let ready = null; ready !== this.ready;) {
+      await this.settling;
+      ready = this.ready;
+      await ready;
+    }
+    if (mine !== this.newest) {
+      // A newer call came while this one waited: it never ran.
+      this.emit("notice", { kind: "job", text: "the previous job was replaced by the new one" });
+      throw new Error("cancelled");
+    }
     if (this.job) this.cancel("the previous job was cancelled for the new one");
     const id = this.nextId++;
     this.emit("status", { state: "running", text: `${op}…` });
     return new Promise((resolve, reject) => {
-      this.job = { id, resolve, reject, onStep };
-      this.worker.postMessage({ type: "run", id, op, args });
+      this.post({ id, op, args, resolve, reject, onStep, posted: false, retried: false });
     });
+  }
+
+  post(job) {
+    this.job = job;
+    job.posted = true;
+    this.worker.postMessage({ type: "run", id: job.id, op: job.op, args: job.args });
+    this.watch();
+  }
+
+  finish() {
+    this.job = null;
+    this.idle();
+  }
+
+  // ---- liveness: ping the worker while it has work; restart it when it stops answering.
+
+  watch() {
+    if (this.watchdog || !this.info || this.info.backend !== "cpu") return;
+    this.lastPong = performance.now();
+    let n = 0;
+    this.watchdog = setInterval(() => {
+      if (!this.worker) return;
+      if (performance.now() - this.lastPong > this.hangMs) {
+        this.recover(`the model worker stopped answering for ${(this.hangMs / 1000).toFixed(0)} s`);
+        return;
+      }
+      this.worker.postMessage({ type: "ping", n: ++n });
+    }, this.pingMs);
+  }
+
+  idle() {
+    if (!this.job && !this.ack) this.unwatch();
+  }
+
+  unwatch() {
+    clearInterval(this.watchdog);
+    this.watchdog = 0;
   }
 }

@@ -34,14 +34,16 @@ export function startClient() {
   choice.value = client.backend;
   choice.addEventListener("change", () => {
     localStorage.setItem("arpg.backend", choice.value);
+    clearNotice();
     client.start(choice.value);
   });
   client.addEventListener("status", ({ detail }) => {
     status.textContent = detail.text;
     status.dataset.state = detail.state;
     document.body.dataset.engine = detail.state;
+    if (detail.done && noticeKind() === "job") clearNotice(); // a job ran since the cancel
     if (detail.state === "error") {
-      notice(`Could not start the model: ${detail.text}`, () => client.start(client.backend));
+      notice(`Could not start the model: ${detail.text}`, () => client.start(client.backend), "load-error");
       badge.textContent = "no model";
       badge.dataset.backend = "none";
     }
@@ -57,17 +59,23 @@ export function startClient() {
     const adapter = a ? [a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(" ") : "none";
     badge.title = `${info.reason}\nadapter: ${adapter}${a && a.isFallbackAdapter ? " (fallback)" : ""}\nmodel sha256: ${info.checksum}`;
     $("#backend-detail").textContent = info.reason;
-    if (info.requested === "auto" && info.backend === "cpu") notice(`Running on the CPU: ${info.reason}.`);
+    // A recovery notice stays: it says why the model now runs elsewhere.
+    if (noticeKind() === "recovery") return;
+    if (info.requested === "auto" && info.backend === "cpu") notice(`Running on the CPU: ${info.reason}.`, null, "info");
     else clearNotice();
   });
-  client.addEventListener("notice", ({ detail }) => notice(detail));
+  client.addEventListener("notice", ({ detail }) => notice(detail.text, null, detail.kind));
   client.start();
   return client;
 }
 
-export function notice(text, retry) {
+/** Show `text` (with a Retry button calling `retry`, if given). `kind`: "load-error", "info",
+ * "job" (a job cancelled: cleared once another job is done) or "recovery" (the model restarted:
+ * kept until the user picks a backend). */
+export function notice(text, retry, kind = "info") {
   const box = $("#notice");
   box.hidden = false;
+  box.dataset.kind = kind;
   box.replaceChildren(document.createTextNode(text));
   if (retry) {
     const b = document.createElement("button");
@@ -81,7 +89,13 @@ export function notice(text, retry) {
 export function clearNotice() {
   const box = $("#notice");
   box.hidden = true;
+  delete box.dataset.kind;
   box.replaceChildren();
+}
+
+function noticeKind() {
+  const box = $("#notice");
+  return box.hidden ? null : box.dataset.kind;
 }
 
 /** Draw a grey image at (x, y) of a 2D context. */

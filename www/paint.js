@@ -22,6 +22,7 @@ let undoStack = [];
 let redoStack = [];
 let reveal = null; // the step being shown while a job runs
 let lastOp = null;
+let jobs = 0; // job() calls: only the newest one updates the page
 
 // Test and debugging hook (read-only use).
 window.__arpg = {
@@ -156,10 +157,40 @@ view.addEventListener("pointercancel", endStroke);
 
 // ------------------------------------------------------------------ opening images
 
-/** Any image file -> grey pixels; sides kept when they fit the token grid, else fit into 32x32. */
+const MAX_FILE_BYTES = 32 << 20;
+const MAX_PIXELS = 4096 * 4096; // the library's image::MAX_PIXELS
+
+/** Width and height from a PNG's IHDR chunk, or null when `bytes` do not start like a PNG. */
+function pngSize(bytes) {
+  const sig = [137, 80, 78, 71, 13, 10, 26, 10];
+  if (bytes.length < 24 || sig.some((b, i) => bytes[i] !== b)) return null;
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  return { width: v.getUint32(16), height: v.getUint32(20) };
+}
+
+/** Any image file -> grey pixels; sides kept when they fit the token grid, else fit into 32x32.
+ * Refused with a message (the current image and mask stay): files over 32 MiB, images over
+ * 4096x4096 pixels (a PNG from its header, before decoding), anything the browser cannot decode. */
 async function openFile(file) {
-  const bitmap = await createImageBitmap(file);
+  const name = JSON.stringify(file.name || "the file");
+  if (file.size > MAX_FILE_BYTES) {
+    throw new Error(`cannot open ${name}: ${(file.size / 2 ** 20).toFixed(0)} MiB is more than the limit of 32 MiB`);
+  }
+  const tooLarge = (w, h) =>
+    new Error(`cannot open ${name}: the image is ${w}x${h}, more than the limit of ${MAX_PIXELS} pixels`);
+  const header = pngSize(new Uint8Array(await file.slice(0, 24).arrayBuffer()));
+  if (header && header.width * header.height > MAX_PIXELS) throw tooLarge(header.width, header.height);
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch (e) {
+    throw new Error(`cannot open ${name}: not an image this browser can decode (${e.message})`);
+  }
   let { width, height } = bitmap;
+  if (width * height > MAX_PIXELS) {
+    bitmap.close();
+    throw tooLarge(width, height);
+  }
   const fits = width % TOKEN === 0 && height % TOKEN === 0 && width >= 32 && height >= 32 &&
     width <= MAX_SIDE && height <= MAX_SIDE;
   let dw = width, dh = height, cw = width, ch = height;
@@ -176,6 +207,7 @@ async function openFile(file) {
   cx.fillStyle = "#000";
   cx.fillRect(0, 0, cw, ch);
   cx.drawImage(bitmap, Math.floor((cw - dw) / 2), Math.floor((ch - dh) / 2), dw, dh);
+  bitmap.close();
   const rgba = cx.getImageData(0, 0, cw, ch).data;
   const pixels = new Uint8Array(cw * ch);
   for (let i = 0; i < cw * ch; i++) {
@@ -216,11 +248,14 @@ function fail(e) {
 async function job(op, args, apply) {
   const klass = Number($("#class").value) || 0;
   const opts = options();
+  const mine = ++jobs;
+  reveal = null; // a replaced job's last step
   document.body.dataset.run = "running";
   $("#cancel").disabled = false;
   stats.textContent = `${op}…`;
   try {
     const out = await client.run(op, { ...args, class: klass, options: opts }, (ev, ms) => {
+      if (mine !== jobs) return;
       reveal = image && ev.gridH * TOKEN === image.height && ev.gridW * TOKEN === image.width ? ev : null;
       draw();
       stats.textContent = `${op}: step ${ev.step + 1}/${ev.steps} · ${ms.toFixed(0)} ms`;
@@ -231,11 +266,12 @@ async function job(op, args, apply) {
     stats.textContent = `${op}: ${out.stepMs.length} steps in ${out.ms.toFixed(0)} ms`;
     document.body.dataset.run = "done";
   } catch (e) {
+    if (mine !== jobs) return; // replaced by a newer job (the notice says so)
     reveal = null;
     draw();
     fail(e);
   } finally {
-    $("#cancel").disabled = true;
+    if (mine === jobs) $("#cancel").disabled = true;
   }
 }
 

@@ -1,11 +1,44 @@
 // The Web Worker that owns the model. The page talks to it through client.js; one job at a time.
-// Cancelling = the page terminates this worker and starts another (see client.js).
 //
 // in:  {type: "load", backend: "auto" | "webgpu" | "cpu"}
 //      {type: "run", id, op: "generate" | "inpaint" | "outpaint" | "expand", args}
+//      {type: "cancel", id}: stop job `id` at its next step boundary (or before it starts)
+//      {type: "ping", n}: answered at once with {type: "pong", n} (the page's liveness check)
 // out: {type: "progress", text} | {type: "ready", info, loadMs, patches} | {type: "load-error", message}
 //      {type: "step", id, ev, ms} | {type: "done", id, result, ms, stepMs, tokens}
-//      {type: "error", id, message, deviceLost}
+//      {type: "error", id, message, cancelled, deviceLost} | {type: "device-lost", message}
+//      {type: "crashed", message, deviceLost}: an uncaught error (a Rust panic traps the wasm
+//      module, which then cannot run anything): the page restarts the worker
+//
+// Jobs yield to this worker's event loop between decoding steps (src/web.rs), so a "cancel" is
+// handled while a job runs: the job stops at the next step boundary and answers "cancelled", and
+// the model stays loaded. The page restarts the worker only when it does not answer in time.
+
+// The GPUDevice wgpu gets, recorded so that this worker notices a lost device itself (even when
+// the job in flight never returns), and for tests (`self.__arpg.gpu.devices`).
+const gpu = { devices: [], lost: null };
+if (self.GPUAdapter && GPUAdapter.prototype.requestDevice) {
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await requestDevice.apply(this, args);
+    gpu.devices.push(device);
+    device.lost.then((info) => {
+      gpu.lost = `${info.reason}: ${info.message}`;
+      post({ type: "device-lost", message: gpu.lost });
+    });
+    return device;
+  };
+}
+
+// An uncaught error (a panic, e.g. when the GPU device goes away under a job) is reported as
+// "crashed", saying whether the device was lost: that loss may settle just after the panic.
+self.addEventListener("error", (ev) => {
+  ev.preventDefault();
+  const report = () => post({ type: "crashed", message: ev.message || "unknown error", deviceLost: gpu.lost });
+  if (!gpu.devices.length) return report();
+  const settle = new Promise((resolve) => setTimeout(resolve, 200));
+  Promise.race([settle, ...gpu.devices.map((d) => d.lost)]).then(report);
+});
 
 // Two builds of the runtime: pkg/cpu (CPU backend only, small) and pkg/gpu (WebGPU + CPU, large).
 // The GPU one is fetched only when it will be used: WebGPU forced, or "auto" with a hardware
@@ -19,15 +52,24 @@ async function hardwareAdapter() {
   }
 }
 
+let wasm = null; // the module's exports (its linear memory: wasm.memory)
+
 async function runtime(backend) {
-  const gpu = backend === "webgpu" || (backend === "auto" && await hardwareAdapter());
-  const mod = await import(gpu ? "/pkg/gpu/arpg.js" : "/pkg/cpu/arpg.js");
-  await mod.default();
+  const useGpu = backend === "webgpu" || (backend === "auto" && await hardwareAdapter());
+  const mod = await import(useGpu ? "/pkg/gpu/arpg.js" : "/pkg/cpu/arpg.js");
+  wasm = await mod.default();
   return mod;
 }
 
 let engine = null;
 let queue = Promise.resolve();
+let current = null; // the running job: {id, controller}
+let lastStarted = 0; // ids grow: a cancel for an id above this is for a job still queued
+const cancelled = new Set(); // ids cancelled before they started
+const stats = { loads: 0, started: 0, finished: 0, cancelled: 0, running: 0, maxRunning: 0 };
+
+// Read-only view for tests and debugging (Playwright: page.workers()[0].evaluate(...)).
+self.__arpg = { gpu, stats, get wasmBytes() { return wasm ? wasm.memory.buffer.byteLength : 0; } };
 
 const post = (msg, transfer = []) => self.postMessage(msg, transfer);
 const text = (e) => (e && e.message ? e.message : String(e));
@@ -64,10 +106,11 @@ async function load(backend) {
   let patches = null;
   const software = info.adapter && (info.adapter.isFallbackAdapter || /swiftshader/i.test(info.adapter.architecture));
   if (!(info.backend === "webgpu" && software)) patches = await engine.patches();
+  stats.loads++;
   post({ type: "ready", info, patches, loadMs: performance.now() - t0 });
 }
 
-async function run({ id, op, args }) {
+async function run({ id, op, args }, signal) {
   const t0 = performance.now();
   let last = t0;
   let tokens = null;
@@ -83,16 +126,16 @@ async function run({ id, op, args }) {
   let result;
   switch (op) {
     case "generate":
-      result = await engine.generate(Uint32Array.from(args.classes), o, onStep);
+      result = await engine.generate(args.classes, o, onStep, signal);
       break;
     case "inpaint":
-      result = await engine.inpaint(args.image, args.mask, args.class, o, onStep);
+      result = await engine.inpaint(args.image, args.mask, args.class, o, onStep, signal);
       break;
     case "outpaint":
-      result = await engine.outpaint(args.image, args.sides, args.class, o, onStep);
+      result = await engine.outpaint(args.image, args.sides, args.class, o, onStep, signal);
       break;
     case "expand":
-      result = await engine.expand(args.image || null, args.factor || 2, args.class, o, onStep);
+      result = await engine.expand(args.image || null, args.factor || 2, args.class, o, onStep, signal);
       break;
     default:
       throw new Error(`unknown operation ${op}`);
@@ -100,17 +143,43 @@ async function run({ id, op, args }) {
   post({ type: "done", id, result, tokens, stepMs, ms: performance.now() - t0 });
 }
 
+async function job(data) {
+  if (cancelled.delete(data.id)) {
+    stats.cancelled++;
+    return post({ type: "error", id: data.id, message: "cancelled", cancelled: true, deviceLost: false });
+  }
+  lastStarted = data.id;
+  current = { id: data.id, controller: new AbortController() };
+  stats.started++;
+  stats.maxRunning = Math.max(stats.maxRunning, ++stats.running);
+  try {
+    if (!engine) throw new Error("the model is not loaded");
+    await run(data, current.controller.signal);
+    stats.finished++;
+  } catch (e) {
+    const message = text(e);
+    if (message === "cancelled") stats.cancelled++;
+    post({ type: "error", id: data.id, message, cancelled: message === "cancelled", deviceLost: !!(engine && engine.deviceLost()) });
+  } finally {
+    stats.running--;
+    current = null;
+  }
+}
+
 self.onmessage = ({ data }) => {
-  if (data.type === "load") {
-    queue = queue.then(() => load(data.backend).catch((e) => post({ type: "load-error", message: text(e) })));
-  } else if (data.type === "run") {
-    queue = queue.then(async () => {
-      try {
-        if (!engine) throw new Error("the model is not loaded");
-        await run(data);
-      } catch (e) {
-        post({ type: "error", id: data.id, message: text(e), deviceLost: !!(engine && engine.deviceLost()) });
-      }
-    });
+  switch (data.type) {
+    case "load":
+      queue = queue.then(() => load(data.backend).catch((e) => post({ type: "load-error", message: text(e) })));
+      break;
+    case "run":
+      queue = queue.then(() => job(data));
+      break;
+    case "cancel":
+      if (current && current.id === data.id) current.controller.abort();
+      else if (data.id > lastStarted) cancelled.add(data.id);
+      break;
+    case "ping":
+      post({ type: "pong", n: data.n });
+      break;
   }
 };

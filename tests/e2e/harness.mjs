@@ -31,24 +31,34 @@ function copyDir(src, dst) {
 
 /** A temporary serving root: www/ and pkg/ of the repo, and a checkpoint in www/models/ — the
  * repo's own when www/models/manifest.json exists, else an untrained one made by `arpg init`
- * (its images are noise, but every code path runs). Returns {dir, model: {file, sha256}}. */
-export function makeRoot() {
+ * (its images are noise, but every code path runs). `preset` (e.g. "test": 4x4 tokens, 16 codes)
+ * always serves an untrained checkpoint of that preset instead: small enough for the software
+ * WebGPU adapter. Returns {dir, model: {file, sha256}}. The files are hard links into the repo:
+ * replace them (`replaceFile`), never write into them. */
+export function makeRoot({ preset = null } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "arpg-e2e-root-"));
   if (!fs.existsSync(path.join(ROOT, "pkg/cpu/arpg.js"))) throw new Error(`${ROOT}/pkg is not built (make wasm)`);
   copyDir(path.join(ROOT, "www"), path.join(dir, "www"));
   copyDir(path.join(ROOT, "pkg"), path.join(dir, "pkg"));
   const models = path.join(dir, "www/models");
   const manifestPath = path.join(models, "manifest.json");
-  if (!fs.existsSync(manifestPath)) {
+  if (preset || !fs.existsSync(manifestPath)) {
     fs.mkdirSync(models, { recursive: true });
-    const out = path.join(models, MODEL);
-    execFileSync(BIN, ["init", "--out", out, "--arch", "arpg", "--preset", "tiny", "--dtype", "int8", "--seed", "1"], {
+    const file = preset ? `arpg-${preset}-init.arpg` : MODEL;
+    const out = path.join(models, file);
+    execFileSync(BIN, ["init", "--out", out, "--arch", "arpg", "--preset", preset || "tiny", "--dtype", "int8", "--seed", "1"], {
       stdio: ["ignore", "ignore", "inherit"],
     });
     const sha256 = crypto.createHash("sha256").update(fs.readFileSync(out)).digest("hex");
-    fs.writeFileSync(manifestPath, JSON.stringify({ file: MODEL, sha256 }, null, 2));
+    replaceFile(manifestPath, JSON.stringify({ file, sha256 }, null, 2));
   }
   return { dir, model: JSON.parse(fs.readFileSync(manifestPath, "utf8")) };
+}
+
+/** Give `file` new contents without touching the inode it may share with the repo (a hard link). */
+export function replaceFile(file, contents) {
+  fs.rmSync(file, { force: true });
+  fs.writeFileSync(file, contents);
 }
 
 /** `arpg serve --port 0` on `root`: {origin, stop()}. */
@@ -117,6 +127,15 @@ export function watch(context, origin) {
   context.on("page", hook);
   context.on("serviceworker", (w) => w.on("console", (m) => m.type() === "error" && errors.push(`sw: ${m.text()}`)));
   return { foreign, errors };
+}
+
+/** Assert that no request left the origin and that every console error matches one of `allow`
+ * (regular expressions: the errors a test provokes on purpose). Returns the allowed errors. */
+export function assertClean(w, allow = []) {
+  if (w.foreign.length) throw new Error(`requests left the page's origin:\n${w.foreign.join("\n")}`);
+  const unexpected = w.errors.filter((e) => !allow.some((re) => re.test(e)));
+  if (unexpected.length) throw new Error(`unexpected console errors:\n${unexpected.join("\n")}`);
+  return w.errors.filter((e) => !unexpected.includes(e));
 }
 
 /** Non-blank: not all pixels equal. */
