@@ -218,6 +218,19 @@ async function openFile(file) {
 }
 
 $("#file").addEventListener("change", (e) => e.target.files[0] && openFile(e.target.files[0]).catch(fail));
+
+/** A bundled sample, `/samples/<class>-<name>.png` (Fashion-MNIST test images, precached by the
+ * service worker), opened like a file; the class selector follows it. */
+async function openSample(value) {
+  const res = await fetch(`/samples/${value}.png`);
+  if (!res.ok) throw new Error(`cannot load the sample ${value}: HTTP ${res.status}`);
+  await openFile(new File([await res.blob()], `${value}.png`, { type: "image/png" }));
+  $("#class").value = value.split("-")[0];
+}
+$("#sample").addEventListener("change", (e) => {
+  if (e.target.value) openSample(e.target.value).catch(fail);
+  e.target.value = "";
+});
 const drop = $("#drop");
 drop.addEventListener("dragover", (e) => (e.preventDefault(), drop.classList.add("over")));
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));

@@ -6,12 +6,15 @@
 // the cache as the fallback, so a rebuilt pkg/ is picked up at once and arpg.js never runs with a
 // stale arpg_bg.wasm; offline, the cached copies answer.
 
-const CACHE = "arpg-v2";
+const CACHE = "arpg-v3";
 const SHELL = [
   "/", "/index.html", "/paint.html", "/style.css",
   "/app.js", "/paint.js", "/common.js", "/client.js", "/worker.js", "/png.js", "/store.js",
   // The CPU runtime always (it is also the fallback); pkg/gpu/ is cached when first used.
   "/pkg/cpu/arpg.js", "/pkg/cpu/arpg_bg.wasm",
+  // The paint tool's bundled samples (Fashion-MNIST test images, 10 files of < 1 KB).
+  ...["0-t-shirt", "1-trouser", "2-pullover", "3-dress", "4-coat", "5-sandal", "6-shirt", "7-sneaker",
+    "8-bag", "9-ankle-boot"].map((s) => `/samples/${s}.png`),
 ];
 
 async function precache() {

@@ -94,7 +94,9 @@ async function load(backend) {
   if (!manifest || typeof manifest.file !== "string" || !/^[\w.-]+$/.test(manifest.file)) {
     throw new Error("the model manifest names no valid file");
   }
-  const sha = typeof manifest.sha256 === "string" ? manifest.sha256 : "";
+  // The hash is required: WebEngine.load refuses bytes that do not match it.
+  const sha = typeof manifest.sha256 === "string" ? manifest.sha256.toLowerCase() : "";
+  if (!/^[0-9a-f]{64}$/.test(sha)) throw new Error("the model manifest has no valid sha256");
   const bytes = new Uint8Array(
     await (await fetchOk(`/models/${manifest.file}?v=${sha}`, "checkpoint")).arrayBuffer(),
   );

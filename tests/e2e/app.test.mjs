@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
+import zlib from "node:zlib";
 import { after, before, test } from "node:test";
 import * as h from "./harness.mjs";
 
@@ -180,6 +181,43 @@ test("paint tool: in-paint keeps unmasked tokens, out-paint doubles the width, e
     await page.waitForTimeout(400); // the IndexedDB write is debounced
     await page.reload();
     await page.waitForFunction(() => document.body.dataset.image === "128x64", null, { timeout: 30_000 });
+    clean(w);
+  } finally {
+    await close();
+  }
+});
+
+/** Grey pixels of a bundled sample: 8-bit grey PNGs, one IDAT, filter 0 on every row. */
+function samplePixels(name) {
+  const png = fs.readFileSync(path.join(h.ROOT, "www/samples", `${name}.png`));
+  const width = png.readUInt32BE(16);
+  const idat = png.indexOf("IDAT");
+  const raw = zlib.inflateSync(png.subarray(idat + 4, idat + 4 + png.readUInt32BE(idat - 4)));
+  const rows = [];
+  for (let y = 0; y < raw.length / (width + 1); y++) rows.push(...raw.subarray(y * (width + 1) + 1, (y + 1) * (width + 1)));
+  return { width, pixels: rows };
+}
+
+test("paint tool: a bundled sample opens centred in the 32x32 frame and sets the class", async () => {
+  const { context, close } = await h.launch();
+  try {
+    const w = h.watch(context, server.origin);
+    const page = await context.newPage();
+    await page.goto(`${server.origin}/paint.html?backend=cpu&seed=3&steps=4&class=0`);
+    await waitRun(page, 60_000);
+    await page.selectOption("#sample", "5-sandal");
+    await page.waitForFunction(() => document.querySelector("#class").value === "5", null, { timeout: 10_000 });
+    const got = await page.evaluate(() => ({ w: window.__arpg.image.width, px: Array.from(window.__arpg.image.pixels) }));
+    const want = samplePixels("5-sandal");
+    assert.equal(want.width, 28);
+    assert.equal(got.w, 32);
+    for (let y = 0; y < 32; y++) {
+      for (let x = 0; x < 32; x++) {
+        const inside = x >= 2 && x < 30 && y >= 2 && y < 30;
+        const expect = inside ? want.pixels[(y - 2) * 28 + (x - 2)] : 0;
+        assert.equal(got.px[y * 32 + x], expect, `pixel (${x}, ${y})`);
+      }
+    }
     clean(w);
   } finally {
     await close();

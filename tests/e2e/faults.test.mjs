@@ -367,7 +367,7 @@ test("WebGPU device lost mid-job (tiny checkpoint): the model restarts on the CP
 
 // ------------------------------------------------------------------ bad checkpoints
 
-test("bad checkpoints (wrong hash, corrupt, truncated, missing, an HTML page): a clear message and Retry, then the fixed model generates", async () => {
+test("bad checkpoints (wrong or no hash, corrupt, truncated, missing, an HTML page): a clear message and Retry, then the fixed model generates", async () => {
   const bad = h.makeRoot({ preset: "test" });
   const own = await h.serve(bad.dir);
   const models = path.join(bad.dir, "www/models");
@@ -384,6 +384,8 @@ test("bad checkpoints (wrong hash, corrupt, truncated, missing, an HTML page): a
   const cases = [
     ["wrong hash", () => serveModel(bad.model.file, null, "0".repeat(64)),
       /^Could not start the model: checkpoint hash mismatch: expected 0{64}, got [0-9a-f]{64} Retry$/],
+    ["no hash in the manifest", () => h.replaceFile(manifest, JSON.stringify({ file: bad.model.file })),
+      /^Could not start the model: the model manifest has no valid sha256 Retry$/],
     ["corrupt bytes", () => serveModel("corrupt.arpg", corrupt),
       /^Could not start the model: checkpoint checksum mismatch: the file is corrupted or truncated Retry$/],
     ["truncated", () => serveModel("cut.arpg", good.subarray(0, 60)),
