@@ -239,3 +239,21 @@ fn soak_keeps_the_resident_memory_flat() {
     let err = fails(&["soak", "--checkpoint", s(&ckpt), "--n", "10", "--warmup", "10"]);
     assert!(err.contains("--warmup (10) must be less than --n (10)"), "{err}");
 }
+
+/// `arpg inspect FILE | head -1`: a reader that goes away ends the process quietly (as for other
+/// Unix tools), never with a panic message.
+#[test]
+fn a_closed_stdout_pipe_is_not_a_panic() {
+    let dir = scratch("pipe");
+    let ckpt = init(&dir, "arpg");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_arpg"))
+        .args(["inspect", s(&ckpt)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before (or while) it writes
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}

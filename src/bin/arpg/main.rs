@@ -34,12 +34,32 @@ const BATCH: usize = 64;
 const MAX_COUNT: usize = 100_000;
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        default_sigpipe();
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Rust ignores SIGPIPE, so `println!` to a closed pipe (`arpg inspect x | head -3`) panics. Restore
+/// the default, as other Unix tools have it: the process ends quietly when its reader has gone. Not
+/// for `serve`, whose sockets must never end the process (std sends with `MSG_NOSIGNAL` anyway).
+fn default_sigpipe() {
+    #[cfg(unix)]
+    {
+        unsafe extern "C" {
+            fn signal(signum: i32, handler: usize) -> usize;
+        }
+        const SIGPIPE: i32 = 13;
+        const SIG_DFL: usize = 0;
+        // SAFETY: sets one signal's disposition to its default, at start-up, before other threads.
+        unsafe { signal(SIGPIPE, SIG_DFL) };
     }
 }
 
