@@ -29,7 +29,8 @@ TOOLCHAIN := $(shell sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
 WASM_TARGET := wasm32-unknown-unknown
 # Must equal the `wasm-bindgen = "=..."` pin in Cargo.toml.
 WASM_BINDGEN_VERSION := 0.2.130
-WASM := $(CARGO_TARGET_DIR)/$(WASM_TARGET)/release/arpg.wasm
+# pkg/cpu is built with the release profile; pkg/gpu with `wasm-gpu` (Cargo.toml: built for size).
+WASM_DIR := $(CARGO_TARGET_DIR)/$(WASM_TARGET)
 ARPG := $(CARGO_TARGET_DIR)/release/arpg
 # Optional size/speed pass over pkg/*/arpg_bg.wasm with wasm-opt from the npm package `binaryen`:
 # `make wasm WASM_OPT=1`.
@@ -109,18 +110,30 @@ $(WASM_OPT_BIN):
 # (feature `webgpu`) and pkg/cpu with the CPU backend only, each arpg.js + arpg_bg.wasm. The worker
 # fetches pkg/gpu only when it will use WebGPU.
 wasm: toolchain wasm-bindgen-cli
-	$(call wasm-build,gpu,--features webgpu)
-	$(call wasm-build,cpu,)
+	$(call wasm-build,gpu,wasm-gpu,--features webgpu)
+	$(call wasm-build,cpu,release,)
 	@ls -l pkg/*
 
 define wasm-build
-	$(call section,wasm ($(1)): cargo build --release --lib --target $(WASM_TARGET) $(2))
-	$(CARGO) build --release --lib --target $(WASM_TARGET) $(2)
+	$(call section,wasm ($(1)): cargo build --profile $(2) --lib --target $(WASM_TARGET) $(3))
+	$(CARGO) build --profile $(2) --lib --target $(WASM_TARGET) $(3)
 	rm -rf pkg/$(1) pkg/arpg.js pkg/arpg_bg.wasm
-	wasm-bindgen --target web --remove-name-section --no-typescript --out-dir pkg/$(1) "$(WASM)"
+	wasm-bindgen --target web --remove-name-section --no-typescript --out-dir pkg/$(1) \
+		"$(WASM_DIR)/$(2)/arpg.wasm"
 	@if [[ "$(WASM_OPT)" == 1 ]]; then $(MAKE) wasm-opt PKG=pkg/$(1); fi
 	gzip -9 -k -f pkg/$(1)/arpg_bg.wasm pkg/$(1)/arpg.js
+	$(call brotli,pkg/$(1)/arpg_bg.wasm pkg/$(1)/arpg.js)
 endef
+
+# Brotli (quality 11) copies FILE.br for `arpg serve`, made with Node's zlib when node is installed
+# (`make test` needs it anyway); without node the server sends the gzip copies.
+BROTLI_JS := const fs = require("fs"), z = require("zlib"); \
+	for (const f of process.argv.slice(1)) { const b = fs.readFileSync(f); \
+	fs.writeFileSync(f + ".br", z.brotliCompressSync(b, { params: { \
+	[z.constants.BROTLI_PARAM_QUALITY]: 11, [z.constants.BROTLI_PARAM_LGWIN]: 24, \
+	[z.constants.BROTLI_PARAM_SIZE_HINT]: b.length } })); }
+brotli = @if command -v node >/dev/null; then node -e '$(BROTLI_JS)' $(1); \
+	else echo 'note: node not found: no .br copies of $(1) (arpg serve sends the .gz ones)'; fi
 
 # Optional: optimise a generated module in place (needs node + npm): PKG=pkg/gpu or pkg/cpu.
 PKG ?= pkg/cpu
@@ -130,6 +143,7 @@ wasm-opt: $(WASM_OPT_BIN)
 	"$(WASM_OPT_BIN)" $(WASM_OPT_FLAGS) $(PKG)/arpg_bg.wasm -o $(PKG)/arpg_bg.opt.wasm
 	mv $(PKG)/arpg_bg.opt.wasm $(PKG)/arpg_bg.wasm
 	gzip -9 -k -f $(PKG)/arpg_bg.wasm
+	$(call brotli,$(PKG)/arpg_bg.wasm)
 
 cli: toolchain
 	$(call section,cli: cargo build --release --bin arpg)

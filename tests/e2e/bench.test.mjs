@@ -1,7 +1,8 @@
 // Browser benchmark (issue 5): prints figures, asserts only that the work ran. Benchmarks are not
 // timed tests: nothing here fails because the machine is slow.
 //
-// - transfer sizes of both runtimes (pkg/cpu, pkg/gpu) and of the checkpoint: raw, gzip -9, brotli;
+// - transfer sizes of both runtimes (pkg/cpu, pkg/gpu) and of the checkpoint: raw, and the bytes
+//   `arpg serve` sends (its precompressed .br / .gz copies) to Chromium and to a gzip-only client;
 // - ms per image and per step on the CPU backend in wasm (batch 1 and 16, distinct seeds per run,
 //   the page's first image as the warm-up); WebGPU's figures (the software adapter here, so
 //   correctness only) are printed by the forced-WebGPU test in app.test.mjs;
@@ -11,7 +12,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import zlib from "node:zlib";
+import http from "node:http";
 import { after, before, test } from "node:test";
 import * as h from "./harness.mjs";
 
@@ -33,33 +34,46 @@ after(async () => {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mb = (n) => (n / 1e6).toFixed(2);
 
-test("bench: transfer sizes of the runtimes and the checkpoint", () => {
+/** GET `file` from the server as a client accepting `encodings`: [bytes on the wire, coding]. */
+function fetchRaw(file, encodings) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${server.origin}/${file.replace(/^www\//, "")}`, { headers: { "accept-encoding": encodings } }, (res) => {
+      let n = 0;
+      res.on("data", (d) => (n += d.length));
+      res.on("end", () => (res.statusCode === 200 ? resolve([n, res.headers["content-encoding"] || "identity"]) : reject(new Error(`${file}: ${res.statusCode}`))));
+    });
+    req.on("error", reject);
+  });
+}
+
+test("bench: transfer sizes of the runtimes and the checkpoint, as arpg serve sends them", async () => {
   const files = {
     "pkg/cpu (wasm + js)": ["pkg/cpu/arpg_bg.wasm", "pkg/cpu/arpg.js"],
     "pkg/gpu (wasm + js)": ["pkg/gpu/arpg_bg.wasm", "pkg/gpu/arpg.js"],
     checkpoint: [`www/models/${root.model.file}`],
   };
+  // Chromium's Accept-Encoding (also on http://127.0.0.1), then a client without brotli.
+  const clients = { chromium: "gzip, deflate, br, zstd", "gzip only": "gzip" };
   const sizes = {};
-  console.log("# transfer sizes (MB): raw / gzip -9 / brotli q11");
+  console.log("# transfer sizes (MB): raw / sent to Chromium / sent to a gzip-only client");
   for (const [name, list] of Object.entries(files)) {
-    const s = { raw: 0, gzip: 0, brotli: 0 };
+    const s = { raw: 0, codings: new Set() };
     for (const f of list) {
-      const bytes = fs.readFileSync(path.join(root.dir, f));
-      s.raw += bytes.length;
-      s.gzip += zlib.gzipSync(bytes, { level: 9 }).length;
-      s.brotli += zlib.brotliCompressSync(bytes, {
-        params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: bytes.length },
-      }).length;
+      s.raw += fs.statSync(path.join(root.dir, f)).size;
+      for (const [client, accept] of Object.entries(clients)) {
+        const [bytes, coding] = await fetchRaw(f, accept);
+        s[client] = (s[client] || 0) + bytes;
+        s.codings.add(`${path.basename(f)} ${client}: ${coding}`);
+      }
     }
     sizes[name] = s;
-    console.log(`#   ${name.padEnd(22)} ${mb(s.raw)} / ${mb(s.gzip)} / ${mb(s.brotli)}`);
+    console.log(`#   ${name.padEnd(22)} ${mb(s.raw)} / ${mb(s.chromium)} / ${mb(s["gzip only"])}  (${[...s.codings].join(", ")})`);
+    assert.ok(s.raw > 0 && s.chromium <= s.raw && s["gzip only"] <= s.raw);
   }
   for (const rt of ["pkg/cpu (wasm + js)", "pkg/gpu (wasm + js)"]) {
-    const t = sizes[rt].brotli + sizes.checkpoint.brotli;
-    const g = sizes[rt].gzip + sizes.checkpoint.gzip;
-    console.log(`#   ${rt.slice(0, 7)} + checkpoint: ${mb(g)} MB gzip, ${mb(t)} MB brotli`);
+    const [c, g] = ["chromium", "gzip only"].map((k) => sizes[rt][k] + sizes.checkpoint[k]);
+    console.log(`#   ${rt.slice(0, 7)} + checkpoint: ${mb(c)} MB to Chromium, ${mb(g)} MB gzip only`);
   }
-  assert.ok(sizes.checkpoint.raw > 0 && sizes["pkg/cpu (wasm + js)"].raw > 0);
 });
 
 /** Open the class page on `backend`, wait for its first image (the warm-up), then run `runs`

@@ -9,8 +9,9 @@
 //!   escapes, checked after percent-decoding; the file found must also canonicalize to a path inside
 //!   `www/` or `pkg/`, so a symlink cannot lead out of them.
 //! * Request line and header block are limited to 8 KiB each.
-//! * A precompressed `FILE.gz` beside `FILE` (`make wasm` writes them for the runtime) answers with
-//!   `Content-Encoding: gzip` when the request accepts gzip.
+//! * A precompressed `FILE.br` or `FILE.gz` beside `FILE` (`make wasm` writes them for the runtime)
+//!   answers with `Content-Encoding: br` or `gzip` when the request accepts it, brotli first, unless
+//!   it is older than `FILE` (stale).
 //!
 //! Shutdown: no signal handler is installed on purpose. SIGTERM and Ctrl-C (SIGINT) keep their
 //! default disposition and end the process at once; the server holds no state that needs flushing.
@@ -123,8 +124,31 @@ struct Request {
     method: String,
     target: String,
     host: Option<String>,
-    /// `Accept-Encoding` lists gzip: a precompressed `FILE.gz` may answer for `FILE`.
-    gzip: bool,
+    /// What `Accept-Encoding` allows among the precompressed files we look for.
+    accepts: Accepts,
+}
+
+/// Content codings of precompressed files, in order of preference: (`Content-Encoding`, suffix).
+const CODINGS: [(&str, &str); 2] = [("br", "br"), ("gzip", "gz")];
+
+/// Which of [`CODINGS`] a request accepts (`Accept-Encoding`; `;q=0` refuses one).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Accepts([bool; CODINGS.len()]);
+
+impl Accepts {
+    fn parse(value: &str) -> Self {
+        let mut accepts = Accepts::default();
+        for item in value.split(',') {
+            let mut parts = item.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let refused = parts
+                .any(|p| p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()) == Some(0.0));
+            if let Some(i) = CODINGS.iter().position(|(c, _)| c.eq_ignore_ascii_case(name)) {
+                accepts.0[i] = !refused;
+            }
+        }
+        accepts
+    }
 }
 
 fn handle(stream: TcpStream, root: &Path) {
@@ -211,7 +235,7 @@ fn read_request<R: BufRead>(reader: &mut R) -> Result<Option<Request>, u16> {
         _ => return Err(400),
     }
 
-    let (mut host, mut gzip) = (None, false);
+    let (mut host, mut accepts) = (None, Accepts::default());
     let mut budget = MAX_HEADERS;
     loop {
         let header = match read_line(reader, budget) {
@@ -234,12 +258,10 @@ fn read_request<R: BufRead>(reader: &mut R) -> Result<Option<Request>, u16> {
         if name.eq_ignore_ascii_case("host") {
             host = Some(value.trim().to_string());
         } else if name.eq_ignore_ascii_case("accept-encoding") {
-            gzip = value
-                .split(',')
-                .any(|e| e.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("gzip"));
+            accepts = Accepts::parse(value);
         }
     }
-    Ok(Some(Request { method: method.to_string(), target: target.to_string(), host, gzip }))
+    Ok(Some(Request { method: method.to_string(), target: target.to_string(), host, accepts }))
 }
 
 /// Whether a `Host` header names this loopback server (guards against DNS rebinding).
@@ -254,9 +276,9 @@ fn host_allowed(host: &str) -> bool {
 fn respond(out: &mut TcpStream, root: &Path, request: &Request) -> io::Result<()> {
     let head_only = request.method == "HEAD";
     let status = match answer(root, request) {
-        Ok((path, file, len, gzip)) => {
-            let extra: &[&str] = if gzip { &["Content-Encoding: gzip"] } else { &[] };
-            write_head(out, 200, mime_for(&path), len, extra)?;
+        Ok((path, file, len, coding)) => {
+            let header = coding.map(|c| format!("Content-Encoding: {c}"));
+            write_head(out, 200, mime_for(&path), len, &Vec::from_iter(header.as_deref()))?;
             if !head_only {
                 io::copy(&mut file.take(len), out)?;
             }
@@ -273,9 +295,10 @@ fn respond(out: &mut TcpStream, root: &Path, request: &Request) -> io::Result<()
 }
 
 /// Find the file a request asks for, or the error status to answer with: `(path, file to send,
-/// its length, whether it is the precompressed FILE.gz)`. `make wasm` writes `.gz` files for the
-/// runtime; any `.gz` beside a file is used when the client accepts gzip.
-fn answer(root: &Path, request: &Request) -> Result<(PathBuf, File, u64, bool), u16> {
+/// its length, its content coding if it is a precompressed FILE.br / FILE.gz)`. `make wasm`
+/// writes them for the runtime; any such file beside another is used when the client accepts it.
+type Answer = (PathBuf, File, u64, Option<&'static str>);
+fn answer(root: &Path, request: &Request) -> Result<Answer, u16> {
     if request.method != "GET" && request.method != "HEAD" {
         return Err(405);
     }
@@ -294,18 +317,25 @@ fn answer(root: &Path, request: &Request) -> Result<(PathBuf, File, u64, bool), 
     if !path.starts_with(&base) {
         return Err(404);
     }
-    let open = |p: &Path| -> Option<(File, u64)> {
+    let open = |p: &Path| -> Option<(File, std::fs::Metadata)> {
         let file = File::open(p).ok()?;
         let meta = file.metadata().ok()?;
-        meta.is_file().then_some((file, meta.len()))
+        meta.is_file().then_some((file, meta))
     };
-    let gz = request.gzip.then(|| path.with_added_extension("gz").canonicalize().ok()).flatten();
-    let gz = gz.filter(|gz| gz.starts_with(&base));
-    if let Some((file, len)) = gz.as_deref().and_then(open) {
-        return Ok((path, file, len, true));
+    let (file, meta) = open(&path).ok_or(404u16)?;
+    // A precompressed copy older than its file is stale (the file was replaced since): skip it.
+    let fresh = |packed: &std::fs::Metadata| match (packed.modified(), meta.modified()) {
+        (Ok(packed), Ok(original)) => packed >= original,
+        _ => false,
+    };
+    for (&(coding, suffix), _) in CODINGS.iter().zip(request.accepts.0).filter(|(_, ok)| *ok) {
+        let packed = path.with_added_extension(suffix).canonicalize().ok();
+        let packed = packed.filter(|p| p.starts_with(&base)).as_deref().and_then(open);
+        if let Some((packed, packed_meta)) = packed.filter(|(_, m)| fresh(m)) {
+            return Ok((path, packed, packed_meta.len(), Some(coding)));
+        }
     }
-    let (file, len) = open(&path).ok_or(404u16)?;
-    Ok((path, file, len, false))
+    Ok((path, file, meta.len(), None))
 }
 
 /// Where a request target maps to: `base` is `ROOT/www` or `ROOT/pkg`, `path` is inside it.
@@ -615,6 +645,27 @@ mod tests {
         assert_eq!(r.header("Content-Encoding"), Some("gzip"));
         assert_eq!(r.header("Content-Type"), Some("text/javascript; charset=utf-8"));
         assert_eq!(get(addr, "GET", "/pkg/arpg.js").body, b"export default 1;\n");
+
+        // FILE.br is preferred when brotli is accepted, and never sent when it is refused.
+        std::fs::write(root.join("pkg/arpg.js.br"), b"BR-BYTES").unwrap();
+        let with = |accept: &str| {
+            let raw = format!(
+                "GET /pkg/arpg.js HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAccept-Encoding: {accept}\r\n\r\n",
+                addr.port()
+            );
+            let r = send(addr, raw.as_bytes());
+            (String::from_utf8(r.body.clone()).unwrap(), r.header("Content-Encoding").map(str::to_string))
+        };
+        assert_eq!(with("gzip, deflate, br, zstd"), ("BR-BYTES".into(), Some("br".into())));
+        assert_eq!(with("gzip, br;q=0"), ("GZ-BYTES".into(), Some("gzip".into())));
+        assert_eq!(with("br;q=0, gzip;q=0"), ("export default 1;\n".into(), None));
+        assert_eq!(with("identity"), ("export default 1;\n".into(), None));
+        // A copy older than its file (the file was replaced after it was made) is never sent.
+        let old = std::time::SystemTime::now() - Duration::from_secs(60);
+        for stale in ["pkg/arpg.js.br", "pkg/arpg.js.gz"] {
+            File::options().write(true).open(root.join(stale)).unwrap().set_modified(old).unwrap();
+        }
+        assert_eq!(with("gzip, br"), ("export default 1;\n".into(), None));
 
         for target in ["/../Cargo.toml", "/%2e%2e/Cargo.toml", "/pkg/../../Cargo.toml", "/Cargo.toml"] {
             let r = get(addr, "GET", target);
