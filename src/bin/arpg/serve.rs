@@ -277,8 +277,9 @@ fn respond(out: &mut TcpStream, root: &Path, request: &Request) -> io::Result<()
     let head_only = request.method == "HEAD";
     let status = match answer(root, request) {
         Ok((path, file, len, coding)) => {
-            let header = coding.map(|c| format!("Content-Encoding: {c}"));
-            write_head(out, 200, mime_for(&path), len, &Vec::from_iter(header.as_deref()))?;
+            let encoding = coding.map(|c| format!("Content-Encoding: {c}"));
+            let extra: Vec<&str> = encoding.iter().map(String::as_str).collect();
+            write_head(out, 200, mime_for(&path), len, &extra)?;
             if !head_only {
                 io::copy(&mut file.take(len), out)?;
             }
@@ -294,10 +295,13 @@ fn respond(out: &mut TcpStream, root: &Path, request: &Request) -> io::Result<()
     Ok(())
 }
 
-/// Find the file a request asks for, or the error status to answer with: `(path, file to send,
-/// its length, its content coding if it is a precompressed FILE.br / FILE.gz)`. `make wasm`
-/// writes them for the runtime; any such file beside another is used when the client accepts it.
+/// What [`answer`] finds: the file's path, the file to send and its length, and its content coding
+/// when it is a precompressed copy.
 type Answer = (PathBuf, File, u64, Option<&'static str>);
+
+/// Find the file a request asks for, or the error status to answer with. `make wasm` writes
+/// FILE.br / FILE.gz copies of the runtime; any fresh copy beside a file is sent instead of it
+/// when the client accepts its coding.
 fn answer(root: &Path, request: &Request) -> Result<Answer, u16> {
     if request.method != "GET" && request.method != "HEAD" {
         return Err(405);
