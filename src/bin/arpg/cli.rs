@@ -134,6 +134,15 @@ pub enum CfgScheduleArg {
     Constant,
 }
 
+impl From<CfgScheduleArg> for CfgSchedule {
+    fn from(arg: CfgScheduleArg) -> Self {
+        match arg {
+            CfgScheduleArg::Linear => CfgSchedule::Linear,
+            CfgScheduleArg::Constant => CfgSchedule::Constant,
+        }
+    }
+}
+
 /// Sampling options shared by every generating command.
 #[derive(Args, Debug)]
 pub struct SampleArgs {
@@ -173,10 +182,7 @@ impl SampleArgs {
         Ok(SampleOptions {
             steps: self.steps,
             cfg: self.cfg,
-            cfg_schedule: match self.cfg_schedule {
-                CfgScheduleArg::Linear => CfgSchedule::Linear,
-                CfgScheduleArg::Constant => CfgSchedule::Constant,
-            },
+            cfg_schedule: self.cfg_schedule.into(),
             temperature: self.temperature,
             top_k: self.top_k,
             top_p: self.top_p,

@@ -22,7 +22,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::cli::DTypeArg;
+use crate::cli::{CfgScheduleArg, DTypeArg};
 
 /// The classifier `arpg eval` uses unless told otherwise.
 pub const DEFAULT_CLASSIFIER: &str = "models/classifier.bin";
@@ -82,9 +82,12 @@ pub struct EvalArgs {
     pub task_steps: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Classifier-free guidance scale (linear ramp).
+    /// Classifier-free guidance scale.
     #[arg(long, default_value_t = 3.0)]
     pub cfg: f32,
+    /// How the guidance scale evolves over the steps.
+    #[arg(long, value_enum, default_value_t = CfgScheduleArg::Linear)]
+    pub cfg_schedule: CfgScheduleArg,
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f32,
     /// Classifier file (from `arpg train-classifier`).
@@ -305,6 +308,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let sample = |steps: usize| SampleOptions {
         steps,
         cfg: args.cfg,
+        cfg_schedule: args.cfg_schedule.into(),
         temperature: args.temperature,
         seed: args.seed,
         ..SampleOptions::default()
@@ -361,7 +365,9 @@ pub fn eval(args: EvalArgs) -> Result<()> {
                 "meta": cls_meta,
                 "test_accuracy": reference.classifier_accuracy,
             },
-            "options": {"n": args.n, "seed": args.seed, "cfg": args.cfg, "temperature": args.temperature,
+            "options": {"n": args.n, "seed": args.seed, "cfg": args.cfg,
+                        "cfg_schedule": format!("{:?}", args.cfg_schedule).to_lowercase(),
+                        "temperature": args.temperature,
                         "task_steps": args.task_steps},
             "real": real,
             "reconstruction": recon,
@@ -416,13 +422,14 @@ fn print_markdown(
 ) {
     println!(
         "Classifier `{}`: {} on the {} test images. N = {} samples per row (balanced over the classes), \
-         seed {}, CFG {} (linear ramp), temperature {}.",
+         seed {}, CFG {} ({:?} schedule), temperature {}.",
         args.classifier.display(),
         pct(reference.classifier_accuracy),
         reference.test.len(),
         args.n,
         args.seed,
         args.cfg,
+        args.cfg_schedule,
         args.temperature
     );
     println!(
