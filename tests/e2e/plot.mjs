@@ -39,11 +39,11 @@ function points() {
   return out;
 }
 
-function svg(pts, floor) {
+function svg(pts, floors) {
   const W = 900, H = 560, L = 80, R = 40, T = 60, B = 70;
   const xs = pts.map((p) => Math.log10(p.ms));
   const x0 = Math.floor(Math.min(...xs)), x1 = Math.ceil(Math.max(...xs));
-  const yMax = Math.max(...pts.map((p) => p.fd), floor) * 1.1;
+  const yMax = Math.max(...pts.map((p) => p.fd), ...floors.map((f) => f.fd)) * 1.1;
   const sx = (ms) => L + ((Math.log10(ms) - x0) / (x1 - x0)) * (W - L - R);
   const sy = (fd) => H - B - (fd / yMax) * (H - T - B);
   const parts = [];
@@ -61,8 +61,10 @@ function svg(pts, floor) {
     parts.push(`<line x1="${L}" x2="${W - R}" y1="${sy(v)}" y2="${sy(v)}" stroke="#ddd"/>`);
     parts.push(`<text x="${L - 8}" y="${sy(v) + 5}" text-anchor="end">${v}</text>`);
   }
-  parts.push(`<line x1="${L}" x2="${W - R}" y1="${sy(floor)}" y2="${sy(floor)}" stroke="#666" stroke-dasharray="6 4"/>`);
-  parts.push(`<text x="${W - R - 4}" y="${sy(floor) - 6}" text-anchor="end" fill="#666">real test images (floor) ${floor.toFixed(1)}</text>`);
+  for (const { fd, label } of floors) {
+    parts.push(`<line x1="${L}" x2="${W - R}" y1="${sy(fd)}" y2="${sy(fd)}" stroke="#666" stroke-dasharray="6 4"/>`);
+    parts.push(`<text x="${W - R - 4}" y="${sy(fd) - 6}" text-anchor="end" fill="#666">${label} ${fd.toFixed(1)}</text>`);
+  }
   for (const method of Object.keys(COLORS)) {
     const ps = pts.filter((p) => p.method === method).sort((a, b) => a.ms - b.ms);
     if (!ps.length) continue;
@@ -92,7 +94,10 @@ const browser = await chromium.launch({
 });
 try {
   const page = await browser.newPage({ viewport: { width: 900, height: 560 } });
-  await page.setContent(`<body style="margin:0">${svg(pts, ev.real.fd_floor)}</body>`);
+  await page.setContent(`<body style="margin:0">${svg(pts, [
+    { fd: ev.real.fd_floor, label: "real training images (floor)" },
+    { fd: ev.reconstruction.fd, label: "the tokenizer's reconstructions" },
+  ])}</body>`);
   await page.locator("svg").screenshot({ path: outPath });
   for (const p of pts) console.log(`${p.method}\t${p.steps}\t${p.ms.toFixed(1)} ms\tFD ${p.fd.toFixed(1)}`);
   console.log(`wrote ${outPath}`);

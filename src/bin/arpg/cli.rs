@@ -85,9 +85,11 @@ impl Mode {
         }
     }
 
-    /// The checkpoint used when `--checkpoint` is not given.
+    /// The checkpoint used when `--checkpoint` is not given: the app's model for ARPG, the
+    /// baselines beside the evaluation classifier (the app does not load them).
     pub fn default_checkpoint(self) -> PathBuf {
-        PathBuf::from(format!("www/models/{}-fmnist-int8.arpg", self.name()))
+        let dir = if self == Mode::Arpg { "www/models" } else { "models/baselines" };
+        PathBuf::from(format!("{dir}/{}-fmnist-int8.arpg", self.name()))
     }
 
     /// Whether a checkpoint of this architecture decodes in this mode.
@@ -112,7 +114,8 @@ impl Mode {
 /// Which checkpoint to load.
 #[derive(Args, Debug)]
 pub struct ModelArgs {
-    /// Checkpoint file [default: www/models/<mode>-fmnist-int8.arpg].
+    /// Checkpoint file [default: www/models/arpg-fmnist-int8.arpg, or for a baseline
+    /// models/baselines/<mode>-fmnist-int8.arpg].
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
     /// Decoding mode; picks the default checkpoint and must match the checkpoint's architecture
@@ -427,6 +430,10 @@ mod tests {
         for arch in Arch::ALL {
             assert!(Mode::of(arch).accepts(arch));
         }
-        assert_eq!(Mode::Maskgit.default_checkpoint(), PathBuf::from("www/models/maskgit-fmnist-int8.arpg"));
+        assert_eq!(Mode::Arpg.default_checkpoint(), PathBuf::from("www/models/arpg-fmnist-int8.arpg"));
+        assert_eq!(
+            Mode::Maskgit.default_checkpoint(),
+            PathBuf::from("models/baselines/maskgit-fmnist-int8.arpg")
+        );
     }
 }
