@@ -19,9 +19,13 @@ use crate::rope::{self, Pos};
 /// How many tokens each step decodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Schedule {
-    /// The paper's default: few tokens early, many late.
+    /// The paper's default: about T/10 tokens a step, then the rest at once (8 of 64:
+    /// 6, 5, 5, 6, 6, 7, 9, 20).
     Arccos,
+    /// This project's default: few tokens early, more late (8 of 64: 2, 3, 6, 8, 10, 11, 12,
+    /// 12). On the shipped model it beats arccos at 4 and 8 steps (docs/quality.md).
     Cosine,
+    /// The same number every step.
     Linear,
 }
 
@@ -113,7 +117,7 @@ impl Default for SampleOptions {
             temperature: 1.0,
             top_k: 0,
             top_p: 1.0,
-            schedule: Schedule::Arccos,
+            schedule: Schedule::Cosine,
             seed: 0,
         }
     }

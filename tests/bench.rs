@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use arpg::kv_cache::KvCache;
-use arpg::sampler::Schedule;
+use arpg::sampler::SampleOptions;
 use serde_json::Value;
 
 #[test]
@@ -82,7 +82,7 @@ fn bench_json_reports_every_field() {
         |m: &str| rows.iter().find(|r| r["method"] == m && r["steps"] == 8).unwrap()["kv_bytes"].as_u64();
     assert!(kv("arpg") < kv("arpg-no-shared-kv"), "one shared K/V instead of one per pass-2 layer");
     // Measured caches match the formula: CFG doubles the rows; the last step's tokens are never fed.
-    let last = Schedule::Arccos.step_sizes(16, 8)[7];
+    let last = SampleOptions::default().schedule.step_sizes(16, 8)[7];
     let expected = |layers, memory| KvCache::expected_bytes(layers, memory, 2, 1 + 16 - last, 32) as u64;
     assert_eq!(kv("arpg"), Some(expected(2, 1)));
     assert_eq!(kv("arpg-no-shared-kv"), Some(expected(2, 2)));

@@ -137,6 +137,16 @@ pub enum CfgScheduleArg {
     Constant,
 }
 
+impl From<ScheduleArg> for Schedule {
+    fn from(arg: ScheduleArg) -> Self {
+        match arg {
+            ScheduleArg::Arccos => Schedule::Arccos,
+            ScheduleArg::Cosine => Schedule::Cosine,
+            ScheduleArg::Linear => Schedule::Linear,
+        }
+    }
+}
+
 impl From<CfgScheduleArg> for CfgSchedule {
     fn from(arg: CfgScheduleArg) -> Self {
         match arg {
@@ -168,7 +178,7 @@ pub struct SampleArgs {
     #[arg(long, default_value_t = 1.0)]
     pub top_p: f32,
     /// How many tokens each step decodes.
-    #[arg(long, value_enum, default_value_t = ScheduleArg::Arccos)]
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Cosine)]
     pub schedule: ScheduleArg,
     /// Random seed.
     #[arg(long, default_value_t = 0)]
@@ -189,11 +199,7 @@ impl SampleArgs {
             temperature: self.temperature,
             top_k: self.top_k,
             top_p: self.top_p,
-            schedule: match self.schedule {
-                ScheduleArg::Arccos => Schedule::Arccos,
-                ScheduleArg::Cosine => Schedule::Cosine,
-                ScheduleArg::Linear => Schedule::Linear,
-            },
+            schedule: self.schedule.into(),
             seed: self.seed,
         })
     }
@@ -393,7 +399,7 @@ mod tests {
         let Command::Generate(g) = cli.command else { panic!("not generate") };
         let o = g.sample.to_options().unwrap();
         assert_eq!((o.steps, o.cfg, o.temperature, o.top_k, o.top_p, o.seed), (8, 3.0, 1.0, 0, 1.0, 0));
-        assert!(matches!(o.schedule, Schedule::Arccos));
+        assert!(matches!(o.schedule, Schedule::Cosine));
         assert!(matches!(o.cfg_schedule, CfgSchedule::Linear));
         assert_eq!(g.count, 8);
         assert_eq!(g.model.mode, None);

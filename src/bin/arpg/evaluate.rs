@@ -22,7 +22,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::cli::{CfgScheduleArg, DTypeArg};
+use crate::cli::{CfgScheduleArg, DTypeArg, ScheduleArg};
 
 /// The classifier `arpg eval` uses unless told otherwise.
 pub const DEFAULT_CLASSIFIER: &str = "models/classifier.bin";
@@ -88,6 +88,9 @@ pub struct EvalArgs {
     /// How the guidance scale evolves over the steps.
     #[arg(long, value_enum, default_value_t = CfgScheduleArg::Linear)]
     pub cfg_schedule: CfgScheduleArg,
+    /// How many tokens each step decodes.
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Cosine)]
+    pub schedule: ScheduleArg,
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f32,
     /// Classifier file (from `arpg train-classifier`).
@@ -309,6 +312,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         steps,
         cfg: args.cfg,
         cfg_schedule: args.cfg_schedule.into(),
+        schedule: args.schedule.into(),
         temperature: args.temperature,
         seed: args.seed,
         ..SampleOptions::default()
@@ -367,6 +371,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             },
             "options": {"n": args.n, "seed": args.seed, "cfg": args.cfg,
                         "cfg_schedule": format!("{:?}", args.cfg_schedule).to_lowercase(),
+                        "schedule": format!("{:?}", args.schedule).to_lowercase(),
                         "temperature": args.temperature,
                         "task_steps": args.task_steps},
             "real": real,
@@ -422,7 +427,7 @@ fn print_markdown(
 ) {
     println!(
         "Classifier `{}`: {} on the {} test images. N = {} samples per row (balanced over the classes), \
-         seed {}, CFG {} ({:?} schedule), temperature {}.",
+         seed {}, CFG {} ({:?} schedule), temperature {}, {:?} step schedule.",
         args.classifier.display(),
         pct(reference.classifier_accuracy),
         reference.test.len(),
@@ -430,7 +435,8 @@ fn print_markdown(
         args.seed,
         args.cfg,
         args.cfg_schedule,
-        args.temperature
+        args.temperature,
+        args.schedule
     );
     println!(
         "Real data: FD floor {:.3} ({} training images vs the test split; classifier accuracy on them {}); \
