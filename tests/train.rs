@@ -318,5 +318,18 @@ fn the_cli_trains_saves_and_resumes() {
             .unwrap();
     assert_eq!(line["step"], 5);
     assert!(line["tokens_per_s"].as_f64().unwrap() > 0.0);
+
+    // --layers and --d-model reshape the preset (heads of 64, SwiGLU 8/3 wide, rounded up to 32)
+    // and must match on resume.
+    let deep = d("deep.arpg");
+    let shape = ["--layers", "2", "--d-model", "64"];
+    let train =
+        [&["train", "--tokenizer", &tok, "--out", &deep, "--steps", "1"][..], &common, &shape].concat();
+    arpg(&train);
+    let c = Checkpoint::from_bytes(&std::fs::read(&deep).unwrap()).unwrap().model;
+    assert_eq!((c.arch, c.n_layers, c.d_model, c.n_heads, c.mlp_hidden), (Arch::Arpg, 2, 64, 1, 192));
+    let resume = ["train", "--resume", "--out", &deep, "--steps", "2", "--layers", "4"];
+    let out = Command::new(env!("CARGO_BIN_EXE_arpg")).args(resume).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--layers"));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -26,6 +26,9 @@ const DATASET: &str = "fashion-mnist";
 pub enum DeviceArg {
     /// burn-flex on the CPU.
     Flex,
+    /// The default GPU through Vulkan (burn-wgpu); only in a build with the `vulkan` feature.
+    #[cfg(feature = "vulkan")]
+    Vulkan,
 }
 
 /// Options of both training commands.
@@ -71,8 +74,7 @@ pub struct TrainCommon {
     /// Minutes between saves of the state file and the checkpoint.
     #[arg(long, default_value_t = 10.0)]
     pub save_every: f64,
-    /// Compute device. Only flex (CPU) in this build: the native binary is compiled without
-    /// burn's wgpu feature.
+    /// Compute device: flex (CPU), or vulkan in a build with `--features vulkan`.
     #[arg(long, value_enum, default_value_t = DeviceArg::Flex)]
     pub device: DeviceArg,
 }
@@ -106,6 +108,12 @@ pub struct TrainArgs {
     /// Probability of training a sample with the null class (CFG) [default: 0.1].
     #[arg(long)]
     pub label_dropout: Option<f32>,
+    /// Layers (ARPG: half content, half query) instead of the preset's.
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Model width instead of the preset's; heads of 64 dims, SwiGLU width 8/3 of it.
+    #[arg(long)]
+    pub d_model: Option<usize>,
 }
 
 impl TrainCommon {
@@ -165,8 +173,12 @@ fn class_names() -> Vec<String> {
     CLASS_NAMES.iter().map(|s| s.to_string()).collect()
 }
 
-fn device(_arg: DeviceArg) -> Device {
-    Device::flex().autodiff()
+fn device(arg: DeviceArg) -> Device {
+    match arg {
+        DeviceArg::Flex => Device::flex().autodiff(),
+        #[cfg(feature = "vulkan")]
+        DeviceArg::Vulkan => Device::vulkan(burn::tensor::DeviceKind::DefaultDevice).autodiff(),
+    }
 }
 
 fn save(trainer: &impl Trainer, args: &TrainCommon) -> Result<()> {
@@ -301,8 +313,10 @@ pub fn train(args: TrainArgs) -> Result<()> {
         ensure!(
             args.weight_decay.is_none_or(|w| w == saved.weight_decay)
                 && args.label_dropout.is_none_or(|p| p == saved.label_dropout)
-                && args.dropout.is_none_or(|d| d == t.config().dropout),
-            "--weight-decay, --label-dropout and --dropout must match the resumed run"
+                && args.dropout.is_none_or(|d| d == t.config().dropout)
+                && args.layers.is_none_or(|l| l == t.config().n_layers)
+                && args.d_model.is_none_or(|d| d == t.config().d_model),
+            "--weight-decay, --label-dropout, --dropout, --layers and --d-model must match the resumed run"
         );
         if args.tokenizer.is_some() {
             eprintln!("note: --tokenizer is ignored with --resume (the state holds the tokenizer)");
@@ -335,7 +349,16 @@ pub fn train(args: TrainArgs) -> Result<()> {
                 grid_h: tokens.grid_h,
                 grid_w: tokens.grid_w,
                 dropout: args.dropout.unwrap_or(base.dropout),
-                ..base
+                n_layers: args.layers.unwrap_or(base.n_layers),
+                ..match args.d_model {
+                    Some(d) => ModelConfig {
+                        d_model: d,
+                        n_heads: d / 64,
+                        mlp_hidden: (8 * d / 3).div_ceil(32) * 32,
+                        ..base
+                    },
+                    None => base,
+                }
             };
             let defaults = TrainOptions::generator();
             let opts = TrainOptions {
