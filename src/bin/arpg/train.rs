@@ -344,22 +344,19 @@ pub fn train(args: TrainArgs) -> Result<()> {
                 Preset::Tiny => ModelConfig::tiny(vocab, n_classes),
                 Preset::Test => ModelConfig::test(vocab, n_classes),
             };
-            let config = ModelConfig {
+            let mut config = ModelConfig {
                 arch: args.mode.unwrap_or(ArchArg::Arpg).into(),
                 grid_h: tokens.grid_h,
                 grid_w: tokens.grid_w,
                 dropout: args.dropout.unwrap_or(base.dropout),
                 n_layers: args.layers.unwrap_or(base.n_layers),
-                ..match args.d_model {
-                    Some(d) => ModelConfig {
-                        d_model: d,
-                        n_heads: d / 64,
-                        mlp_hidden: (8 * d / 3).div_ceil(32) * 32,
-                        ..base
-                    },
-                    None => base,
-                }
+                ..base
             };
+            if let Some(d) = args.d_model {
+                config.d_model = d;
+                config.n_heads = (d / 64).max(1);
+                config.mlp_hidden = (8 * d / 3).div_ceil(32) * 32;
+            }
             let defaults = TrainOptions::generator();
             let opts = TrainOptions {
                 weight_decay: args.weight_decay.unwrap_or(defaults.weight_decay),
