@@ -27,7 +27,8 @@
 //! * **metadata**: the dataset name, a `u16` count of class names, the class names;
 //!   each string is a `u16` byte length followed by UTF-8.
 //! * **tensor table**, one entry per tensor: name (`u16` length + UTF-8),
-//!   rank (`u8`, at most 4), dims (`u32` each).
+//!   rank (`u8`, at most 4), dims (`u32` each). An ARPG model's learned position table
+//!   (`model.pos.weight`, [`POS_TENSOR`]) is optional: its presence sets `ModelConfig::pos_embed`.
 //! * **payloads** in table order. f32: the values. int8: for each group of
 //!   `group size` consecutive values (the last one may be shorter), one `f32`
 //!   scale (`max |x| / 127`, symmetric) followed by the group's `i8` values;
@@ -48,6 +49,8 @@ use crate::config::{Arch, ModelConfig, TokenizerConfig, TrainMeta};
 
 pub const MAGIC: &[u8; 8] = b"ARPGCKPT";
 pub const VERSION: u16 = 1;
+/// The optional tensor whose presence means `ModelConfig::pos_embed`.
+pub const POS_TENSOR: &str = "model.pos.weight";
 /// Bytes of magic + version + fixed header.
 pub const HEADER_LEN: usize = 117;
 pub const CHECKSUM_LEN: usize = 32;
@@ -491,7 +494,7 @@ fn parse(bytes: &[u8]) -> Result<(CheckpointInfo, &[u8])> {
 
     let arch_id = r.u16()?;
     let arch = Arch::from_id(arch_id).ok_or(CheckpointError::UnknownArch(arch_id))?;
-    let model = ModelConfig {
+    let mut model = ModelConfig {
         arch,
         vocab_size: r.size()?,
         n_classes: r.size()?,
@@ -503,6 +506,7 @@ fn parse(bytes: &[u8]) -> Result<(CheckpointInfo, &[u8])> {
         grid_w: r.size()?,
         rope_base: r.f32()?,
         dropout: r.f32()?,
+        pos_embed: false, // set from the tensor table below
     };
     let tokenizer = TokenizerConfig {
         codebook_size: r.size()?,
@@ -562,6 +566,7 @@ fn parse(bytes: &[u8]) -> Result<(CheckpointInfo, &[u8])> {
         }
         tensors.push((name, shape));
     }
+    model.pos_embed = tensors.iter().any(|(name, _)| name == POS_TENSOR);
 
     let payload = r.rest;
     if payload_total > payload.len() {
@@ -636,6 +641,7 @@ mod tests {
         Checkpoint {
             tensors: vec![
                 tensor("tok_emb", &[model.n_embeddings(), d], 1, 0.02),
+                tensor(POS_TENSOR, &[model.seq_len() + 1, d], 8, 0.02),
                 tensor("blocks.0.attn.wq", &[d, d], 2, 0.5),
                 tensor("blocks.0.mlp.w1", &[model.mlp_hidden, d], 3, 3.0),
                 tensor("norm.weight", &[d], 4, 1.0),
@@ -653,7 +659,7 @@ mod tests {
     /// Two tensors: "a" [2, 3] and "b" [1, 1, 1, 2].
     fn small() -> Checkpoint {
         Checkpoint {
-            model: ModelConfig::test(16, 3),
+            model: ModelConfig { pos_embed: false, ..ModelConfig::test(16, 3) },
             tokenizer: TokenizerConfig::test(),
             meta: TrainMeta { dataset: "d".into(), class_names: vec!["x".into()], ..TrainMeta::default() },
             tensors: vec![tensor("a", &[2, 3], 1, 1.0), tensor("b", &[1, 1, 1, 2], 2, 1.0)],
@@ -685,6 +691,14 @@ mod tests {
         let bytes = ckpt.to_bytes(DType::F32, 64);
         assert_eq!(Checkpoint::from_bytes(&bytes), Ok(ckpt.clone()));
         assert!(bytes.len() - HEADER_LEN - CHECKSUM_LEN > 4 * ckpt.num_params());
+    }
+
+    #[test]
+    fn the_position_table_is_read_from_the_tensor_table() {
+        assert!(Checkpoint::from_bytes(&sample().to_bytes(DType::F32, 0)).unwrap().model.pos_embed);
+        let mut without = sample();
+        without.tensors.retain(|t| t.name != POS_TENSOR);
+        assert!(!Checkpoint::from_bytes(&without.to_bytes(DType::Int8, 32)).unwrap().model.pos_embed);
     }
 
     #[test]
@@ -746,7 +760,7 @@ mod tests {
         let ckpt = sample();
         assert_eq!(ckpt.tensor("norm.weight").unwrap().shape, vec![32]);
         assert!(ckpt.tensor("nope").is_none());
-        let expected = 21 * 32 + 32 * 32 + 64 * 32 + 32 + 36 + 1 + 15;
+        let expected = 21 * 32 + 17 * 32 + 32 * 32 + 64 * 32 + 32 + 36 + 1 + 15;
         assert_eq!(ckpt.num_params(), expected);
         assert_eq!(quantization_error(&ckpt, &ckpt), (0.0, 0.0));
     }

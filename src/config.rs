@@ -32,6 +32,11 @@ impl Arch {
         Arch::ALL.into_iter().find(|a| a.id() == id)
     }
 
+    /// The two-pass decoder (with or without sharing).
+    pub fn is_arpg(self) -> bool {
+        matches!(self, Arch::Arpg | Arch::ArpgNoSharedKv)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Arch::Arpg => "arpg",
@@ -62,6 +67,11 @@ pub struct ModelConfig {
     pub rope_base: f32,
     /// Dropout on residual / MLP / content embeddings during training (not on queries).
     pub dropout: f32,
+    /// ARPG only (ours): a learned embedding per training-grid cell added to content and query
+    /// inputs, so the model knows where the frame is (see `model.rs`). The checkpoint records it
+    /// as the presence of the `pos.weight` tensor.
+    #[serde(default)]
+    pub pos_embed: bool,
 }
 
 impl ModelConfig {
@@ -80,6 +90,7 @@ impl ModelConfig {
             grid_w: 8,
             rope_base: 10_000.0,
             dropout: 0.1,
+            pos_embed: true,
         }
     }
 
@@ -97,6 +108,7 @@ impl ModelConfig {
             grid_w: 4,
             rope_base: 10_000.0,
             dropout: 0.0,
+            pos_embed: true,
         }
     }
 
@@ -120,11 +132,14 @@ impl ModelConfig {
             grid_w: 16,
             rope_base: 10_000.0,
             dropout: 0.1,
+            pos_embed: false,
         })
     }
 
+    /// The same shape for another network (the baselines have no position table).
     pub fn with_arch(mut self, arch: Arch) -> Self {
         self.arch = arch;
+        self.pos_embed &= arch.is_arpg();
         self
     }
 
@@ -173,6 +188,9 @@ impl ModelConfig {
         }
         if self.n_layers < 2 || self.mlp_hidden == 0 || self.grid_h == 0 || self.grid_w == 0 {
             return Err("n_layers >= 2, mlp_hidden > 0 and a non-empty grid are required".into());
+        }
+        if self.pos_embed && !self.arch.is_arpg() {
+            return Err(format!("pos_embed is for ARPG only, not {}", self.arch.name()));
         }
         if !self.rope_base.is_finite() || self.rope_base <= 1.0 || !(0.0..1.0).contains(&self.dropout) {
             return Err("rope_base must be finite and > 1, and dropout in [0, 1)".into());

@@ -7,6 +7,11 @@
 //!
 //! Both passes go through one `KvCache`: training feeds the whole sequence once with a causal mask,
 //! sampling feeds one block of new tokens per step with no mask inside the block.
+//!
+//! (ours) With `config.pos_embed`, a learned embedding of each cell of the training grid is added
+//! to the content and query inputs. RoPE alone only tells attention how far apart two slots are,
+//! so without it the model is blind to where the image frame is (the class slot has no position):
+//! it learns garments at any shift and crops them. Fashion-MNIST is centred in its frame.
 
 use burn::module::Module;
 use burn::nn::{
@@ -19,6 +24,46 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use crate::config::{Arch, ModelConfig};
 use crate::kv_cache::{Kv, KvCache};
 use crate::rope::{self, Pos, Rope, RopeTables};
+
+/// How a cell of the sampling grid maps onto the training grid (the "frame") for the learned
+/// position embedding: `(r, c)` -> `((r - top) / div, (c - left) / div)`, clamped into the frame.
+/// The identity on the training grid; out-painting puts the frame on the source image, expansion
+/// divides by the growth factor. RoPE still sees the plain grid coordinates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub top: usize,
+    pub left: usize,
+    pub div: usize,
+}
+
+impl Default for Frame {
+    fn default() -> Self {
+        Self { top: 0, left: 0, div: 1 }
+    }
+}
+
+impl Frame {
+    /// The row of the position table for `pos` in an `h x w` frame; the class slot (`None`) has
+    /// the last row, `h * w`.
+    pub fn row(&self, pos: Pos, h: usize, w: usize) -> usize {
+        match pos {
+            None => h * w,
+            Some((r, c)) => {
+                let r = (r.saturating_sub(self.top) / self.div).min(h - 1);
+                let c = (c.saturating_sub(self.left) / self.div).min(w - 1);
+                r * w + c
+            }
+        }
+    }
+}
+
+/// Where the slots of one pass-1 or pass-2 call sit: RoPE tables `[b or 1, 1, t, dh]` and rows of
+/// the position table `[b or 1, t]`.
+#[derive(Clone, Debug)]
+pub struct Slots {
+    pub rope: RopeTables,
+    pub rows: Tensor<2, Int>,
+}
 
 const NORM_EPS: f64 = 1e-5;
 
@@ -228,6 +273,9 @@ pub(crate) fn head(c: &ModelConfig, device: &Device) -> Linear {
 #[derive(Module, Debug)]
 pub struct Arpg {
     pub embed: Embedding,
+    /// `[grid_h * grid_w + 1, d]`: one learned vector per cell of the training grid, then one for
+    /// the class slot (absent unless `config.pos_embed`).
+    pub pos: Option<Embedding>,
     pub content: Vec<Block>,
     pub content_norm: RmsNorm,
     /// The ONE K/V projection pass 2 reads (absent in the no-shared-KV ablation).
@@ -247,6 +295,11 @@ impl Arpg {
         let shared = config.arch != Arch::ArpgNoSharedKv;
         Self {
             embed: embedding(config, device),
+            pos: config.pos_embed.then(|| {
+                EmbeddingConfig::new(config.seq_len() + 1, config.d_model)
+                    .with_initializer(Initializer::Normal { mean: 0.0, std: 0.02 })
+                    .init(device)
+            }),
             content: (0..n_content).map(|_| Block::new(config, device)).collect(),
             content_norm: norm(config.d_model, device),
             shared_kv: shared.then(|| KvProj::new(config.d_model, device)),
@@ -262,6 +315,27 @@ impl Arpg {
         Rope { ntk_scale, ..Rope::new(self.config.head_dim(), self.config.rope_base) }
     }
 
+    /// Slots at `positions` (per image, all of one length; one list = shared by the batch), their
+    /// position-table rows mapped through `frame`.
+    pub fn slots(&self, rope: &Rope, positions: &[&[Pos]], frame: Frame, device: &Device) -> Slots {
+        let (h, w) = (self.config.grid_h, self.config.grid_w);
+        let t = positions.first().map_or(0, |p| p.len());
+        let rows: Vec<i64> =
+            positions.iter().flat_map(|seq| seq.iter().map(move |&p| frame.row(p, h, w) as i64)).collect();
+        Slots {
+            rope: rope.batch_tables(positions, device),
+            rows: Tensor::from_data(TensorData::new(rows, [positions.len(), t]), device),
+        }
+    }
+
+    /// `x` `[b, t, d]` plus the position embedding of `at`'s rows (if the model has one).
+    fn add_pos(&self, x: Tensor<3>, at: &Slots) -> Tensor<3> {
+        match &self.pos {
+            Some(pos) => x + pos.forward(at.rows.clone()), // [b or 1, t, d] broadcasts over b
+            None => x,
+        }
+    }
+
     /// An empty run state: one cache per pass-1 layer, plus one shared memory (or one per
     /// pass-2 layer without sharing).
     pub fn new_cache(&self) -> KvCache {
@@ -269,16 +343,11 @@ impl Arpg {
         KvCache::new(self.content.len(), memory)
     }
 
-    /// Pass 1 on new content slots `ids` `[b, t_new]` (embedding ids: class or code) at `rope`
-    /// positions; appends to every pass-1 cache and to pass 2's memory.
-    pub fn feed(
-        &self,
-        ids: Tensor<2, Int>,
-        rope: &RopeTables,
-        mask: Option<&Tensor<4, Bool>>,
-        cache: &mut KvCache,
-    ) {
-        let mut x = self.drop.forward(self.embed.forward(ids)); // [b, t_new, d]
+    /// Pass 1 on new content slots `ids` `[b, t_new]` (embedding ids: class or code) at `at`;
+    /// appends to every pass-1 cache and to pass 2's memory.
+    pub fn feed(&self, ids: Tensor<2, Int>, at: &Slots, mask: Option<&Tensor<4, Bool>>, cache: &mut KvCache) {
+        let rope = &at.rope;
+        let mut x = self.drop.forward(self.add_pos(self.embed.forward(ids), at)); // [b, t_new, d]
         for (block, kv) in self.content.iter().zip(&mut cache.layers) {
             x = block.forward(x, rope, mask, kv);
         }
@@ -299,24 +368,18 @@ impl Arpg {
         }
     }
 
-    /// Pass 2: `b` x `tq` `[MASK]` queries at the target positions in `rope_q` `[.., tq, ..]`,
-    /// against everything in `cache` (except where `mask` `[1, 1, tq, t_mem]` blocks).
+    /// Pass 2: `b` x `tq` `[MASK]` queries at the target positions `at` (`tq` slots), against
+    /// everything in `cache` (except where `mask` `[1, 1, tq, t_mem]` blocks).
     /// Returns logits `[b, tq, vocab]`.
-    pub fn query(
-        &self,
-        b: usize,
-        rope_q: &RopeTables,
-        mask: Option<&Tensor<4, Bool>>,
-        cache: &KvCache,
-    ) -> Tensor<3> {
-        let tq = rope_q.cos.dims()[2];
-        let device = rope_q.cos.device();
+    pub fn query(&self, b: usize, at: &Slots, mask: Option<&Tensor<4, Bool>>, cache: &KvCache) -> Tensor<3> {
+        let tq = at.rows.dims()[1];
+        let device = at.rows.device();
         let mask_ids = Tensor::<2, Int>::full([b, tq], self.config.mask_id() as i64, &device);
-        let mut x = self.embed.forward(mask_ids); // [b, tq, d], no dropout on queries
+        let mut x = self.add_pos(self.embed.forward(mask_ids), at); // [b, tq, d], no dropout on queries
         for (i, block) in self.queries.iter().enumerate() {
             let mem = &cache.memory[i.min(cache.memory.len() - 1)];
             let (k, v) = (mem.k.clone().expect("fed before query"), mem.v.clone().expect("fed before query"));
-            x = block.forward(x, rope_q, k, v, mask);
+            x = block.forward(x, &at.rope, k, v, mask);
         }
         self.head.forward(self.out_norm.forward(x))
     }
@@ -351,11 +414,11 @@ impl Arpg {
         let rope = self.rope(1.0);
         let content_refs: Vec<&[Pos]> = content_pos.iter().map(Vec::as_slice).collect();
         let query_refs: Vec<&[Pos]> = query_pos.iter().map(Vec::as_slice).collect();
-        let content_rope = rope.batch_tables(&content_refs, device);
-        let query_rope = rope.batch_tables(&query_refs, device);
+        let content = self.slots(&rope, &content_refs, Frame::default(), device);
+        let queries = self.slots(&rope, &query_refs, Frame::default(), device);
         let mask = causal_mask(t, device);
         let mut cache = self.new_cache();
-        self.feed(ids, &content_rope, Some(&mask), &mut cache);
-        self.query(b, &query_rope, Some(&mask), &cache)
+        self.feed(ids, &content, Some(&mask), &mut cache);
+        self.query(b, &queries, Some(&mask), &cache)
     }
 }

@@ -12,7 +12,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::ModelConfig;
 use crate::error::Error;
-use crate::model::Arpg;
+use crate::model::{Arpg, Frame};
 use crate::rng::Rng;
 use crate::rope::{self, Pos};
 
@@ -239,12 +239,21 @@ pub struct Plan {
     pub phases: Vec<Vec<usize>>,
     /// RoPE frequency scaling for grids beyond the training grid (1 = plain extrapolation).
     pub ntk_scale: f32,
+    /// Where the training grid sits on this grid, for the learned position embedding.
+    pub frame: Frame,
 }
 
 impl Plan {
     /// Plain class-conditional generation of a whole grid.
     pub fn full(grid_h: usize, grid_w: usize) -> Self {
-        Self { grid_h, grid_w, prefill: vec![], phases: vec![(0..grid_h * grid_w).collect()], ntk_scale: 1.0 }
+        Self {
+            grid_h,
+            grid_w,
+            prefill: vec![],
+            phases: vec![(0..grid_h * grid_w).collect()],
+            ntk_scale: 1.0,
+            frame: Frame::default(),
+        }
     }
 
     pub fn targets(&self) -> usize {
@@ -345,6 +354,7 @@ pub async fn sample_arpg<R: AfterStep>(
     let rows = if guided { 2 * b } else { b };
     let rope = model.rope(plan.ntk_scale);
     let cell = |p: usize| rope::cell(p, plan.grid_w);
+    let slots = |pos: &[Pos]| model.slots(&rope, &[pos], plan.frame, &device);
     let mut rng = Rng::new(opts.seed);
     let mut cache = model.new_cache();
     let mut tokens: Vec<Vec<Option<u32>>> = vec![vec![None; plan.cells()]; b];
@@ -352,7 +362,7 @@ pub async fn sample_arpg<R: AfterStep>(
     // Step 0 of pass 1: the class token alone (rows: [cond; null]).
     model.feed(
         int_tensor(class_ids(config, classes, guided), [rows, 1], &device),
-        &rope.tables(&[None], &device),
+        &slots(&[None]),
         None,
         &mut cache,
     );
@@ -361,12 +371,7 @@ pub async fn sample_arpg<R: AfterStep>(
         let n = plan.prefill.len();
         let ids: Vec<i64> = plan.prefill.iter().map(|&(_, c)| c as i64).collect();
         let pos: Vec<Pos> = plan.prefill.iter().map(|&(p, _)| cell(p)).collect();
-        model.feed(
-            int_tensor(ids.repeat(rows), [rows, n], &device),
-            &rope.tables(&pos, &device),
-            None,
-            &mut cache,
-        );
+        model.feed(int_tensor(ids.repeat(rows), [rows, n], &device), &slots(&pos), None, &mut cache);
         for t in &mut tokens {
             plan.prefill.iter().for_each(|&(p, c)| t[p] = Some(c));
         }
@@ -383,8 +388,8 @@ pub async fn sample_arpg<R: AfterStep>(
         for &k in phase_sizes {
             let cells = &order[done..done + k];
             let pos: Vec<Pos> = cells.iter().map(|&p| cell(p)).collect();
-            let rope_cells = rope.tables(&pos, &device);
-            let logits = read_logits(model.query(rows, &rope_cells, None, &cache)).await?;
+            let at = slots(&pos);
+            let logits = read_logits(model.query(rows, &at, None, &cache)).await?;
             decoded += k;
             let scale = guided.then(|| opts.cfg_scale(decoded, total));
             let new = pick(&logits, b, k, config.vocab_size, scale, opts, &mut rng);
@@ -393,7 +398,7 @@ pub async fn sample_arpg<R: AfterStep>(
             }
             if decoded < total {
                 let ids: Vec<i64> = (0..rows).flat_map(|r| new[r % b].iter().map(|&c| c as i64)).collect();
-                model.feed(int_tensor(ids, [rows, k], &device), &rope_cells, None, &mut cache);
+                model.feed(int_tensor(ids, [rows, k], &device), &at, None, &mut cache);
             }
             done += k;
             on_step(&StepEvent {

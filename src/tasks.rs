@@ -3,6 +3,7 @@
 //! none of these needs training of its own.
 
 use crate::image::TokenMask;
+use crate::model::Frame;
 use crate::sampler::Plan;
 
 /// RoPE for grids larger than the training grid.
@@ -49,11 +50,13 @@ pub fn inpaint(tokens: &[u32], mask: &TokenMask) -> Plan {
         prefill: keep.into_iter().map(|p| (p, tokens[p])).collect(),
         phases: vec![redo],
         ntk_scale: 1.0,
+        frame: Frame::default(),
     }
 }
 
 /// Out-painting: the `h x w` source tokens sit at offset `(top, left)` of a larger grid; the new
-/// cells are decoded.
+/// cells are decoded. The source keeps its place in the frame; new cells take the frame's nearest
+/// edge.
 pub fn outpaint(tokens: &[u32], h: usize, w: usize, sides: Sides) -> Plan {
     let (gh, gw) = (h + sides.top + sides.bottom, w + sides.left + sides.right);
     let src = |p: usize| {
@@ -68,12 +71,14 @@ pub fn outpaint(tokens: &[u32], h: usize, w: usize, sides: Sides) -> Plan {
         prefill: known.into_iter().map(|p| (p, tokens[src(p).unwrap_or(0)])).collect(),
         phases: vec![new],
         ntk_scale: 1.0,
+        frame: Frame { top: sides.top, left: sides.left, div: 1 },
     }
 }
 
 /// Resolution expansion: an `h x w` grid grows to `factor*h x factor*w`. The coarse cells (every
 /// `factor`-th row and column) come first, from `tokens` when an image is given or generated in a
-/// first phase otherwise; then the remaining cells are filled.
+/// first phase otherwise; then the remaining cells are filled. Each `factor x factor` block takes
+/// the frame cell of its coarse cell.
 pub fn expand(tokens: Option<&[u32]>, h: usize, w: usize, factor: usize) -> Plan {
     let (gh, gw) = (h * factor, w * factor);
     let coarse = |p: usize| (p / gw).is_multiple_of(factor) && (p % gw).is_multiple_of(factor);
@@ -83,5 +88,12 @@ pub fn expand(tokens: Option<&[u32]>, h: usize, w: usize, factor: usize) -> Plan
         Some(t) => (coarse_cells.iter().map(|&p| (p, t[source(p)])).collect(), vec![fine]),
         None => (vec![], vec![coarse_cells, fine]),
     };
-    Plan { grid_h: gh, grid_w: gw, prefill, phases, ntk_scale: 1.0 }
+    Plan {
+        grid_h: gh,
+        grid_w: gw,
+        prefill,
+        phases,
+        ntk_scale: 1.0,
+        frame: Frame { top: 0, left: 0, div: factor },
+    }
 }

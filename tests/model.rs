@@ -3,11 +3,12 @@
 
 mod common;
 
-use arpg::config::Arch;
+use arpg::config::{Arch, ModelConfig};
 use arpg::kv_cache::KvCache;
-use arpg::model::{self, Arpg};
+use arpg::model::{self, Arpg, Frame};
 use arpg::rng::Rng;
 use arpg::rope::{self, Pos, Rope};
+use arpg::tasks::{self, Sides};
 use arpg::weights;
 use burn::tensor::{Int, Tensor, TensorData};
 use common::*;
@@ -63,7 +64,6 @@ fn ids(values: &[i64], device: &burn::tensor::Device) -> Tensor<2, Int> {
 fn check_arpg_parity(m: &Arpg) {
     let device = device();
     let c = &m.config;
-    let rope = m.rope(1.0);
     let mut rng = Rng::new(3);
     let t = c.seq_len();
     let order = rng.permutation(t);
@@ -74,18 +74,18 @@ fn check_arpg_parity(m: &Arpg) {
     let mut slot_block = vec![0usize];
     let mut slot_ids = vec![c.class_id(1) as i64];
     let mut slot_pos: Vec<Pos> = vec![None];
-    m.feed(ids(&slot_ids, &device), &rope.tables(&slot_pos, &device), None, &mut cache);
+    m.feed(ids(&slot_ids, &device), &slots(m, &slot_pos), None, &mut cache);
     let mut done = 0;
     for (bi, &k) in blocks.iter().enumerate() {
         let cells = &order[done..done + k];
         let qpos: Vec<Pos> = cells.iter().map(|&p| rope::cell(p, c.grid_w)).collect();
-        let q_rope = rope.tables(&qpos, &device);
+        let q_rope = slots(m, &qpos);
         let cached = to_vec(m.query(1, &q_rope, None, &cache));
 
         let mut fresh = m.new_cache();
         let mask =
             model::mask_from(slot_ids.len(), slot_ids.len(), &device, |q, k| slot_block[k] > slot_block[q]);
-        m.feed(ids(&slot_ids, &device), &rope.tables(&slot_pos, &device), Some(&mask), &mut fresh);
+        m.feed(ids(&slot_ids, &device), &slots(m, &slot_pos), Some(&mask), &mut fresh);
         let full = to_vec(m.query(1, &q_rope, None, &fresh));
         let diff = max_abs_diff(&cached, &full);
         assert!(diff < 1e-4, "step {bi}: cached vs recomputed logits differ by {diff}");
@@ -150,13 +150,12 @@ fn pass_two_owns_no_kv_and_the_cache_has_its_formula_size() {
     let device = device();
     let c = &shared.config;
     let (n_content, n_query) = c.arpg_split();
-    let rope = shared.rope(1.0);
     let fill = |m: &Arpg| {
         let mut cache = m.new_cache();
-        let slots: Vec<i64> = (0..c.seq_len() as i64).map(|i| i % VOCAB as i64).collect();
-        let pos: Vec<Pos> = (0..slots.len()).map(|p| rope::cell(p, c.grid_w)).collect();
-        let batch = Tensor::<2, Int>::from_data(TensorData::new(slots.repeat(2), [2, slots.len()]), &device);
-        m.feed(batch, &rope.tables(&pos, &device), None, &mut cache);
+        let codes: Vec<i64> = (0..c.seq_len() as i64).map(|i| i % VOCAB as i64).collect();
+        let pos: Vec<Pos> = (0..codes.len()).map(|p| rope::cell(p, c.grid_w)).collect();
+        let batch = Tensor::<2, Int>::from_data(TensorData::new(codes.repeat(2), [2, codes.len()]), &device);
+        m.feed(batch, &slots(m, &pos), None, &mut cache);
         cache
     };
     let (a, b) = (fill(&shared), fill(&ablation));
@@ -174,6 +173,41 @@ fn rotate(x: &[f32], pos: Pos, rope: &Rope) -> Vec<f32> {
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// With the position table, `[MASK]` queries at different cells differ even when pass 2 has only
+/// the class slot to read (sampling's first step). With RoPE alone (the paper's model) they cannot:
+/// attention over a single key is the same for every query, so the model cannot see the frame.
+#[test]
+fn queries_see_their_cell_from_the_first_step() {
+    let logits = |m: &Arpg| {
+        let mut cache = m.new_cache();
+        m.feed(ids(&[m.config.class_id(1) as i64], &device()), &slots(m, &[None]), None, &mut cache);
+        to_vec(m.query(1, &slots(m, &[Some((0, 0)), Some((1, 2))]), None, &cache))
+    };
+    let with = logits(&arpg(Arch::Arpg));
+    assert!(max_abs_diff(&with[..VOCAB], &with[VOCAB..]) > 1e-3, "two cells, one prediction");
+    let config = ModelConfig { pos_embed: false, ..config(Arch::Arpg) };
+    let without = logits(&reseed(Arpg::new(&config, &device()), "model", 1));
+    assert_eq!(without[..VOCAB], without[VOCAB..], "RoPE alone cannot tell the cells apart");
+}
+
+#[test]
+fn the_frame_maps_grid_cells_onto_the_training_grid() {
+    let (h, w) = (4, 4);
+    let same = Frame::default();
+    assert_eq!(same.row(Some((2, 3)), h, w), 11);
+    assert_eq!(same.row(None, h, w), 16, "the class slot has the last row");
+    assert_eq!(same.row(Some((6, 1)), h, w), 13, "beyond the grid: its nearest edge");
+    // Out-painting: the source sits at (1, 2) of a 8 x 6 canvas and keeps its own cells.
+    let out = tasks::outpaint(&[0; 16], h, w, Sides { top: 1, left: 2, right: 0, bottom: 3 }).frame;
+    assert_eq!(out.row(Some((1, 2)), h, w), 0);
+    assert_eq!(out.row(Some((4, 5)), h, w), 15);
+    assert_eq!(out.row(Some((0, 0)), h, w), 0, "above-left of the source: its corner");
+    assert_eq!(out.row(Some((7, 3)), h, w), 13);
+    // Expansion x2: every 2 x 2 block takes its coarse cell.
+    let big = tasks::expand(None, h, w, 2).frame;
+    assert_eq!([(2, 4), (3, 5)].map(|p| big.row(Some(p), h, w)), [6, 6]);
 }
 
 #[test]

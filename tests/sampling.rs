@@ -173,16 +173,15 @@ fn outpaint_and_expand_grow_the_canvas() {
 fn probe_logits(e: &Engine) -> Vec<f32> {
     let m = arpg_model(e);
     let device = device();
-    let rope = m.rope(1.0);
     let mut cache = m.new_cache();
     let ids = burn::tensor::Tensor::<2, burn::tensor::Int>::from_data(
         burn::tensor::TensorData::new(vec![m.config.class_id(1) as i64, 3, 9, 4], [1, 4]),
         &device,
     );
     let pos = [None, Some((0, 0)), Some((1, 2)), Some((3, 3))];
-    m.feed(ids, &rope.tables(&pos, &device), None, &mut cache);
+    m.feed(ids, &slots(m, &pos), None, &mut cache);
     let q = [Some((2, 1)), Some((0, 3))];
-    to_vec(m.query(1, &rope.tables(&q, &device), None, &cache))
+    to_vec(m.query(1, &slots(m, &q), None, &cache))
 }
 
 #[test]
@@ -198,12 +197,13 @@ fn checkpoints_round_trip_through_the_engine() {
 
     // int8 with groups of 64: each weight moves by at most max|w|/254 of its group (0.4% of the
     // group's range). Through the 4 layers of this seeded test model the largest logit change is
-    // 2.4% of the logit range (printed below); we allow 5%. A broken quantizer (wrong scale,
+    // 11.8% of the logit range (printed below; 2.4% without the position table, whose random
+    // Kaiming-sized vectors sharpen attention); we allow 20%. A broken quantizer (wrong scale,
     // wrong group) moves logits by about their whole range.
     let int8 = Engine::from_bytes(&ckpt.to_bytes(DType::Int8, 64), &device()).unwrap();
     let range = reference.iter().fold(0.0f32, |m, x| m.max(x.abs()));
     let diff = max_abs_diff(&probe_logits(&int8), &reference);
-    assert!(diff < 0.05 * range, "int8 logits moved by {diff} (range {range})");
+    assert!(diff < 0.2 * range, "int8 logits moved by {diff} (range {range})");
     eprintln!("int8 logits: max change {diff} of range {range}");
     assert!(diff > 0.0, "int8 is lossy: identical logits mean nothing was quantized");
 }

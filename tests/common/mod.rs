@@ -8,8 +8,9 @@ pub mod corrupt;
 use arpg::baselines::Raster;
 use arpg::config::{Arch, ModelConfig, TokenizerConfig};
 use arpg::engine::{Engine, Generator};
-use arpg::model::Arpg;
+use arpg::model::{Arpg, Frame, Slots};
 use arpg::rng::Rng;
+use arpg::rope::Pos;
 use arpg::weights;
 use burn::tensor::Device;
 
@@ -66,4 +67,9 @@ pub fn to_vec(t: burn::tensor::Tensor<3>) -> Vec<f32> {
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// Slots at `pos` (shared by the batch) on the training grid, plain RoPE.
+pub fn slots(m: &Arpg, pos: &[Pos]) -> Slots {
+    m.slots(&m.rope(1.0), &[pos], Frame::default(), &device())
 }

@@ -114,6 +114,10 @@ pub struct TrainArgs {
     /// Model width instead of the preset's; heads of 64 dims, SwiGLU width 8/3 of it.
     #[arg(long)]
     pub d_model: Option<usize>,
+    /// ARPG without the learned position table (RoPE only, as the paper; how the checkpoints
+    /// before 2026-11-30 were trained).
+    #[arg(long)]
+    pub no_pos_embed: bool,
 }
 
 impl TrainCommon {
@@ -315,8 +319,10 @@ pub fn train(args: TrainArgs) -> Result<()> {
                 && args.label_dropout.is_none_or(|p| p == saved.label_dropout)
                 && args.dropout.is_none_or(|d| d == t.config().dropout)
                 && args.layers.is_none_or(|l| l == t.config().n_layers)
-                && args.d_model.is_none_or(|d| d == t.config().d_model),
-            "--weight-decay, --label-dropout, --dropout, --layers and --d-model must match the resumed run"
+                && args.d_model.is_none_or(|d| d == t.config().d_model)
+                && !(args.no_pos_embed && t.config().pos_embed),
+            "--weight-decay, --label-dropout, --dropout, --layers, --d-model and --no-pos-embed must match \
+             the resumed run"
         );
         if args.tokenizer.is_some() {
             eprintln!("note: --tokenizer is ignored with --resume (the state holds the tokenizer)");
@@ -345,13 +351,14 @@ pub fn train(args: TrainArgs) -> Result<()> {
                 Preset::Test => ModelConfig::test(vocab, n_classes),
             };
             let mut config = ModelConfig {
-                arch: args.mode.unwrap_or(ArchArg::Arpg).into(),
                 grid_h: tokens.grid_h,
                 grid_w: tokens.grid_w,
                 dropout: args.dropout.unwrap_or(base.dropout),
                 n_layers: args.layers.unwrap_or(base.n_layers),
+                pos_embed: base.pos_embed && !args.no_pos_embed,
                 ..base
-            };
+            }
+            .with_arch(args.mode.unwrap_or(ArchArg::Arpg).into());
             if let Some(d) = args.d_model {
                 config.d_model = d;
                 config.n_heads = (d / 64).max(1);
