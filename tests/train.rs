@@ -320,16 +320,32 @@ fn the_cli_trains_saves_and_resumes() {
     assert!(line["tokens_per_s"].as_f64().unwrap() > 0.0);
 
     // --layers and --d-model reshape the preset (heads of 64, SwiGLU 8/3 wide, rounded up to 32)
-    // and must match on resume.
+    // and must match on resume; --stop-at stops early without changing the schedule.
+    let read = |p: &str| Checkpoint::from_bytes(&std::fs::read(p).unwrap()).unwrap();
     let deep = d("deep.arpg");
     let shape = ["--layers", "2", "--d-model", "64"];
-    let train =
-        [&["train", "--tokenizer", &tok, "--out", &deep, "--steps", "1"][..], &common, &shape].concat();
+    let train = [
+        &["train", "--tokenizer", &tok, "--out", &deep, "--steps", "3", "--stop-at", "1"][..],
+        &common,
+        &shape,
+    ]
+    .concat();
     arpg(&train);
-    let c = Checkpoint::from_bytes(&std::fs::read(&deep).unwrap()).unwrap().model;
+    let c = read(&deep).model;
     assert_eq!((c.arch, c.n_layers, c.d_model, c.n_heads, c.mlp_hidden), (Arch::Arpg, 2, 64, 1, 192));
-    let resume = ["train", "--resume", "--out", &deep, "--steps", "2", "--layers", "4"];
+    assert!(c.pos_embed, "ARPG has the learned position table by default");
+    assert_eq!(read(&deep).meta.steps, 1, "--stop-at 1");
+    let resume = ["train", "--resume", "--out", &deep, "--layers", "4"];
     let out = Command::new(env!("CARGO_BIN_EXE_arpg")).args(resume).output().unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--layers"));
+    arpg(&[&["train", "--resume", "--out", &deep][..], &common].concat());
+    assert_eq!(read(&deep).meta.steps, 3, "the resumed run keeps the schedule's 3 steps");
+    // --no-pos-embed: RoPE only, as the paper (and the models shipped before 2026-11-30).
+    let plain = d("plain.arpg");
+    arpg(
+        &[&["train", "--tokenizer", &tok, "--out", &plain, "--steps", "1", "--no-pos-embed"][..], &common]
+            .concat(),
+    );
+    assert!(!read(&plain).model.pos_embed);
     let _ = std::fs::remove_dir_all(&dir);
 }

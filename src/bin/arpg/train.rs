@@ -50,6 +50,10 @@ pub struct TrainCommon {
     /// Peak learning rate [default: 1e-3 tokenizer, 6e-4 generator].
     #[arg(long)]
     pub lr: Option<f64>,
+    /// Save and stop once this step is done, leaving the schedule as it is (an interim checkpoint
+    /// that the same command reproduces; `--resume` continues the run).
+    #[arg(long)]
+    pub stop_at: Option<u64>,
     /// Linear warm-up steps [default: 100 tokenizer, 200 generator].
     #[arg(long)]
     pub warmup: Option<u64>,
@@ -225,7 +229,8 @@ fn run_loop<T: Trainer>(trainer: &mut T, data: &T::Data, args: &TrainCommon, wha
     bar.reset_eta();
     let mut last_save = Instant::now();
     let mut last = None;
-    while trainer.step_count() < trainer.options().steps {
+    let end = args.stop_at.unwrap_or(u64::MAX).min(trainer.options().steps);
+    while trainer.step_count() < end {
         let stats = trainer.step(data)?;
         writeln!(log, "{}", stats.to_json(trainer.seconds())).context("cannot write the metrics log")?;
         bar.set_message(format!(
