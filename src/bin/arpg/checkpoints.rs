@@ -63,7 +63,7 @@ pub fn inspect(path: &Path) -> Result<()> {
     };
     println!(
         "model       {}: d_model {}, {} heads (dim {}), {depth} layers, SwiGLU {}, grid {}x{}, \
-         vocab {}, {} classes, RoPE base {}, dropout {}",
+         vocab {}, {} classes, RoPE base {}{}, dropout {}",
         m.arch.name(),
         m.d_model,
         m.n_heads,
@@ -74,6 +74,7 @@ pub fn inspect(path: &Path) -> Result<()> {
         m.vocab_size,
         m.n_classes,
         m.rope_base,
+        if m.pos_embed { " + learned cell embedding" } else { "" },
         m.dropout
     );
     println!(
