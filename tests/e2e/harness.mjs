@@ -46,7 +46,7 @@ export function makeRoot({ preset = null } = {}) {
     fs.mkdirSync(models, { recursive: true });
     const file = preset ? `arpg-${preset}-init.arpg` : MODEL;
     const out = path.join(models, file);
-    execFileSync(BIN, ["init", "--out", out, "--arch", "arpg", "--preset", preset || "tiny", "--dtype", "int8", "--seed", "1"], {
+    execFileSync(BIN, ["init", "--out", out, "--arch", "arpg", "--preset", preset || "tiny", "--dtype", "int8", "--seed", "2"], {
       stdio: ["ignore", "ignore", "inherit"],
     });
     const sha256 = crypto.createHash("sha256").update(fs.readFileSync(out)).digest("hex");
