@@ -258,9 +258,12 @@ impl QueryBlock {
 
 /// The embedding table (codes, `[MASK]`, classes, null) and the zero-initialised head.
 pub(crate) fn embedding(c: &ModelConfig, device: &Device) -> Embedding {
-    EmbeddingConfig::new(c.n_embeddings(), c.d_model)
-        .with_initializer(Initializer::Normal { mean: 0.0, std: 0.02 })
-        .init(device)
+    table(c.n_embeddings(), c.d_model, device)
+}
+
+/// A learned table of `rows` vectors, initialised N(0, 0.02) as in the official code.
+fn table(rows: usize, d: usize, device: &Device) -> Embedding {
+    EmbeddingConfig::new(rows, d).with_initializer(Initializer::Normal { mean: 0.0, std: 0.02 }).init(device)
 }
 
 pub(crate) fn head(c: &ModelConfig, device: &Device) -> Linear {
@@ -295,11 +298,7 @@ impl Arpg {
         let shared = config.arch != Arch::ArpgNoSharedKv;
         Self {
             embed: embedding(config, device),
-            pos: config.pos_embed.then(|| {
-                EmbeddingConfig::new(config.seq_len() + 1, config.d_model)
-                    .with_initializer(Initializer::Normal { mean: 0.0, std: 0.02 })
-                    .init(device)
-            }),
+            pos: config.pos_embed.then(|| table(config.seq_len() + 1, config.d_model, device)),
             content: (0..n_content).map(|_| Block::new(config, device)).collect(),
             content_norm: norm(config.d_model, device),
             shared_kv: shared.then(|| KvProj::new(config.d_model, device)),
