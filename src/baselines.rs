@@ -162,8 +162,8 @@ impl MaskGit {
     }
 }
 
-/// MaskGIT sampling: every step predicts all masked cells, keeps the most confident ones (with
-/// annealed Gumbel noise on the confidence, as MaskGIT does) and re-masks the rest.
+/// MaskGIT sampling: every step predicts all masked cells, keeps each image's most confident ones
+/// (with annealed Gumbel noise on the confidence, as MaskGIT does) and re-masks the rest.
 pub async fn sample_maskgit<R: AfterStep>(
     model: &MaskGit,
     classes: &[usize],
@@ -186,32 +186,25 @@ pub async fn sample_maskgit<R: AfterStep>(
         let logits = read_logits(model.forward(&ids, &inputs, &device)).await?;
         decoded += k;
         let scale = guided.then(|| opts.cfg_scale(decoded, t));
-        let drafts = sampler::pick(&logits, b, t, vocab, scale, opts, &mut rng);
-        // One set of cells for the whole batch, as the order is shared in ARPG: ranked by the
-        // first image's confidence.
-        let noise = 4.5 * (1.0 - (step + 1) as f64 / sizes.len() as f64);
-        let mut ranked: Vec<(f64, usize)> = (0..t)
-            .filter(|&p| tokens[0][p].is_none())
-            .map(|p| {
-                let row = |r: usize| &logits[(r * t + p) * vocab..(r * t + p + 1) * vocab];
-                let l = match scale {
-                    Some(s) => sampler::guide(row(0), row(b), s),
-                    None => row(0).to_vec(),
-                };
-                let conf = log_prob(&l, drafts[0][p] as usize, opts.temperature);
-                let gumbel = -(-(rng.next_f64().max(1e-12)).ln()).ln();
-                (conf + noise * gumbel, p)
-            })
-            .collect();
-        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        let cells: Vec<usize> = ranked.iter().take(k).map(|&(_, p)| p).collect();
-        for (tk, draft) in tokens.iter_mut().zip(&drafts) {
-            cells.iter().for_each(|&p| tk[p] = Some(draft[p]));
+        let drafts = sampler::drafts(&logits, b, t, vocab, scale, opts, &mut rng);
+        // Per image, its own most confident masked cells.
+        let mut first = vec![];
+        for (i, (tk, draft)) in tokens.iter_mut().zip(&drafts).enumerate() {
+            let open: Vec<usize> = (0..t).filter(|&p| tk[p].is_none()).collect();
+            let confidence: Vec<f64> = open.iter().map(|&p| draft[p].1).collect();
+            let cells: Vec<usize> = sampler::most_confident(&confidence, k, step, sizes.len(), &mut rng)
+                .iter()
+                .map(|&j| open[j])
+                .collect();
+            cells.iter().for_each(|&p| tk[p] = Some(draft[p].0));
+            if i == 0 {
+                first = cells;
+            }
         }
         on_step(&StepEvent {
             step,
             steps: sizes.len(),
-            positions: cells,
+            positions: first,
             grid_h: h,
             grid_w: w,
             tokens: tokens[0].clone(),
@@ -220,14 +213,6 @@ pub async fn sample_maskgit<R: AfterStep>(
         .await?;
     }
     Ok(finish(tokens, 0))
-}
-
-/// `log softmax(logits / temperature)[token]`
-fn log_prob(logits: &[f32], token: usize, temperature: f32) -> f64 {
-    let t = temperature as f64;
-    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) as f64;
-    let lse = logits.iter().map(|&x| ((x as f64 - max) / t).exp()).sum::<f64>().ln();
-    (logits[token] as f64 - max) / t - lse
 }
 
 fn finish(tokens: Vec<Vec<Option<u32>>>, kv_bytes: usize) -> Sampled {

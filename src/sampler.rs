@@ -73,6 +73,29 @@ impl FromStr for Schedule {
     }
 }
 
+/// Which cells an ARPG step decodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// The paper's: one random order, drawn before decoding and shared by the batch; a step
+    /// queries only its own cells.
+    Random,
+    /// A step queries every undecoded cell and keeps, per image, the ones whose drafted codes are
+    /// most likely (with annealed Gumbel noise, as MaskGIT ranks them). Better at few steps, but
+    /// each step queries all the cells still open, not only the ones it decodes.
+    Confidence,
+}
+
+impl FromStr for Order {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "random" => Ok(Order::Random),
+            "confidence" => Ok(Order::Confidence),
+            _ => Err(format!("unknown order '{s}' (random, confidence)")),
+        }
+    }
+}
+
 /// How the guidance scale evolves over decoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CfgSchedule {
@@ -105,6 +128,8 @@ pub struct SampleOptions {
     /// Keep the smallest set of codes whose probability reaches `top_p`; 1 = off.
     pub top_p: f32,
     pub schedule: Schedule,
+    /// ARPG's decoding order (MaskGIT always ranks by confidence, raster AR has one order).
+    pub order: Order,
     pub seed: u64,
 }
 
@@ -118,6 +143,7 @@ impl Default for SampleOptions {
             top_k: 0,
             top_p: 1.0,
             schedule: Schedule::Cosine,
+            order: Order::Random,
             seed: 0,
         }
     }
@@ -321,24 +347,74 @@ pub(crate) fn pick(
     opts: &SampleOptions,
     rng: &mut Rng,
 ) -> Vec<Vec<u32>> {
+    drafts(logits, b, n, vocab, scale, opts, rng)
+        .into_iter()
+        .map(|d| d.into_iter().map(|(c, _)| c).collect())
+        .collect()
+}
+
+/// [`pick`], with each drafted code's log-probability (after guidance and temperature): the
+/// confidence that [`most_confident`] ranks by.
+pub(crate) fn drafts(
+    logits: &[f32],
+    b: usize,
+    n: usize,
+    vocab: usize,
+    scale: Option<f32>,
+    opts: &SampleOptions,
+    rng: &mut Rng,
+) -> Vec<Vec<(u32, f64)>> {
     (0..b)
         .map(|i| {
             (0..n)
                 .map(|j| {
                     let row = |r: usize| &logits[(r * n + j) * vocab..(r * n + j + 1) * vocab];
-                    match scale {
-                        Some(s) => sample_token(&guide(row(i), row(b + i), s), opts, rng),
-                        None => sample_token(row(i), opts, rng),
-                    }
+                    let l = match scale {
+                        Some(s) => guide(row(i), row(b + i), s),
+                        None => row(i).to_vec(),
+                    };
+                    let code = sample_token(&l, opts, rng);
+                    (code, log_prob(&l, code as usize, opts.temperature))
                 })
                 .collect()
         })
         .collect()
 }
 
+/// `log softmax(logits / temperature)[token]`
+fn log_prob(logits: &[f32], token: usize, temperature: f32) -> f64 {
+    let t = temperature as f64;
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) as f64;
+    let lse = logits.iter().map(|&x| ((x as f64 - max) / t).exp()).sum::<f64>().ln();
+    (logits[token] as f64 - max) / t - lse
+}
+
+/// The indices of the `k` highest `confidence`s after adding `noise` times Gumbel noise
+/// (MaskGIT's choice temperature: 4.5 at the first step, annealed linearly to 0 at the last).
+pub(crate) fn most_confident(
+    confidence: &[f64],
+    k: usize,
+    step: usize,
+    steps: usize,
+    rng: &mut Rng,
+) -> Vec<usize> {
+    let noise = 4.5 * (1.0 - (step + 1) as f64 / steps as f64);
+    let mut ranked: Vec<(f64, usize)> = confidence
+        .iter()
+        .enumerate()
+        .map(|(j, &c)| {
+            let gumbel = -(-(rng.next_f64().max(1e-12)).ln()).ln();
+            (c + noise * gumbel, j)
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    ranked.into_iter().take(k).map(|(_, j)| j).collect()
+}
+
 /// ARPG sampling: each step feeds the tokens sampled at the previous step to pass 1 (appending
-/// to the caches), then runs all of this step's `[MASK]` queries in one call against the one shared
-/// K/V. No mask inside a step. The order is drawn once and shared by the batch.
+/// to the caches), then runs this step's `[MASK]` queries in one call against the one shared K/V.
+/// No mask inside a step. With [`Order::Random`] the order is drawn once per phase and shared by
+/// the batch; with [`Order::Confidence`] each image keeps its own most confident cells.
 pub async fn sample_arpg<R: AfterStep>(
     model: &Arpg,
     classes: &[usize],
@@ -350,19 +426,26 @@ pub async fn sample_arpg<R: AfterStep>(
     opts.validate(plan.cells())?; // each phase then takes at most as many steps as it has cells
     check_classes(config, classes)?;
     let device = model.head.weight.device();
-    let (b, guided) = (classes.len(), opts.guided());
+    let (b, guided, vocab) = (classes.len(), opts.guided(), config.vocab_size);
     let rows = if guided { 2 * b } else { b };
     let rope = model.rope(plan.ntk_scale);
-    let cell = |p: usize| rope::cell(p, plan.grid_w);
-    let slots = |pos: &[Pos]| model.slots(&rope, &[pos], plan.frame, &device);
+    // Slots for one list of cells per image (rows `[cond; null]` repeat them), or one list for all.
+    let slots = |cells: &[Vec<usize>]| {
+        let pos: Vec<Vec<Pos>> =
+            cells.iter().map(|c| c.iter().map(|&p| rope::cell(p, plan.grid_w)).collect()).collect();
+        let n_rows = if pos.len() == 1 { 1 } else { rows };
+        let per_row: Vec<&[Pos]> = (0..n_rows).map(|r| pos[r % pos.len()].as_slice()).collect();
+        model.slots(&rope, &per_row, plan.frame, &device)
+    };
     let mut rng = Rng::new(opts.seed);
     let mut cache = model.new_cache();
     let mut tokens: Vec<Vec<Option<u32>>> = vec![vec![None; plan.cells()]; b];
 
     // Step 0 of pass 1: the class token alone (rows: [cond; null]).
+    let class_slot = model.slots(&rope, &[&[None]], plan.frame, &device);
     model.feed(
         int_tensor(class_ids(config, classes, guided), [rows, 1], &device),
-        &slots(&[None]),
+        &class_slot,
         None,
         &mut cache,
     );
@@ -370,8 +453,8 @@ pub async fn sample_arpg<R: AfterStep>(
     if !plan.prefill.is_empty() {
         let n = plan.prefill.len();
         let ids: Vec<i64> = plan.prefill.iter().map(|&(_, c)| c as i64).collect();
-        let pos: Vec<Pos> = plan.prefill.iter().map(|&(p, _)| cell(p)).collect();
-        model.feed(int_tensor(ids.repeat(rows), [rows, n], &device), &slots(&pos), None, &mut cache);
+        let cells: Vec<usize> = plan.prefill.iter().map(|&(p, _)| p).collect();
+        model.feed(int_tensor(ids.repeat(rows), [rows, n], &device), &slots(&[cells]), None, &mut cache);
         for t in &mut tokens {
             plan.prefill.iter().for_each(|&(p, c)| t[p] = Some(c));
         }
@@ -382,29 +465,49 @@ pub async fn sample_arpg<R: AfterStep>(
     let total = plan.targets();
     let (mut step, mut decoded) = (0, 0);
     for (phase, phase_sizes) in plan.phases.iter().zip(&sizes) {
-        let mut order = phase.clone();
-        rng.shuffle(&mut order);
-        let mut done = 0;
-        for &k in phase_sizes {
-            let cells = &order[done..done + k];
-            let pos: Vec<Pos> = cells.iter().map(|&p| cell(p)).collect();
-            let at = slots(&pos);
-            let logits = read_logits(model.query(rows, &at, None, &cache)).await?;
+        // Per image, the phase's cells not decoded yet (Random: in the order they will be).
+        let mut open = phase.clone();
+        if opts.order == Order::Random {
+            rng.shuffle(&mut open);
+        }
+        let mut open = vec![open; b];
+        for (s, &k) in phase_sizes.iter().enumerate() {
             decoded += k;
             let scale = guided.then(|| opts.cfg_scale(decoded, total));
-            let new = pick(&logits, b, k, config.vocab_size, scale, opts, &mut rng);
-            for (t, codes) in tokens.iter_mut().zip(&new) {
+            // The cells decoded now and their codes, one list per image.
+            let (cells, new): (Vec<Vec<usize>>, Vec<Vec<u32>>) = match opts.order {
+                Order::Random => {
+                    let cells = vec![open[0][..k].to_vec()];
+                    let logits = read_logits(model.query(rows, &slots(&cells), None, &cache)).await?;
+                    (vec![cells[0].clone(); b], pick(&logits, b, k, vocab, scale, opts, &mut rng))
+                }
+                Order::Confidence => {
+                    let n = open[0].len();
+                    let logits = read_logits(model.query(rows, &slots(&open), None, &cache)).await?;
+                    drafts(&logits, b, n, vocab, scale, opts, &mut rng)
+                        .iter()
+                        .zip(&open)
+                        .map(|(d, cells)| {
+                            let confidence: Vec<f64> = d.iter().map(|&(_, c)| c).collect();
+                            let keep = most_confident(&confidence, k, s, phase_sizes.len(), &mut rng);
+                            keep.iter().map(|&j| (cells[j], d[j].0)).unzip()
+                        })
+                        .unzip()
+                }
+            };
+            for ((t, open), (cells, codes)) in tokens.iter_mut().zip(&mut open).zip(cells.iter().zip(&new)) {
                 cells.iter().zip(codes).for_each(|(&p, &c)| t[p] = Some(c));
+                open.retain(|p| !cells.contains(p));
             }
             if decoded < total {
                 let ids: Vec<i64> = (0..rows).flat_map(|r| new[r % b].iter().map(|&c| c as i64)).collect();
+                let at = if opts.order == Order::Random { slots(&cells[..1]) } else { slots(&cells) };
                 model.feed(int_tensor(ids, [rows, k], &device), &at, None, &mut cache);
             }
-            done += k;
             on_step(&StepEvent {
                 step,
                 steps,
-                positions: cells.to_vec(),
+                positions: cells[0].clone(),
                 grid_h: plan.grid_h,
                 grid_w: plan.grid_w,
                 tokens: tokens[0].clone(),
@@ -416,4 +519,36 @@ pub async fn sample_arpg<R: AfterStep>(
     }
     let tokens = tokens.into_iter().map(|t| t.into_iter().map(|c| c.unwrap_or(0)).collect()).collect();
     Ok(Sampled { tokens, kv_bytes: cache.bytes() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_step_keeps_exactly_the_most_confident() {
+        let confidence = [-3.0, -0.5, -2.0, -0.1, -4.0, -1.0];
+        // The last of 8 steps adds no noise: the top 3 in order.
+        assert_eq!(most_confident(&confidence, 3, 7, 8, &mut Rng::new(1)), [3, 1, 5]);
+        // Earlier steps add noise: still k distinct indices, the same for the same seed.
+        let noisy = most_confident(&confidence, 3, 0, 8, &mut Rng::new(1));
+        let mut distinct = noisy.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 3);
+        assert_eq!(noisy, most_confident(&confidence, 3, 0, 8, &mut Rng::new(1)));
+    }
+
+    #[test]
+    fn drafts_score_each_code_by_its_log_probability() {
+        // One image, two cells, vocab 3; no guidance; temperature 1.
+        let logits = [0.0, 0.0, 0.0, 10.0, 0.0, 0.0];
+        let opts = SampleOptions::default();
+        let d = drafts(&logits, 1, 2, 3, None, &opts, &mut Rng::new(4));
+        let (code, lp) = d[0][0];
+        assert!((lp - (1.0f64 / 3.0).ln()).abs() < 1e-9, "uniform cell: code {code}, {lp}");
+        assert!(d[0][1].0 == 0 && d[0][1].1 > -1e-3, "peaked cell: {:?}", d[0][1]);
+        // The codes are pick's, draw for draw.
+        assert_eq!(pick(&logits, 1, 2, 3, None, &opts, &mut Rng::new(4)), [[code, 0]]);
+    }
 }

@@ -39,7 +39,7 @@ use crate::checkpoint::sha256_hex;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::image::GrayImage;
-use crate::sampler::{CfgSchedule, SampleOptions, Schedule, StepEvent, StepWait};
+use crate::sampler::{CfgSchedule, Order, SampleOptions, Schedule, StepEvent, StepWait};
 use crate::tasks::Sides;
 
 #[wasm_bindgen(start)]
@@ -78,6 +78,8 @@ struct JsOptions {
     top_k: Option<f64>,
     top_p: Option<f32>,
     schedule: Option<String>,
+    /// "random" (default) or "confidence".
+    order: Option<String>,
     /// JS numbers are f64: seeds above 2^53 cannot arrive exactly, so they are refused.
     seed: Option<f64>,
 }
@@ -103,6 +105,10 @@ impl JsOptions {
             schedule: match self.schedule {
                 Some(s) => s.parse::<Schedule>().map_err(js_err)?,
                 None => d.schedule,
+            },
+            order: match self.order {
+                Some(s) => s.parse::<Order>().map_err(js_err)?,
+                None => d.order,
             },
             seed,
         })

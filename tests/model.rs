@@ -99,6 +99,40 @@ fn check_arpg_parity(m: &Arpg) {
     }
 }
 
+/// Rows of one batch at their own cells (the confidence order's per-image slots) give each row
+/// the logits it gets alone.
+#[test]
+fn rows_at_their_own_cells_match_each_row_alone() {
+    let device = device();
+    let m = arpg(Arch::Arpg);
+    let c = &m.config;
+    let at = |cells: &[&[usize]]| {
+        let pos: Vec<Vec<Pos>> =
+            cells.iter().map(|r| r.iter().map(|&p| rope::cell(p, c.grid_w)).collect()).collect();
+        let refs: Vec<&[Pos]> = pos.iter().map(Vec::as_slice).collect();
+        m.slots(&m.rope(1.0), &refs, Frame::default(), &device)
+    };
+    let int = |v: Vec<i64>, b: usize| {
+        Tensor::<2, Int>::from_data(TensorData::new(v.clone(), [b, v.len() / b]), &device)
+    };
+    // Row r: class classes[r], then codes[r] fed at fed[r], then queries at asked[r].
+    let classes = [c.class_id(0) as i64, c.class_id(2) as i64];
+    let (codes, fed, asked): ([[i64; 3]; 2], [&[usize]; 2], [&[usize]; 2]) =
+        ([[4, 1, 9], [7, 7, 3]], [&[0, 5, 9], &[15, 2, 7]], [&[3, 12], &[1, 0]]);
+    let run = |rows: &[usize]| {
+        let b = rows.len();
+        let mut cache = m.new_cache();
+        m.feed(int(rows.iter().map(|&r| classes[r]).collect(), b), &slots(&m, &[None]), None, &mut cache);
+        let (fed, asked): (Vec<&[usize]>, Vec<&[usize]>) = rows.iter().map(|&r| (fed[r], asked[r])).unzip();
+        m.feed(int(rows.iter().flat_map(|&r| codes[r]).collect(), b), &at(&fed), None, &mut cache);
+        to_vec(m.query(b, &at(&asked), None, &cache))
+    };
+    let both = run(&[0, 1]);
+    let alone = [run(&[0]), run(&[1])].concat();
+    let diff = max_abs_diff(&both, &alone);
+    assert!(diff < 1e-5, "batched rows differ from rows alone by {diff}");
+}
+
 #[test]
 fn arpg_kv_cache_matches_full_recompute() {
     check_arpg_parity(&arpg(Arch::Arpg));

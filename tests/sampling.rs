@@ -8,7 +8,7 @@ use arpg::config::Arch;
 use arpg::engine::{Engine, Generator};
 use arpg::error::Error;
 use arpg::image::{GrayImage, TokenMask};
-use arpg::sampler::{SampleOptions, Schedule, StepEvent, StepWait, sample_arpg};
+use arpg::sampler::{Order, Plan, SampleOptions, Schedule, StepEvent, StepWait, sample_arpg};
 use arpg::tasks::{self, Sides};
 use common::*;
 use pollster::block_on;
@@ -92,14 +92,51 @@ fn inpainting_keeps_every_unmasked_token() {
     let mut mask = TokenMask::full(4, 4);
     mask.cells.iter_mut().enumerate().for_each(|(i, c)| *c = i % 3 == 0);
     let plan = tasks::inpaint(&source, &mask);
-    let mut steps_seen = 0;
-    let out = block_on(sample_arpg(m, &[1], &plan, &opts(3), &mut |_| steps_seen += 1)).unwrap();
-    assert_eq!(steps_seen, 4);
-    for (i, (&kept, &got)) in source.iter().zip(&out.tokens[0]).enumerate() {
-        if !mask.cells[i] {
-            assert_eq!(kept, got, "token {i} was outside the mask");
+    for order in [Order::Random, Order::Confidence] {
+        let mut decoded = vec![];
+        let o = SampleOptions { order, ..opts(3) };
+        let out = block_on(sample_arpg(m, &[1, 2], &plan, &o, &mut |ev| decoded.push(ev.positions.clone())))
+            .unwrap();
+        assert_eq!(decoded.len(), 4, "{order:?}");
+        let mut cells: Vec<usize> = decoded.concat();
+        cells.sort();
+        assert_eq!(cells, plan.phases[0], "{order:?}: each masked cell decoded once");
+        for t in &out.tokens {
+            for (i, (&kept, &got)) in source.iter().zip(t).enumerate() {
+                if !mask.cells[i] {
+                    assert_eq!(kept, got, "{order:?}: token {i} was outside the mask");
+                }
+            }
         }
     }
+}
+
+/// The confidence order decodes each image's own cells, every cell once, with the schedule's
+/// step sizes, and the same seed gives the same tokens. It is not the random order: which cells
+/// each image's steps take depends on the image (its class here), not on the seed alone.
+#[test]
+fn the_confidence_order_decodes_every_cell_once_per_image() {
+    let e = engine(Arch::Arpg);
+    let m = arpg_model(&e);
+    let plan = Plan::full(4, 4);
+    let run = |classes: &[usize], order: Order| {
+        let o = SampleOptions { order, steps: 5, ..opts(7) };
+        let mut steps: Vec<Vec<usize>> = vec![];
+        let out =
+            block_on(sample_arpg(m, classes, &plan, &o, &mut |ev| steps.push(ev.positions.clone()))).unwrap();
+        (steps, out.tokens)
+    };
+    let (steps, tokens) = run(&[0, 1, 2], Order::Confidence);
+    let sizes: Vec<usize> = steps.iter().map(Vec::len).collect();
+    assert_eq!(sizes, Schedule::Cosine.step_sizes(16, 5));
+    let mut cells = steps.concat();
+    cells.sort();
+    assert_eq!(cells, (0..16).collect::<Vec<_>>());
+    assert_eq!((steps, tokens), run(&[0, 1, 2], Order::Confidence), "same seed, same result");
+    let orders = |order| (0..CLASSES).map(|c| run(&[c], order).0).collect::<Vec<_>>();
+    let (confident, random) = (orders(Order::Confidence), orders(Order::Random));
+    assert!(confident.iter().any(|f| f != &confident[0]), "the order follows the class: {confident:?}");
+    assert!(random.iter().all(|f| f == &random[0]), "the random order is the seed's alone: {random:?}");
 }
 
 #[test]

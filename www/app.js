@@ -11,16 +11,16 @@ const canvas = $("#canvas");
 const ctx = canvas.getContext("2d");
 const stats = $("#stats");
 let klass = 0;
-let last = null; // {images, class, seed, steps, cfg}
+let last = null; // {images, class, seed, steps, cfg, order}
 let firstImageMs = null;
 let runs = 0; // generate() calls: only the newest one updates the page
 
 // Test and debugging hook (read-only use): the last result and timings.
 window.__arpg = { client, get last() { return last; }, get firstImageMs() { return firstImageMs; } };
 
-// Settings from the URL (links and tests): ?class=&steps=&cfg=&batch=&seed=&auto=0
+// Settings from the URL (links and tests): ?class=&steps=&cfg=&order=&batch=&seed=&auto=0
 const params = new URLSearchParams(location.search);
-for (const key of ["steps", "cfg", "batch"]) if (params.has(key)) $(`#${key}`).value = params.get(key);
+for (const key of ["steps", "cfg", "order", "batch"]) if (params.has(key)) $(`#${key}`).value = params.get(key);
 if (params.has("seed")) {
   $("#seed").value = params.get("seed");
   document.querySelector('input[name="seed-mode"][value="fixed"]').checked = true;
@@ -76,6 +76,7 @@ async function generate() {
   const n = Number($("#batch").value);
   const steps = Number($("#steps").value);
   const cfg = Number($("#cfg").value);
+  const order = $("#order").value;
   const seed = seedValue();
   const size = info.gridW * info.factor;
   const mine = ++runs;
@@ -89,7 +90,7 @@ async function generate() {
   try {
     const out = await client.run(
       "generate",
-      { classes: Array(n).fill(klass), options: { steps, cfg, seed } },
+      { classes: Array(n).fill(klass), options: { steps, cfg, order, seed } },
       (ev, ms) => {
         if (mine !== runs) return;
         drawReveal(ctx, ev, info.factor, client.patches);
@@ -101,7 +102,7 @@ async function generate() {
     if (firstImageMs === null) firstImageMs = performance.now() - t0;
     stats.textContent = `${out.stepMs.length} steps · ${perStep.toFixed(1)} ms/step · total ${out.ms.toFixed(0)} ms` +
       ` · ${info.backend === "webgpu" ? "WebGPU" : "CPU"} · first image ${firstImageMs.toFixed(0)} ms after page load`;
-    last = { images: out.result, tokens: out.tokens, class: klass, seed, steps, cfg, cols, size };
+    last = { images: out.result, tokens: out.tokens, class: klass, seed, steps, cfg, order, cols, size };
     canvas.dataset.tokens = JSON.stringify(out.tokens);
     $("#download").disabled = false;
     document.body.dataset.run = "done";
@@ -133,6 +134,7 @@ async function download() {
     Seed: String(last.seed),
     Steps: String(last.steps),
     CFG: String(last.cfg),
+    Order: last.order,
     Model: client.info.checksum,
   });
   saveBlob(blob, `arpg-${last.class}-seed${last.seed}.png`);

@@ -249,7 +249,7 @@ function options() {
     seed = Math.floor(Math.random() * 2 ** 32);
     $("#seed").value = String(seed);
   }
-  return { steps: Number($("#steps").value) || 8, seed };
+  return { steps: Number($("#steps").value) || 8, order: $("#order").value, seed };
 }
 
 function fail(e) {
@@ -274,7 +274,7 @@ async function job(op, args, apply) {
       stats.textContent = `${op}: step ${ev.step + 1}/${ev.steps} · ${ms.toFixed(0)} ms`;
     });
     reveal = null;
-    lastOp = { op, class: klass, seed: opts.seed, steps: opts.steps };
+    lastOp = { op, class: klass, seed: opts.seed, steps: opts.steps, order: opts.order };
     apply(out.result);
     stats.textContent = `${op}: ${out.stepMs.length} steps in ${out.ms.toFixed(0)} ms`;
     document.body.dataset.run = "done";
@@ -343,7 +343,7 @@ async function download() {
   if (!image) return;
   const names = client.info ? classNames(client.info) : [];
   const texts = { Software: "arpg (browser paint)" };
-  if (lastOp) Object.assign(texts, { Operation: lastOp.op, Class: `${lastOp.class} ${names[lastOp.class] || ""}`.trim(), Seed: String(lastOp.seed), Steps: String(lastOp.steps) });
+  if (lastOp) Object.assign(texts, { Operation: lastOp.op, Class: `${lastOp.class} ${names[lastOp.class] || ""}`.trim(), Seed: String(lastOp.seed), Steps: String(lastOp.steps), Order: lastOp.order });
   if (client.info) texts.Model = client.info.checksum;
   saveBlob(await encodeGrayPng(image, texts), `arpg-paint-${image.width}x${image.height}.png`);
 }
@@ -401,6 +401,7 @@ if (params.has("seed")) {
   $("#seed-random").checked = false;
 }
 if (params.has("steps")) $("#steps").value = params.get("steps");
+if (params.has("order")) $("#order").value = params.get("order");
 
 const restored = store.get("paint").then((saved) => {
   if (saved && saved.image && saved.image.width % TOKEN === 0 && saved.image.height % TOKEN === 0) {

@@ -85,6 +85,14 @@ test("class page on the forced CPU backend: a non-blank image; screenshot", asyn
     assert.equal(last.tokens.length, 64);
     assert.ok(last.tokens.every((t) => t >= 0), "undecoded tokens left");
     cpuTokens = last.tokens;
+    // The other decoding order, same seed: every cell decoded, another image.
+    await page.selectOption("#order", "confidence");
+    await clickAndWait(page, "#generate", 60_000);
+    const confident = await page.evaluate(() => ({ px: Array.from(window.__arpg.last.images[0].pixels), tokens: window.__arpg.last.tokens }));
+    assert.ok(h.nonBlank(confident.px), "the confidence-order image is blank");
+    assert.ok(confident.tokens.length === 64 && confident.tokens.every((t) => t >= 0), "undecoded tokens left");
+    assert.notDeepEqual(confident.tokens, cpuTokens, "the order option did not reach the sampler");
+    await page.selectOption("#order", "random");
     // A batch for the screenshot.
     await page.fill("#batch", "8").catch(() => {});
     await page.evaluate(() => {

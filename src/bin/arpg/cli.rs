@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, ensure};
 use arpg::config::Arch;
-use arpg::sampler::{CfgSchedule, SampleOptions, Schedule};
+use arpg::sampler::{CfgSchedule, Order, SampleOptions, Schedule};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
@@ -132,6 +132,21 @@ pub enum ScheduleArg {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderArg {
+    Random,
+    Confidence,
+}
+
+impl From<OrderArg> for Order {
+    fn from(arg: OrderArg) -> Self {
+        match arg {
+            OrderArg::Random => Order::Random,
+            OrderArg::Confidence => Order::Confidence,
+        }
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CfgScheduleArg {
     Linear,
     Constant,
@@ -180,6 +195,10 @@ pub struct SampleArgs {
     /// How many tokens each step decodes.
     #[arg(long, value_enum, default_value_t = ScheduleArg::Cosine)]
     pub schedule: ScheduleArg,
+    /// ARPG's decoding order: the paper's random one, or each image's most confident cells first
+    /// (queries every open cell at every step).
+    #[arg(long, value_enum, default_value_t = OrderArg::Random)]
+    pub order: OrderArg,
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -200,6 +219,7 @@ impl SampleArgs {
             top_k: self.top_k,
             top_p: self.top_p,
             schedule: self.schedule.into(),
+            order: self.order.into(),
             seed: self.seed,
         })
     }
@@ -207,7 +227,7 @@ impl SampleArgs {
     /// One line for the PNG metadata.
     pub fn describe(&self) -> String {
         format!(
-            "steps={} cfg={} cfg_schedule={:?} temperature={} top_k={} top_p={} schedule={:?} seed={}",
+            "steps={} cfg={} cfg_schedule={:?} temperature={} top_k={} top_p={} schedule={:?} order={:?} seed={}",
             self.steps,
             self.cfg,
             self.cfg_schedule,
@@ -215,6 +235,7 @@ impl SampleArgs {
             self.top_k,
             self.top_p,
             self.schedule,
+            self.order,
             self.seed
         )
         .to_lowercase()

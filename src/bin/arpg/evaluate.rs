@@ -22,7 +22,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::cli::{CfgScheduleArg, DTypeArg, ScheduleArg};
+use crate::cli::{CfgScheduleArg, DTypeArg, OrderArg, ScheduleArg};
 
 /// The classifier `arpg eval` uses unless told otherwise.
 pub const DEFAULT_CLASSIFIER: &str = "models/classifier.bin";
@@ -91,6 +91,9 @@ pub struct EvalArgs {
     /// How many tokens each step decodes.
     #[arg(long, value_enum, default_value_t = ScheduleArg::Cosine)]
     pub schedule: ScheduleArg,
+    /// ARPG's decoding order.
+    #[arg(long, value_enum, default_value_t = OrderArg::Random)]
+    pub order: OrderArg,
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f32,
     /// Classifier file (from `arpg train-classifier`).
@@ -313,6 +316,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         cfg: args.cfg,
         cfg_schedule: args.cfg_schedule.into(),
         schedule: args.schedule.into(),
+        order: args.order.into(),
         temperature: args.temperature,
         seed: args.seed,
         ..SampleOptions::default()
@@ -372,6 +376,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             "options": {"n": args.n, "seed": args.seed, "cfg": args.cfg,
                         "cfg_schedule": format!("{:?}", args.cfg_schedule).to_lowercase(),
                         "schedule": format!("{:?}", args.schedule).to_lowercase(),
+                        "order": format!("{:?}", args.order).to_lowercase(),
                         "temperature": args.temperature,
                         "task_steps": args.task_steps},
             "real": real,
@@ -427,7 +432,7 @@ fn print_markdown(
 ) {
     println!(
         "Classifier `{}`: {} on the {} test images. N = {} samples per row (balanced over the classes), \
-         seed {}, CFG {} ({:?} schedule), temperature {}, {:?} step schedule.",
+         seed {}, CFG {} ({:?} schedule), temperature {}, {:?} step schedule, {:?} order.",
         args.classifier.display(),
         pct(reference.classifier_accuracy),
         reference.test.len(),
@@ -436,7 +441,8 @@ fn print_markdown(
         args.cfg,
         args.cfg_schedule,
         args.temperature,
-        args.schedule
+        args.schedule,
+        args.order
     );
     println!(
         "Real data: FD floor {:.3} ({} training images vs the test split; classifier accuracy on them {}); \
