@@ -117,8 +117,9 @@ fn rows_at_their_own_cells_match_each_row_alone() {
     };
     // Row r: class classes[r], then codes[r] fed at fed[r], then queries at asked[r].
     let classes = [c.class_id(0) as i64, c.class_id(2) as i64];
-    let (codes, fed, asked): ([[i64; 3]; 2], [&[usize]; 2], [&[usize]; 2]) =
-        ([[4, 1, 9], [7, 7, 3]], [&[0, 5, 9], &[15, 2, 7]], [&[3, 12], &[1, 0]]);
+    let codes = [[4, 1, 9], [7, 7, 3]];
+    let fed: [&[usize]; 2] = [&[0, 5, 9], &[15, 2, 7]];
+    let asked: [&[usize]; 2] = [&[3, 12], &[1, 0]];
     let run = |rows: &[usize]| {
         let b = rows.len();
         let mut cache = m.new_cache();
