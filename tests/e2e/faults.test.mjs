@@ -448,6 +448,7 @@ test("options out of range through the wasm API and the UI: readable errors, no 
       ["temperature 0", "generate", { classes: [0], options: { temperature: 0 } }, "invalid option: temperature must be > 0, got 0"],
       ["top-p 1.5", "generate", { classes: [0], options: { topP: 1.5 } }, "invalid option: top_p must be in (0, 1], got 1.5"],
       ["schedule 'fast'", "generate", { classes: [0], options: { schedule: "fast" } }, "unknown schedule 'fast' (arccos, cosine, linear)"],
+      ["order 'sideways'", "generate", { classes: [0], options: { order: "sideways" } }, "unknown order 'sideways' (random, confidence)"],
       ["out-paint side -1", "outpaint", { image: "img", sides: { left: -1 }, class: 0 }, /^sides: invalid type: floating point `-1(\.0)?`, expected usize$/],
       ["seed 2^53", "generate", { classes: [0], options: { seed: 2 ** 53 } }, "seed must be an integer in 0..=2^53-1, got 9007199254740992"],
       ["seed -1", "generate", { classes: [0], options: { seed: -1 } }, "seed must be an integer in 0..=2^53-1, got -1"],
