@@ -184,7 +184,7 @@ pub struct SampleArgs {
     #[arg(long, value_enum, default_value_t = CfgScheduleArg::Linear)]
     pub cfg_schedule: CfgScheduleArg,
     /// Softmax temperature.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = SampleOptions::default().temperature)]
     pub temperature: f32,
     /// Keep only the k most likely codes (0 = off).
     #[arg(long, default_value_t = 0)]
@@ -419,7 +419,7 @@ mod tests {
         let cli = Cli::try_parse_from(["arpg", "generate", "--class", "sneaker"]).unwrap();
         let Command::Generate(g) = cli.command else { panic!("not generate") };
         let o = g.sample.to_options().unwrap();
-        assert_eq!((o.steps, o.cfg, o.temperature, o.top_k, o.top_p, o.seed), (8, 3.0, 1.0, 0, 1.0, 0));
+        assert_eq!((o.steps, o.cfg, o.temperature, o.top_k, o.top_p, o.seed), (8, 3.0, 0.9, 0, 1.0, 0));
         assert!(matches!(o.schedule, Schedule::Cosine));
         assert!(matches!(o.cfg_schedule, CfgSchedule::Linear));
         assert_eq!(g.count, 8);

@@ -94,7 +94,8 @@ pub struct EvalArgs {
     /// ARPG's decoding order.
     #[arg(long, value_enum, default_value_t = OrderArg::Random)]
     pub order: OrderArg,
-    #[arg(long, default_value_t = 1.0)]
+    /// Softmax temperature.
+    #[arg(long, default_value_t = SampleOptions::default().temperature)]
     pub temperature: f32,
     /// Classifier file (from `arpg train-classifier`).
     #[arg(long, default_value = DEFAULT_CLASSIFIER)]
