@@ -7,7 +7,8 @@
 // Points: every `generation` row of the evals whose weights are int8 (the shipped kind) — or f32
 // when a model has no int8 row — matched to the bench row with the same method and step count at
 // batch 1. A row without a bench match is left out and said so on stderr. With evals at more
-// than one sampling temperature, each (method, temperature) is its own series, labelled "T x".
+// than one sampling temperature, each (method, temperature) is its own series, labelled "T x";
+// a point already given by an earlier file is not drawn again.
 
 import fs from "node:fs";
 import { chromium } from "playwright-core";
@@ -40,6 +41,7 @@ function points() {
       continue;
     }
     const series = temperatures.size > 1 ? `${LABELS[r.arch]}, T ${r.t}` : LABELS[r.arch];
+    if (out.some((p) => p.series === series && p.steps === r.steps)) continue; // the first file's wins
     out.push({ method: r.arch, series, steps: r.steps, fd: r.fd, ms: b.ms_per_image });
   }
   return out;
