@@ -69,6 +69,7 @@ help:
 	@echo 'make fuzz-smoke    each fuzz target ($(FUZZ_TARGETS)) for $(FUZZ_SECONDS) s over fuzz/corpus (nightly, cargo-fuzz)'
 	@echo 'make e2e           browser tests in $(E2E_DIR) (Debian chromium, playwright-core)'
 	@echo 'make browser-deps  apt: $(APT_BROWSER_PKGS); npm: playwright-core'
+	@echo 'make screenshots   refresh docs/screenshot-*.png (the browser tests that take them)'
 	@echo 'make clean-pkg     remove pkg/'
 	@echo 'CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)'
 
@@ -220,11 +221,21 @@ e2e:
 		printf '\n==== %s ====\n' "e2e: $(E2E_DIR)/package.json absent, skipped"; \
 	fi
 
-.PHONY: e2e-run
+E2E_ENV := ARPG_BIN="$(ARPG)" ARPG_ROOT="$(CURDIR)" CHROMIUM_PATH=/usr/bin/chromium \
+	CHROMEDRIVER_PATH=/usr/bin/chromedriver
+
+.PHONY: e2e-run screenshots
 e2e-run:
 	$(call section,e2e: npm test in $(E2E_DIR))
-	cd $(E2E_DIR) && ARPG_BIN="$(ARPG)" ARPG_ROOT="$(CURDIR)" \
-		CHROMIUM_PATH=/usr/bin/chromium CHROMEDRIVER_PATH=/usr/bin/chromedriver npm test
+	cd $(E2E_DIR) && $(E2E_ENV) npm test
+
+# The docs' pictures (docs/screenshot-*.png): the browser tests that take them, writing into docs/
+# (a plain test run writes its screenshots to a temporary directory and leaves the tree clean).
+screenshots: browser-deps cli
+	@[[ -f pkg/cpu/arpg.js ]] || $(MAKE) wasm
+	$(call section,screenshots -> docs/)
+	cd $(E2E_DIR) && $(E2E_ENV) ARPG_SCREENSHOTS_DIR="$(CURDIR)/docs" \
+		node --test --test-name-pattern screenshot app.test.mjs
 
 # Node modules of the e2e suite, reinstalled when its package files change.
 $(E2E_DIR)/node_modules/.package-lock.json: $(E2E_DIR)/package.json $(wildcard $(E2E_DIR)/package-lock.json)

@@ -26,7 +26,6 @@
 //! `Uint8Array` (a plain array is accepted too). A mask is an image of the same size (white =
 //! regenerate) or a bare `Uint8Array` of `width * height` values.
 
-use std::cell::Cell;
 use std::rc::Rc;
 
 use burn::tensor::Device;
@@ -62,8 +61,6 @@ thread_local! {
     /// burn's wgpu runtime can be initialised once per thread (worker): keep its device.
     #[cfg(feature = "webgpu")]
     static WGPU_DEVICE: std::cell::RefCell<Option<Device>> = const { std::cell::RefCell::new(None) };
-    /// Set by wgpu's device-lost callback; the page then restarts the worker (WebGPU or CPU).
-    static DEVICE_LOST: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Sampling options as JS passes them; every field is optional.
@@ -416,12 +413,8 @@ async fn wgpu_device() -> Result<Device, String> {
     if let Some(d) = WGPU_DEVICE.with(|d| d.borrow().clone()) {
         return Ok(d);
     }
-    let (device, setup) =
-        Device::wgpu_options().init_with_setup_async().await.map_err(|e| format!("{e:?}"))?;
-    setup.device.set_device_lost_callback(|reason, message| {
-        DEVICE_LOST.with(|l| l.set(true));
-        web_sys::console::warn_1(&format!("arpg: WebGPU device lost ({reason:?}): {message}").into());
-    });
+    // Device loss is watched by the worker (www/worker.js), on the GPUDevice itself.
+    let device = Device::wgpu_options().init_async().await.map_err(|e| format!("{e:?}"))?;
     WGPU_DEVICE.with(|d| *d.borrow_mut() = Some(device.clone()));
     Ok(device)
 }
@@ -557,12 +550,6 @@ impl WebEngine {
             codebook_size: t.codebook_size,
         };
         serde_wasm_bindgen::to_value(&info).map_err(js_err)
-    }
-
-    /// True once wgpu reported the device lost: the page should restart the worker.
-    #[wasm_bindgen(js_name = deviceLost)]
-    pub fn device_lost(&self) -> bool {
-        DEVICE_LOST.with(|l| l.get())
     }
 
     /// One image per class id (an array of at most 64) -> `Promise<[{width, height, pixels}]>`.

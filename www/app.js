@@ -48,7 +48,7 @@ client.addEventListener("ready", ({ detail: info }) => {
   $("#steps").max = String(info.gridH * info.gridW);
   $("#generate").disabled = false;
   // First visit: show something right away.
-  if (autoRun && !last && !client.busy) generate();
+  if (autoRun && !last && !client.busy) generate({ quiet: true });
 });
 
 function seedValue() {
@@ -70,7 +70,8 @@ function layout(n, size) {
   return cols;
 }
 
-async function generate() {
+/** Generate a batch; `quiet`: the page's own first run, which a click replaces without a notice. */
+async function generate({ quiet = false } = {}) {
   const info = client.info;
   if (!info) return;
   const n = Number($("#batch").value);
@@ -96,6 +97,7 @@ async function generate() {
         drawReveal(ctx, ev, info.factor, client.patches);
         stats.textContent = `step ${ev.step + 1}/${ev.steps} · ${ms.toFixed(0)} ms`;
       },
+      { quiet },
     );
     out.result.forEach((img, i) => putGray(ctx, img, (i % cols) * size, Math.floor(i / cols) * size));
     const perStep = out.stepMs.reduce((a, b) => a + b, 0) / Math.max(1, out.stepMs.length);
@@ -140,7 +142,7 @@ async function download() {
   saveBlob(blob, `arpg-${last.class}-seed${last.seed}.png`);
 }
 
-$("#generate").addEventListener("click", generate);
+$("#generate").addEventListener("click", () => generate());
 $("#cancel").addEventListener("click", () => client.cancel("generation cancelled"));
 $("#download").addEventListener("click", download);
 document.addEventListener("keydown", (e) => {

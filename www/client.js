@@ -13,6 +13,11 @@
 // dead. A crashed worker, or a lost WebGPU device (the worker watches `device.lost`), restarts the
 // model (on the CPU when it was on WebGPU) and runs the interrupted job again, once.
 
+// What a notice says when the worker fails. Never the browser's own error text (a JS error name,
+// "unreachable", a stack): that goes to the console, for whoever debugs it.
+const STOPPED = "the model stopped unexpectedly";
+const deviceLostText = (why) => `WebGPU device lost (${why})`;
+
 export class EngineClient extends EventTarget {
   constructor(backend = "auto") {
     super();
@@ -75,10 +80,11 @@ export class EngineClient extends EventTarget {
             this.lastPong = performance.now();
             break;
           case "device-lost":
-            if (this.info && this.info.backend === "webgpu") this.recover(`WebGPU device lost (${data.message})`);
+            if (this.info && this.info.backend === "webgpu") this.recover(deviceLostText(data.message));
             break;
           case "crashed":
-            this.failed(data.deviceLost ? `WebGPU device lost (${data.deviceLost})` : `the model worker failed: ${data.message}`, reject);
+            console.warn(`the model worker crashed: ${data.message}`);
+            this.failed(data.deviceLost ? deviceLostText(data.deviceLost) : STOPPED, reject);
             break;
           default:
             this.onJobMessage(data);
@@ -88,7 +94,8 @@ export class EngineClient extends EventTarget {
       worker.onerror = (ev) => {
         if (worker !== this.worker) return;
         ev.preventDefault();
-        this.failed(`the model worker failed: ${ev.message || "unknown error"}`, reject);
+        console.warn(`the model worker failed: ${ev.message || "it could not start"}`);
+        this.failed(STOPPED, reject);
       };
     });
     this.ready.catch(() => {}); // reported through "status"
@@ -155,7 +162,8 @@ export class EngineClient extends EventTarget {
       job.resolve(data);
     } else if (data.type === "error") {
       if (data.deviceLost && this.info && this.info.backend === "webgpu") {
-        this.recover(`WebGPU device lost (${data.message})`);
+        console.warn(`the job failed on a lost WebGPU device: ${data.message}`);
+        this.recover(deviceLostText(data.deviceLost));
         return;
       }
       this.finish();
@@ -169,13 +177,14 @@ export class EngineClient extends EventTarget {
   }
 
   /** Cancel the running job, if any. Its promise rejects with "cancelled" at once; the worker
-   * stops it at the next step boundary (or is restarted if it does not within cancelGraceMs). */
+   * stops it at the next step boundary (or is restarted if it does not within cancelGraceMs).
+   * `reason` is the notice shown (null: none). */
   cancel(reason = "cancelled") {
     const job = this.job;
     if (!job) return false;
     this.finish();
     this.stats.cancels++;
-    this.emit("notice", { kind: "job", text: reason });
+    if (reason) this.emit("notice", { kind: "job", text: reason });
     job.reject(new Error("cancelled"));
     if (!job.posted) return true; // waiting for a restarted worker: it never gets the job
     const worker = this.worker;
@@ -187,7 +196,7 @@ export class EngineClient extends EventTarget {
         this.stats.forcedRestarts++;
         this.emit("notice", {
           kind: "recovery",
-          text: `${reason}: the model did not stop within ${(this.cancelGraceMs / 1000).toFixed(0)} s and was restarted`,
+          text: `${reason || "cancelled"}: the model did not stop within ${(this.cancelGraceMs / 1000).toFixed(0)} s and was restarted`,
         });
         this.start(this.backend); // stopWorker() settles this
       }, this.cancelGraceMs);
@@ -206,10 +215,11 @@ export class EngineClient extends EventTarget {
     return true;
   }
 
-  /** Run `op` with `args`; `onStep(ev, ms)` per decoding step. Resolves to {result, ms, stepMs, tokens}. */
-  async run(op, args, onStep) {
+  /** Run `op` with `args`; `onStep(ev, ms)` per decoding step. Resolves to {result, ms, stepMs, tokens}.
+   * `quiet`: a job the page started on its own (not the user), replaced without a notice. */
+  async run(op, args, onStep, { quiet = false } = {}) {
     const mine = ++this.newest;
-    if (this.job) this.cancel("the previous job was cancelled for the new one");
+    this.replaceJob();
     // Wait until the worker is free and ready (a restart may replace `ready` meanwhile).
     for (let ready = null; ready !== this.ready;) {
       await this.settling;
@@ -218,15 +228,20 @@ export class EngineClient extends EventTarget {
     }
     if (mine !== this.newest) {
       // A newer call came while this one waited: it never ran.
-      this.emit("notice", { kind: "job", text: "the previous job was replaced by the new one" });
+      if (!quiet) this.emit("notice", { kind: "job", text: "the previous job was replaced by the new one" });
       throw new Error("cancelled");
     }
-    if (this.job) this.cancel("the previous job was cancelled for the new one");
+    this.replaceJob();
     const id = this.nextId++;
     this.emit("status", { state: "running", text: `${op}…` });
     return new Promise((resolve, reject) => {
-      this.post({ id, op, args, resolve, reject, onStep, posted: false, retried: false });
+      this.post({ id, op, args, resolve, reject, onStep, quiet, posted: false, retried: false });
     });
+  }
+
+  /** A new job cancels the running one; the user is told only when they had started it. */
+  replaceJob() {
+    if (this.job) this.cancel(this.job.quiet ? null : "the previous job was cancelled for the new one");
   }
 
   post(job) {

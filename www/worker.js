@@ -9,35 +9,76 @@
 //      {type: "error", id, message, cancelled, deviceLost} | {type: "device-lost", message}
 //      {type: "crashed", message, deviceLost}: an uncaught error (a Rust panic traps the wasm
 //      module, which then cannot run anything): the page restarts the worker
+//      `deviceLost` is null, or why the WebGPU device is gone (then the page restarts on the CPU).
 //
 // Jobs yield to this worker's event loop between decoding steps (src/web.rs), so a "cancel" is
 // handled while a job runs: the job stops at the next step boundary and answers "cancelled", and
 // the model stays loaded. The page restarts the worker only when it does not answer in time.
 
+// ---- the WebGPU device: whether it is lost is decided here, and only here.
+
 // The GPUDevice wgpu gets, recorded so that this worker notices a lost device itself (even when
 // the job in flight never returns), and for tests (`self.__arpg.gpu.devices`).
 const gpu = { devices: [], lost: null };
+const lostText = (info) => `${info.reason}: ${info.message}`;
 if (self.GPUAdapter && GPUAdapter.prototype.requestDevice) {
   const requestDevice = GPUAdapter.prototype.requestDevice;
   GPUAdapter.prototype.requestDevice = async function (...args) {
     const device = await requestDevice.apply(this, args);
     gpu.devices.push(device);
     device.lost.then((info) => {
-      gpu.lost = `${info.reason}: ${info.message}`;
+      gpu.lost = lostText(info);
       post({ type: "device-lost", message: gpu.lost });
     });
     return device;
   };
 }
 
-// An uncaught error (a panic, e.g. when the GPU device goes away under a job) is reported as
-// "crashed", saying whether the device was lost: that loss may settle just after the panic.
+// How long a device may take to answer the probe below before it counts as lost.
+const PROBE_MS = 10_000;
+const after = (ms, value) => new Promise((resolve) => setTimeout(() => resolve(value), ms));
+
+/** Null while this worker's GPU device works (or it has none), else why it does not: asked after
+ * a job failed or the wasm trapped. A lost device is often not yet reported when the failure it
+ * causes arrives: its pending buffer maps fail at once, and cubecl-wgpu 0.11.3 panics on a failed
+ * map (`compute/timings.rs`, `stop_profile`: `.expect("Failed to map buffer")`, autotune's
+ * timing read-back), while `device.lost` resolves only when the GPU process answers. Measured
+ * after `device.destroy()` mid-job on SwiftShader: 26 ms later in Chromium 156, 7.5 s later in
+ * Chromium 150 (busy with the job's kernels). So this asks and waits: `device.lost`, or a fresh
+ * 4-byte buffer's map (it succeeds on a working device, fails on a lost one); a device that
+ * answers neither within PROBE_MS counts as lost too. */
+async function deviceLoss() {
+  const device = gpu.devices.at(-1);
+  if (gpu.lost || !device) return gpu.lost;
+  const lost = device.lost.then(lostText);
+  const buffer = device.createBuffer({ size: 4, usage: GPUBufferUsage.MAP_READ });
+  const probe = buffer.mapAsync(GPUMapMode.READ).then(
+    () => null,
+    (e) => Promise.race([lost, after(1000, `a read-back failed: ${text(e)}`)]),
+  );
+  const answer = await Promise.race([lost, probe, after(PROBE_MS, `no answer within ${PROBE_MS / 1000} s`)]);
+  buffer.destroy();
+  return answer;
+}
+
+// An uncaught error, or a trap (a Rust panic, e.g. when the GPU device goes away under a job: the
+// wasm module cannot run anything after it), ends this worker: reported once as "crashed", saying
+// whether the device was lost. The page shows a plain notice; the raw message is for its console.
+let crashed = false;
+function crash(message) {
+  if (crashed) return;
+  crashed = true;
+  deviceLoss().then((deviceLost) => post({ type: "crashed", message, deviceLost }));
+}
+/** A trap caught as an exception (a panic in a synchronous call) is a crash too. */
+function crashOnTrap(e) {
+  if (!(e instanceof WebAssembly.RuntimeError)) return false;
+  crash(`${e.name}: ${e.message}`);
+  return true;
+}
 self.addEventListener("error", (ev) => {
   ev.preventDefault();
-  const report = () => post({ type: "crashed", message: ev.message || "unknown error", deviceLost: gpu.lost });
-  if (!gpu.devices.length) return report();
-  const settle = new Promise((resolve) => setTimeout(resolve, 200));
-  Promise.race([settle, ...gpu.devices.map((d) => d.lost)]).then(report);
+  crash(ev.message || "unknown error");
 });
 
 // Two builds of the runtime: pkg/cpu (CPU backend only, small) and pkg/gpu (WebGPU + CPU, large).
@@ -148,7 +189,7 @@ async function run({ id, op, args }, signal) {
 async function job(data) {
   if (cancelled.delete(data.id)) {
     stats.cancelled++;
-    return post({ type: "error", id: data.id, message: "cancelled", cancelled: true, deviceLost: false });
+    return post({ type: "error", id: data.id, message: "cancelled", cancelled: true, deviceLost: null });
   }
   lastStarted = data.id;
   current = { id: data.id, controller: new AbortController() };
@@ -159,9 +200,11 @@ async function job(data) {
     await run(data, current.controller.signal);
     stats.finished++;
   } catch (e) {
+    if (crashOnTrap(e)) return;
     const message = text(e);
-    if (message === "cancelled") stats.cancelled++;
-    post({ type: "error", id: data.id, message, cancelled: message === "cancelled", deviceLost: !!(engine && engine.deviceLost()) });
+    const cancelled = message === "cancelled";
+    if (cancelled) stats.cancelled++;
+    post({ type: "error", id: data.id, message, cancelled, deviceLost: cancelled ? null : await deviceLoss() });
   } finally {
     stats.running--;
     current = null;
@@ -171,7 +214,9 @@ async function job(data) {
 self.onmessage = ({ data }) => {
   switch (data.type) {
     case "load":
-      queue = queue.then(() => load(data.backend).catch((e) => post({ type: "load-error", message: text(e) })));
+      queue = queue.then(() => load(data.backend).catch((e) => {
+        if (!crashOnTrap(e)) post({ type: "load-error", message: text(e) });
+      }));
       break;
     case "run":
       queue = queue.then(() => job(data));

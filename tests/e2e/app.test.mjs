@@ -3,12 +3,14 @@
 
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import zlib from "node:zlib";
 import { after, before, test } from "node:test";
 import * as h from "./harness.mjs";
 
-const DOCS = path.join(h.root(), "docs");
+// Screenshots go to a temporary directory; `make screenshots` points this at docs/.
+const SHOTS = process.env.ARPG_SCREENSHOTS_DIR || fs.mkdtempSync(path.join(os.tmpdir(), "arpg-e2e-shots-"));
 const FIRST_IMAGE_BUDGET_MS = Number(process.env.ARPG_E2E_FIRST_IMAGE_BUDGET_MS || 10_000);
 let root;
 let server;
@@ -17,8 +19,8 @@ let cpuTokens = null;
 before(async () => {
   root = h.makeRoot();
   server = await h.serve(root.dir);
-  fs.mkdirSync(DOCS, { recursive: true });
-  console.log(`# serving ${root.dir} at ${server.origin}; model ${root.model.file} sha256 ${root.model.sha256}`);
+  fs.mkdirSync(SHOTS, { recursive: true });
+  console.log(`# serving ${root.dir} at ${server.origin}; model ${root.model.file} sha256 ${root.model.sha256}; screenshots in ${SHOTS}`);
 });
 
 after(async () => {
@@ -101,7 +103,7 @@ test("class page on the forced CPU backend: a non-blank image; screenshot", asyn
       b.dispatchEvent(new Event("input"));
     });
     await clickAndWait(page, "#generate", 60_000);
-    await page.screenshot({ path: path.join(DOCS, "screenshot-index.png") });
+    await page.screenshot({ path: path.join(SHOTS, "screenshot-index.png") });
     clean(w);
   } finally {
     await close();
@@ -131,7 +133,7 @@ test("class page on forced WebGPU (software adapter): non-blank, same tokens as 
   }
 });
 
-test("paint tool: in-paint keeps unmasked tokens, out-paint doubles the width, expand doubles both; state survives a reload", async () => {
+test("paint tool: in-paint keeps unmasked tokens, out-paint doubles the width, expand doubles both; state survives a reload; screenshot", async () => {
   const { context, close } = await h.launch();
   try {
     const w = h.watch(context, server.origin);
@@ -177,7 +179,7 @@ test("paint tool: in-paint keeps unmasked tokens, out-paint doubles the width, e
       }
     }
     assert.equal(outside, (64 - cells) * 16);
-    await page.screenshot({ path: path.join(DOCS, "screenshot-paint.png") });
+    await page.screenshot({ path: path.join(SHOTS, "screenshot-paint.png") });
 
     await clickAndWait(page, "#outpaint"); // right: 8 tokens (the default)
     assert.equal(await page.evaluate(() => document.body.dataset.image), "64x32");
@@ -240,14 +242,20 @@ test("offline: after a first visit, the app generates with the server gone and t
     const page = await context.newPage();
     await page.goto(`${own.origin}/?backend=cpu&batch=1&steps=4&seed=11`);
     await waitRun(page, 60_000);
-    // Wait for the service worker to hold the shell, the wasm and the checkpoint.
-    await page.waitForFunction(async () => {
-      const reg = await navigator.serviceWorker.ready;
-      if (!reg.active) return false;
-      const keys = (await (await caches.open("arpg-v2")).keys()).map((r) => new URL(r.url).pathname);
-      return ["/pkg/cpu/arpg_bg.wasm", "/pkg/cpu/arpg.js", "/worker.js", "/models/manifest.json"].every((p) => keys.includes(p)) &&
-        keys.some((p) => p.endsWith(".arpg"));
-    }, null, { timeout: 60_000, polling: 500 });
+    // Wait for the service worker to hold the shell, the wasm and the checkpoint (in any of its
+    // caches: the test does not repeat sw.js's cache name).
+    const needed = ["/", "/index.html", "/app.js", "/worker.js", "/pkg/cpu/arpg.js", "/pkg/cpu/arpg_bg.wasm", "/models/manifest.json", `/models/${root.model.file}`];
+    let missing = needed;
+    for (const t1 = Date.now(); missing.length && Date.now() - t1 < 60_000; await page.waitForTimeout(500)) {
+      const held = await page.evaluate(async () => {
+        if (!(await navigator.serviceWorker.ready).active) return [];
+        const names = await caches.keys();
+        const requests = (await Promise.all(names.map(async (n) => (await caches.open(n)).keys()))).flat();
+        return requests.map((r) => new URL(r.url).pathname);
+      });
+      missing = needed.filter((p) => !held.includes(p));
+    }
+    assert.deepEqual(missing, [], "files the service worker does not hold");
     await own.stop();
     await context.setOffline(true);
     const t0 = Date.now();

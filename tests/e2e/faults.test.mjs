@@ -129,6 +129,11 @@ function assertInpainted(state, ref, what) {
   assert.deepEqual(state.saved, { size: state.size, image: state.image, mask: state.mask }, `${what}: IndexedDB copy`);
 }
 
+/** A notice in the user's words: no JS error name, "Uncaught", wasm trap text or stack frame. */
+function assertPlain(text) {
+  assert.doesNotMatch(text, /\b[A-Z]\w*Error\b|Uncaught|unreachable|\n\s*at\s|\w+\.m?js:\d+/, `raw error text in "${text}"`);
+}
+
 /** Paint the mask with the mouse: brush size `size`, one stroke per [x0, y0, x1, y1] (0..1). */
 async function paintMask(page, strokes, size = 2) {
   await page.evaluate((n) => {
@@ -196,6 +201,29 @@ test("cancel stops the job at a step boundary and keeps the worker and its model
   }
 });
 
+test("a click while the class page's own first job runs replaces it without a notice", async () => {
+  const { context, close } = await h.launch();
+  try {
+    const w = h.watch(context, server.origin);
+    const page = await context.newPage();
+    await page.goto(`${server.origin}/?backend=cpu&batch=16&steps=64&seed=5`);
+    await page.waitForFunction(() => / step \d+\/\d+|^step \d+\/\d+/.test(document.querySelector("#stats").textContent), null, {
+      timeout: 60_000, polling: 10,
+    });
+    await recordNotices(page);
+    await page.evaluate(() => (document.body.dataset.run = ""));
+    await page.click("#generate");
+    await expectDone(page);
+    assert.deepEqual(await notices(page), []);
+    assert.equal(await page.locator("#notice").isHidden(), true);
+    const c = await clientStats(page);
+    assert.deepEqual([c.workers, c.cancels], [1, 1], "the page's own job was not the one replaced");
+    h.assertClean(w);
+  } finally {
+    await close();
+  }
+});
+
 // ------------------------------------------------------------------ crashed and closed workers
 
 test("a worker that crashes or closes mid-generation is restarted, the job runs again, and the page generates on", async () => {
@@ -210,7 +238,7 @@ test("a worker that crashes or closes mid-generation is restarted, the job runs 
     await (await modelWorker(page)).evaluate(() => setTimeout(() => { throw new Error("injected fault"); }, 0));
     let s = await expectDone(page);
     console.log(`# worker crash: the re-run job's image ${Date.now() - t0} ms after the fault`);
-    assert.match(s.notice, /^the model worker failed: .*injected fault — restarting the model; the interrupted job runs again$/);
+    assert.equal(s.notice, "the model stopped unexpectedly — restarting the model; the interrupted job runs again");
     assert.ok(h.nonBlank(await lastImage(page)));
     let c = await clientStats(page);
     assert.deepEqual([c.workers, c.loads, c.recoveries], [2, 2, 1]);
@@ -232,6 +260,45 @@ test("a worker that crashes or closes mid-generation is restarted, the job runs 
     await expectDone(page);
     assert.ok(h.nonBlank(await lastImage(page)));
     assert.equal((await clientStats(page)).workers, 3);
+    h.assertClean(w);
+  } finally {
+    await close();
+  }
+});
+
+// Each way the worker can fail while a job runs, as the page reports it: the notice says what
+// happened and what happens next, never the browser's error text (that goes to the console).
+const FAULTS = {
+  "an uncaught Error": () => setTimeout(() => { throw new Error("injected fault"); }, 0),
+  "an uncaught TypeError": () => setTimeout(() => null.x, 0),
+  "a thrown string": () => setTimeout(() => { throw "injected string"; }, 0),
+  // A real wasm trap ("RuntimeError: unreachable", what a Rust panic gives): a 1-function module.
+  "a wasm trap": () => {
+    const bytes = [0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 7, 5, 1, 1, 102, 0, 0, 10, 5, 1, 3, 0, 0, 11];
+    const trap = new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array(bytes))).exports.f;
+    setTimeout(trap, 0);
+  },
+};
+
+test("every worker crash reads as a plain notice: no JS error name, trap text or stack", async () => {
+  const { context, close } = await h.launch();
+  try {
+    const w = h.watch(context, server.origin);
+    const page = await classPage(context, "backend=cpu&batch=16&steps=64&seed=2");
+    for (const [name, fault] of Object.entries(FAULTS)) {
+      await startJob(page, () => page.click("#generate"));
+      await (await modelWorker(page)).evaluate(fault);
+      const s = await expectDone(page);
+      assert.equal(s.notice, "the model stopped unexpectedly — restarting the model; the interrupted job runs again", name);
+      assertPlain(s.notice);
+      assertPlain(s.stats);
+    }
+    // The hang: a worker that closes itself.
+    await page.evaluate(() => (window.__arpg.client.hangMs = 3000));
+    await startJob(page, () => page.click("#generate"));
+    await (await modelWorker(page)).evaluate(() => setTimeout(() => self.close(), 0));
+    assertPlain((await expectDone(page)).notice);
+    assert.equal((await clientStats(page)).recoveries, Object.keys(FAULTS).length + 1);
     h.assertClean(w);
   } finally {
     await close();
@@ -280,7 +347,7 @@ test("paint tool: the image and mask survive a cancel, a double request, a worke
     await worker.evaluate(() => setTimeout(() => { throw new Error("injected fault"); }, 0));
     await page.waitForFunction(() => window.__arpg.client.stats.recoveries === 1, null, { timeout: 30_000 });
     s = await expectDone(page);
-    assert.match(s.notice, /^the model worker failed: Uncaught Error: injected fault — restarting the model(; the interrupted job runs again)?$/);
+    assert.match(s.notice, /^the model stopped unexpectedly — restarting the model(; the interrupted job runs again)?$/);
     console.log(`# paint tool, crash: ${s.notice}`);
     const crashed = await paintState(page);
     assertInpainted(crashed, ref, "after a crash");
@@ -346,6 +413,7 @@ test("WebGPU device lost mid-job (tiny checkpoint): the model restarts on the CP
     const after = await page.evaluate(() => performance.now() - window.__destroyedAt);
     console.log(`# device lost: the job's result on the CPU ${Date.now() - t1} ms after the job was sent, ${after.toFixed(0)} ms after device.destroy()`);
     assert.match(s.notice, /^WebGPU device lost \(.+\) — restarting the model on the CPU; the interrupted job runs again$/);
+    assertPlain(s.notice);
     assert.equal(await page.textContent("#backend"), "CPU");
     const c = await clientStats(page);
     assert.deepEqual([c.workers, c.recoveries], [2, 1]);

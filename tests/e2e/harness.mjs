@@ -102,6 +102,13 @@ export async function launch() {
       ...(process.env.ARPG_E2E_BROWSER_ARGS ? process.env.ARPG_E2E_BROWSER_ARGS.split(" ") : []),
     ],
   });
+  if (!launch.printed) {
+    // Which browser this run tests: Debian's chromium differs between machines.
+    const page = context.pages()[0] || (await context.newPage());
+    const { product } = await (await context.newCDPSession(page)).send("Browser.getVersion");
+    console.log(`# browser: ${product} (${CHROMIUM})`);
+    launch.printed = true;
+  }
   const close = async () => {
     await context.close();
     fs.rmSync(profile, { recursive: true, force: true });
