@@ -178,6 +178,10 @@ clippy: toolchain
 	$(CARGO) clippy --release --all-targets -- -D warnings
 	$(call section,cargo clippy --release --lib --no-default-features -- -D warnings (what fuzz/ builds))
 	$(CARGO) clippy --release --lib --no-default-features -- -D warnings
+	$(call section,cargo clippy --release --manifest-path fuzz/Cargo.toml -- -D warnings)
+	$(CARGO) clippy --release --manifest-path fuzz/Cargo.toml -- -D warnings
+	$(call section,cargo clippy --release --lib --bins --features vulkan -- -D warnings (GPU training, checked only))
+	$(CARGO) clippy --release --lib --bins --features vulkan -- -D warnings
 
 clippy-wasm: toolchain
 	$(call section,cargo clippy --release --lib --target $(WASM_TARGET) [--features webgpu] -- -D warnings)
