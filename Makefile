@@ -1,7 +1,7 @@
 # ARPG build and test harness (GNU make, bash).
 #
-#   make run    install what is missing, build the wasm runtime into pkg/ and the native CLI,
-#               then serve www/ and pkg/ on http://127.0.0.1:$PORT/ (PORT defaults to 8080)
+#   make run    install what is missing, build the wasm runtime into pkg/ and the static file
+#               server, then serve www/ and pkg/ on http://127.0.0.1:$PORT/ (PORT defaults to 8080)
 #   make test   everything CI checks: fmt, clippy (native + wasm32), cargo test, the wasm build,
 #               a fuzz smoke run, and the browser tests when tests/e2e/package.json exists
 #   make help   the other targets
@@ -32,6 +32,7 @@ WASM_BINDGEN_VERSION := 0.2.130
 # pkg/cpu is built with the release profile; pkg/gpu with `wasm-gpu` (Cargo.toml: built for size).
 WASM_DIR := $(CARGO_TARGET_DIR)/$(WASM_TARGET)
 ARPG := $(CARGO_TARGET_DIR)/release/arpg
+ARPG_SERVE := $(CARGO_TARGET_DIR)/release/arpg-serve
 # Optional size/speed pass over pkg/*/arpg_bg.wasm with wasm-opt from the npm package `binaryen`:
 # `make wasm WASM_OPT=1`.
 WASM_OPT ?= 0
@@ -54,18 +55,19 @@ FUZZ_SECONDS ?= 5
 
 section = @printf '\n==== %s ====\n' "$(1)"
 
-.PHONY: help run serve test toolchain wasm-bindgen-cli wasm wasm-opt cli fmt fmt-check clippy \
+.PHONY: help run serve server test toolchain wasm-bindgen-cli wasm wasm-opt cli fmt fmt-check clippy \
 	clippy-wasm test-rust fuzz-deps fuzz-smoke e2e e2e-deps browser-deps dataset clean-pkg
 
 help:
-	@echo 'make run           build pkg/ (wasm) and the CLI, then serve on http://127.0.0.1:$${PORT:-8080}/'
+	@echo 'make run           build pkg/ (wasm) and the server, then serve on http://127.0.0.1:$${PORT:-8080}/'
 	@echo 'make test          fmt-check, clippy, cargo test, wasm build, clippy-wasm, fuzz-smoke, e2e (if tests/e2e exists)'
 	@echo 'make wasm          both wasm builds: pkg/gpu (WebGPU + CPU), pkg/cpu (CPU only); WASM_OPT=1: wasm-opt'
 	@echo 'make cli           cargo build --release --bin arpg  ->  $(ARPG)'
+	@echo 'make server        cargo build --release -p arpg-serve  ->  $(ARPG_SERVE) (no burn: quick)'
 	@echo 'make fmt           cargo fmt (rewrite)'
 	@echo 'make clippy        native clippy, -D warnings'
 	@echo 'make clippy-wasm   wasm32 clippy of the library, -D warnings'
-	@echo 'make test-rust     cargo test --release'
+	@echo 'make test-rust     cargo test --release --workspace'
 	@echo 'make fuzz-smoke    each fuzz target ($(FUZZ_TARGETS)) for $(FUZZ_SECONDS) s over fuzz/corpus (nightly, cargo-fuzz)'
 	@echo 'make e2e           browser tests in $(E2E_DIR) (Debian chromium, playwright-core)'
 	@echo 'make browser-deps  apt: $(APT_BROWSER_PKGS); npm: playwright-core'
@@ -150,14 +152,19 @@ cli: toolchain
 	$(call section,cli: cargo build --release --bin arpg)
 	$(CARGO) build --release --bin arpg
 
+# The static file server (crates/serve): hyper and tower-http, no burn.
+server: toolchain
+	$(call section,server: cargo build --release -p arpg-serve)
+	$(CARGO) build --release -p arpg-serve
+
 # ---------------------------------------------------------------- run
 
-run: wasm cli serve
+run: wasm server serve
 
 serve:
-	@[[ -x "$(ARPG)" ]] || { echo 'error: $(ARPG) missing; run make cli' >&2; exit 1; }
+	@[[ -x "$(ARPG_SERVE)" ]] || { echo 'error: $(ARPG_SERVE) missing; run make server' >&2; exit 1; }
 	$(call section,serving www/ at / and pkg/ at /pkg/ (Ctrl-C stops))
-	exec "$(ARPG)" serve --port "$${PORT:-8080}" --root .
+	exec "$(ARPG_SERVE)" --port "$${PORT:-8080}" --root .
 
 # ---------------------------------------------------------------- checks
 
@@ -165,17 +172,17 @@ test: toolchain wasm-bindgen-cli fmt-check clippy test-rust wasm clippy-wasm fuz
 	$(call section,make test: all steps passed)
 
 fmt: toolchain
-	$(CARGO) fmt
+	$(CARGO) fmt --all
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml
 
 fmt-check: toolchain
 	$(call section,cargo fmt --check)
-	$(CARGO) fmt --check
+	$(CARGO) fmt --all --check
 	$(CARGO) fmt --check --manifest-path fuzz/Cargo.toml
 
 clippy: toolchain
-	$(call section,cargo clippy --release --all-targets -- -D warnings)
-	$(CARGO) clippy --release --all-targets -- -D warnings
+	$(call section,cargo clippy --release --workspace --all-targets -- -D warnings)
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	$(call section,cargo clippy --release --lib --no-default-features -- -D warnings (what fuzz/ builds))
 	$(CARGO) clippy --release --lib --no-default-features -- -D warnings
 	$(call section,cargo clippy --release --manifest-path fuzz/Cargo.toml -- -D warnings)
@@ -189,8 +196,8 @@ clippy-wasm: toolchain
 	$(CARGO) clippy --release --lib --target $(WASM_TARGET) -- -D warnings
 
 test-rust: toolchain dataset
-	$(call section,cargo test --release)
-	$(CARGO) test --release
+	$(call section,cargo test --release --workspace)
+	$(CARGO) test --release --workspace
 
 # The nightly toolchain (any; only fuzzing uses it) and cargo-fuzz, each only when missing.
 fuzz-deps: toolchain
@@ -215,17 +222,18 @@ fuzz-smoke: fuzz-deps
 	done
 
 # Browser tests plug in here: they run when tests/e2e/package.json exists. They get the built
-# CLI, the repo root (serve with `$ARPG_BIN serve --port 0 --root $ARPG_ROOT`) and Debian's browser.
+# CLI (`arpg init` makes test checkpoints), the server (`$ARPG_SERVE_BIN --port 0 --root DIR`),
+# the repo root and Debian's browser.
 e2e:
 	@if [[ -f $(E2E_DIR)/package.json ]]; then \
-		$(MAKE) browser-deps cli && \
+		$(MAKE) browser-deps cli server && \
 		{ [[ -f pkg/cpu/arpg.js ]] || $(MAKE) wasm; } && \
 		$(MAKE) e2e-run; \
 	else \
 		printf '\n==== %s ====\n' "e2e: $(E2E_DIR)/package.json absent, skipped"; \
 	fi
 
-E2E_ENV := ARPG_BIN="$(ARPG)" ARPG_ROOT="$(CURDIR)" CHROMIUM_PATH=/usr/bin/chromium \
+E2E_ENV := ARPG_BIN="$(ARPG)" ARPG_SERVE_BIN="$(ARPG_SERVE)" ARPG_ROOT="$(CURDIR)" CHROMIUM_PATH=/usr/bin/chromium \
 	CHROMEDRIVER_PATH=/usr/bin/chromedriver
 
 .PHONY: e2e-run screenshots
@@ -235,7 +243,7 @@ e2e-run:
 
 # The docs' pictures (docs/screenshot-*.png): the browser tests that take them, writing into docs/
 # (a plain test run writes its screenshots to a temporary directory and leaves the tree clean).
-screenshots: browser-deps cli
+screenshots: browser-deps cli server
 	@[[ -f pkg/cpu/arpg.js ]] || $(MAKE) wasm
 	$(call section,screenshots -> docs/)
 	cd $(E2E_DIR) && $(E2E_ENV) ARPG_SCREENSHOTS_DIR="$(CURDIR)/docs" \

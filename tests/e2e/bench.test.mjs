@@ -2,7 +2,7 @@
 // timed tests: nothing here fails because the machine is slow.
 //
 // - transfer sizes of both runtimes (pkg/cpu, pkg/gpu) and of the checkpoint: raw, and the bytes
-//   `arpg serve` sends (its precompressed .br / .gz copies) to Chromium and to a gzip-only client;
+//   `arpg-serve` sends (its precompressed .br / .gz copies) to Chromium and to a gzip-only client;
 // - ms per image and per step on the CPU backend in wasm (batch 1 and 16, distinct seeds per run,
 //   the page's first image as the warm-up); WebGPU's figures (the software adapter here, so
 //   correctness only) are printed by the forced-WebGPU test in app.test.mjs;
@@ -46,7 +46,7 @@ function fetchRaw(file, encodings) {
   });
 }
 
-test("bench: transfer sizes of the runtimes and the checkpoint, as arpg serve sends them", async () => {
+test("bench: transfer sizes of the runtimes and the checkpoint, as arpg-serve sends them", async () => {
   const files = {
     "pkg/cpu (wasm + js)": ["pkg/cpu/arpg_bg.wasm", "pkg/cpu/arpg.js"],
     "pkg/gpu (wasm + js)": ["pkg/gpu/arpg_bg.wasm", "pkg/gpu/arpg.js"],

@@ -10,6 +10,7 @@ import { chromium } from "playwright-core";
 
 export const ROOT = process.env.ARPG_ROOT || path.resolve(import.meta.dirname, "../..");
 export const BIN = process.env.ARPG_BIN || path.join(os.homedir(), ".cache/arpg/target/release/arpg");
+export const SERVE_BIN = process.env.ARPG_SERVE_BIN || path.join(path.dirname(BIN), "arpg-serve");
 export const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const MODEL = "arpg-fmnist-int8.arpg";
 
@@ -61,14 +62,14 @@ export function replaceFile(file, contents) {
   fs.writeFileSync(file, contents);
 }
 
-/** `arpg serve --port 0` on `root`: {origin, stop()}. */
+/** `arpg-serve --port 0` on `root`: {origin, stop()}. */
 export async function serve(root) {
-  const child = spawn(BIN, ["serve", "--port", "0", "--root", root], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(SERVE_BIN, ["--port", "0", "--root", root], { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (d) => (stderr += d));
   const origin = await new Promise((resolve, reject) => {
     let out = "";
-    const timer = setTimeout(() => reject(new Error(`arpg serve did not start: ${stderr}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`arpg-serve did not start: ${stderr}`)), 15_000);
     child.stdout.on("data", (d) => {
       out += d;
       const m = out.match(/serving (http:\/\/127\.0\.0\.1:\d+)\//);
@@ -77,7 +78,7 @@ export async function serve(root) {
         resolve(m[1]);
       }
     });
-    child.on("exit", (code) => reject(new Error(`arpg serve exited (${code}): ${stderr}`)));
+    child.on("exit", (code) => reject(new Error(`arpg-serve exited (${code}): ${stderr}`)));
   });
   return {
     origin,

@@ -158,7 +158,8 @@ impl Site {
         let query = request.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
         let within = if rest.is_empty() { "/" } else { rest };
         // Only the path changes, to one the checks above already accepted.
-        *request.uri_mut() = Uri::from(PathAndQuery::try_from(format!("{within}{query}")).expect("a valid path"));
+        *request.uri_mut() =
+            Uri::from(PathAndQuery::try_from(format!("{within}{query}")).expect("a valid path"));
         let Ok(response) = files.oneshot(request).await;
         response.map(Either::Left)
     }

@@ -57,15 +57,6 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Many generations in a row at batch 1, checking that the resident memory stays flat.
     Soak(crate::soak::SoakArgs),
-    /// Serve the browser demo over HTTP.
-    Serve {
-        /// Port to listen on [default: $PORT, else 8080].
-        #[arg(long)]
-        port: Option<u16>,
-        /// Directory to serve.
-        #[arg(long, default_value = "www")]
-        root: PathBuf,
-    },
 }
 
 /// Decoding modes: the checkpoint's architecture must match.

@@ -1,12 +1,11 @@
 //! `arpg`: generate, inpaint, outpaint and expand Fashion-MNIST-sized images
 //! with an ARPG checkpoint; inspect, quantize and initialise checkpoints; train
-//! the tokenizer and the generators on Fashion-MNIST; serve the browser demo.
+//! the tokenizer and the generators on Fashion-MNIST. (The web app's server is `arpg-serve`, crates/serve.)
 
 mod bench;
 mod checkpoints;
 mod cli;
 mod evaluate;
-mod serve;
 mod soak;
 mod train;
 
@@ -35,9 +34,7 @@ const MAX_COUNT: usize = 100_000;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve { .. }) {
-        default_sigpipe();
-    }
+    default_sigpipe();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -48,8 +45,7 @@ fn main() -> ExitCode {
 }
 
 /// Rust ignores SIGPIPE, so `println!` to a closed pipe (`arpg inspect x | head -3`) panics. Restore
-/// the default, as other Unix tools have it: the process ends quietly when its reader has gone. Not
-/// for `serve`, whose sockets must never end the process (std sends with `MSG_NOSIGNAL` anyway).
+/// the default, as other Unix tools have it: the process ends quietly when its reader has gone.
 fn default_sigpipe() {
     #[cfg(unix)]
     {
@@ -95,16 +91,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(a) => train::train(a),
         Command::Bench(a) => bench::run(a),
         Command::Soak(a) => soak::run(a),
-        Command::Serve { port, root } => {
-            let port = match port {
-                Some(p) => p,
-                None => match std::env::var("PORT") {
-                    Ok(s) => s.trim().parse().with_context(|| format!("PORT={s:?} is not a port number"))?,
-                    Err(_) => 8080,
-                },
-            };
-            serve::run(&root, port)
-        }
     }
 }
 
