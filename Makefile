@@ -128,7 +128,7 @@ define wasm-build
 	$(call brotli,pkg/$(1)/arpg_bg.wasm pkg/$(1)/arpg.js)
 endef
 
-# Brotli (quality 11) copies FILE.br for `arpg serve`, made with Node's zlib when node is installed
+# Brotli (quality 11) copies FILE.br for `arpg-serve`, made with Node's zlib when node is installed
 # (`make test` needs it anyway); without node the server sends the gzip copies.
 BROTLI_JS := const fs = require("fs"), z = require("zlib"); \
 	for (const f of process.argv.slice(1)) { const b = fs.readFileSync(f); \
@@ -136,7 +136,7 @@ BROTLI_JS := const fs = require("fs"), z = require("zlib"); \
 	[z.constants.BROTLI_PARAM_QUALITY]: 11, [z.constants.BROTLI_PARAM_LGWIN]: 24, \
 	[z.constants.BROTLI_PARAM_SIZE_HINT]: b.length } })); }
 brotli = @if command -v node >/dev/null; then node -e '$(BROTLI_JS)' $(1); \
-	else echo 'note: node not found: no .br copies of $(1) (arpg serve sends the .gz ones)'; fi
+	else echo 'note: node not found: no .br copies of $(1) (arpg-serve sends the .gz ones)'; fi
 
 # Optional: optimise a generated module in place (needs node + npm): PKG=pkg/gpu or pkg/cpu.
 PKG ?= pkg/cpu
