@@ -67,7 +67,7 @@ help:
 	@echo 'make fmt           cargo fmt (rewrite)'
 	@echo 'make clippy        native clippy, -D warnings'
 	@echo 'make clippy-wasm   wasm32 clippy of the library, -D warnings'
-	@echo 'make test-rust     cargo test --release --workspace'
+	@echo 'make test-rust     cargo test --release, for arpg and for arpg-serve'
 	@echo 'make fuzz-smoke    each fuzz target ($(FUZZ_TARGETS)) for $(FUZZ_SECONDS) s over fuzz/corpus (nightly, cargo-fuzz)'
 	@echo 'make e2e           browser tests in $(E2E_DIR) (Debian chromium, playwright-core)'
 	@echo 'make browser-deps  apt: $(APT_BROWSER_PKGS); npm: playwright-core'
@@ -152,7 +152,9 @@ cli: toolchain
 	$(call section,cli: cargo build --release --bin arpg)
 	$(CARGO) build --release --bin arpg
 
-# The static file server (crates/serve): hyper and tower-http, no burn.
+# The static file server (crates/serve): hyper and tower-http, no burn. Workspace members are
+# built, checked and tested one package at a time (-p), never with --workspace: one cargo call
+# over both would unify their dependencies' features and rebuild burn a second way.
 server: toolchain
 	$(call section,server: cargo build --release -p arpg-serve)
 	$(CARGO) build --release -p arpg-serve
@@ -181,8 +183,9 @@ fmt-check: toolchain
 	$(CARGO) fmt --check --manifest-path fuzz/Cargo.toml
 
 clippy: toolchain
-	$(call section,cargo clippy --release --workspace --all-targets -- -D warnings)
-	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+	$(call section,cargo clippy --release --all-targets -- -D warnings (arpg; then arpg-serve))
+	$(CARGO) clippy --release --all-targets -- -D warnings
+	$(CARGO) clippy --release --all-targets -p arpg-serve -- -D warnings
 	$(call section,cargo clippy --release --lib --no-default-features -- -D warnings (what fuzz/ builds))
 	$(CARGO) clippy --release --lib --no-default-features -- -D warnings
 	$(call section,cargo clippy --release --manifest-path fuzz/Cargo.toml -- -D warnings)
@@ -196,8 +199,9 @@ clippy-wasm: toolchain
 	$(CARGO) clippy --release --lib --target $(WASM_TARGET) -- -D warnings
 
 test-rust: toolchain dataset
-	$(call section,cargo test --release --workspace)
-	$(CARGO) test --release --workspace
+	$(call section,cargo test --release (arpg; then arpg-serve))
+	$(CARGO) test --release
+	$(CARGO) test --release -p arpg-serve
 
 # The nightly toolchain (any; only fuzzing uses it) and cargo-fuzz, each only when missing.
 fuzz-deps: toolchain

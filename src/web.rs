@@ -327,7 +327,9 @@ fn step_hook(on_step: Function, signal: JsValue) -> impl FnMut(&StepEvent) -> St
     }
 }
 
-/// What the browser says about its WebGPU adapter (`GPUAdapterInfo` plus `isFallbackAdapter`).
+/// What the browser says about its WebGPU adapter (`GPUAdapterInfo` plus `isFallbackAdapter`), and
+/// whether this runtime counts it as software (`software`: the one definition; the worker asks
+/// `detectAdapter()` before it fetches the WebGPU build).
 #[derive(Serialize, Clone, Debug, Default)]
 #[serde(rename_all = "camelCase")]
 struct AdapterInfo {
@@ -336,6 +338,7 @@ struct AdapterInfo {
     device: String,
     description: String,
     is_fallback_adapter: bool,
+    software: bool,
 }
 
 impl AdapterInfo {
@@ -387,17 +390,20 @@ async fn request_adapter() -> Result<Option<AdapterInfo>, String> {
     let flag = |v: &JsValue| Reflect::get(v, &"isFallbackAdapter".into()).ok().and_then(|x| x.as_bool());
     let is_fallback_adapter =
         (if info.is_object() { flag(&info) } else { None }).or_else(|| flag(&adapter)).unwrap_or(false);
-    Ok(Some(AdapterInfo {
+    let mut adapter = AdapterInfo {
         vendor: get_str(&info, "vendor"),
         architecture: get_str(&info, "architecture"),
         device: get_str(&info, "device"),
         description: get_str(&info, "description"),
         is_fallback_adapter,
-    }))
+        software: false,
+    };
+    adapter.software = adapter.is_software();
+    Ok(Some(adapter))
 }
 
 /// The adapter the browser offers, as `{vendor, architecture, device, description,
-/// isFallbackAdapter}`, or `null` when it has none (or no WebGPU at all).
+/// isFallbackAdapter, software}`, or `null` when it has none (or no WebGPU at all).
 #[wasm_bindgen(js_name = detectAdapter)]
 pub async fn detect_adapter() -> Result<JsValue, JsError> {
     match request_adapter().await {

@@ -57,7 +57,7 @@ export function startClient() {
     badge.dataset.backend = info.backend;
     const a = info.adapter;
     const adapter = a ? [a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(" ") : "none";
-    badge.title = `${info.reason}\nadapter: ${adapter}${a && a.isFallbackAdapter ? " (fallback)" : ""}\nmodel sha256: ${info.checksum}`;
+    badge.title = `${info.reason}\nadapter: ${adapter}${a && a.software ? " (software)" : ""}\nmodel sha256: ${info.checksum}`;
     $("#backend-detail").textContent = info.reason;
     // A recovery notice stays: it says why the model now runs elsewhere.
     if (noticeKind() === "recovery") return;

@@ -81,23 +81,23 @@ self.addEventListener("error", (ev) => {
   crash(ev.message || "unknown error");
 });
 
-// Two builds of the runtime: pkg/cpu (CPU backend only, small) and pkg/gpu (WebGPU + CPU, large).
-// The GPU one is fetched only when it will be used: WebGPU forced, or "auto" with a hardware
-// adapter (the runtime itself also prefers the CPU to a software adapter).
-async function hardwareAdapter() {
-  try {
-    const a = await navigator.gpu?.requestAdapter();
-    return !!a && !a.info?.isFallbackAdapter && !/swiftshader/i.test(a.info?.architecture || "");
-  } catch {
-    return false;
-  }
-}
-
+// Two builds of the runtime: pkg/cpu (CPU backend only, small, precached as the fallback) and
+// pkg/gpu (WebGPU + CPU, large). The GPU one is fetched only when it will be used: WebGPU forced,
+// or "auto" with an adapter the runtime does not count as software. The CPU build's
+// `detectAdapter()` says which (its `software` flag is the one definition, which the runtime's
+// own "auto" uses too), so the two never disagree.
 let wasm = null; // the module's exports (its linear memory: wasm.memory)
 
 async function runtime(backend) {
-  const useGpu = backend === "webgpu" || (backend === "auto" && await hardwareAdapter());
-  const mod = await import(useGpu ? "/pkg/gpu/arpg.js" : "/pkg/cpu/arpg.js");
+  let mod = null;
+  if (backend !== "webgpu") {
+    mod = await import("/pkg/cpu/arpg.js");
+    wasm = await mod.default();
+    if (backend === "cpu") return mod;
+    const adapter = await mod.detectAdapter().catch(() => null);
+    if (!adapter || adapter.software) return mod;
+  }
+  mod = await import("/pkg/gpu/arpg.js");
   wasm = await mod.default();
   return mod;
 }
@@ -147,8 +147,7 @@ async function load(backend) {
   // Preview patches (one per code) let the page paint the grid while it is decoded. Skipped on
   // a software WebGPU adapter, where every GPU call is slow.
   let patches = null;
-  const software = info.adapter && (info.adapter.isFallbackAdapter || /swiftshader/i.test(info.adapter.architecture));
-  if (!(info.backend === "webgpu" && software)) patches = await engine.patches();
+  if (!(info.backend === "webgpu" && info.adapter?.software)) patches = await engine.patches();
   stats.loads++;
   post({ type: "ready", info, patches, loadMs: performance.now() - t0 });
 }

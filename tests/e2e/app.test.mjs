@@ -55,10 +55,18 @@ function clean(w) {
   assert.deepEqual(w.errors, [], "console errors");
 }
 
-test("class page, automatic backend: first image, timed from page load", async () => {
+/** The URLs of the WebGPU runtime build that `context` requested (the worker's imports too). */
+function gpuBuildRequests(context) {
+  const urls = [];
+  context.on("request", (r) => r.url().includes("/pkg/gpu/") && urls.push(r.url()));
+  return urls;
+}
+
+test("class page, automatic backend: first image, timed from page load; no WebGPU build fetched for a CPU run", async () => {
   const { context, close } = await h.launch();
   try {
     const w = h.watch(context, server.origin);
+    const gpuBuild = gpuBuildRequests(context);
     const page = await context.newPage();
     const t0 = Date.now();
     await page.goto(`${server.origin}/?batch=1&seed=7`);
@@ -67,6 +75,12 @@ test("class page, automatic backend: first image, timed from page load", async (
     const badge = await page.textContent("#backend");
     console.log(`# first image ${ms} ms after page load (automatic backend: ${badge}); page says: ${state.stats}`);
     assert.ok(ms <= FIRST_IMAGE_BUDGET_MS, `first image after ${ms} ms, budget ${FIRST_IMAGE_BUDGET_MS} ms`);
+    // Headless Chromium here has only SwiftShader, which the runtime counts as software.
+    const adapter = await page.evaluate(() => window.__arpg.client.info.adapter);
+    if (adapter?.software) {
+      assert.equal(badge, "CPU");
+      assert.deepEqual(gpuBuild, [], "the automatic backend fetched the WebGPU build for a CPU run");
+    }
     clean(w);
   } finally {
     await close();
@@ -119,8 +133,10 @@ test("class page on forced WebGPU (software adapter): non-blank, same tokens as 
     const w = h.watch(context, server.origin);
     const page = await context.newPage();
     const t0 = Date.now();
+    const gpuBuild = gpuBuildRequests(context);
     await page.goto(`${server.origin}/?backend=webgpu&batch=1&steps=4&seed=7&class=7`);
     await waitRun(page, 540_000);
+    assert.ok(gpuBuild.some((u) => u.endsWith("/pkg/gpu/arpg_bg.wasm")), "forced WebGPU did not fetch the WebGPU build");
     console.log(`# forced WebGPU: first image after ${Date.now() - t0} ms`);
     assert.equal(await page.textContent("#backend"), "WebGPU");
     const last = await page.evaluate(() => ({ px: Array.from(window.__arpg.last.images[0].pixels), tokens: window.__arpg.last.tokens }));
