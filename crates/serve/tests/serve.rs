@@ -244,6 +244,15 @@ fn a_get_succeeds_while_200_idle_connections_are_open_and_idle_ones_are_closed_i
     let closed = silent.read_to_end(&mut buf).is_ok();
     assert!(closed, "an idle connection was still open after 10 s");
     assert!(t0.elapsed() < Duration::from_secs(5), "closed after {:?}", t0.elapsed());
+    // So is a kept-alive connection that goes quiet after a request.
+    let mut kept = TcpStream::connect(addr).unwrap();
+    kept.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t1 = Instant::now();
+    kept.write_all(format!("GET /sub/ HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", addr.port()).as_bytes()).unwrap();
+    let mut bytes = Vec::new();
+    kept.read_to_end(&mut bytes).expect("a kept-alive connection was still open after 10 s");
+    assert_eq!(parse(&bytes).body, b"sub\n");
+    assert!(t1.elapsed() < Duration::from_secs(5), "closed after {:?}", t1.elapsed());
     std::fs::remove_dir_all(&root).ok();
 }
 
