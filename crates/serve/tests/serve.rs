@@ -248,7 +248,8 @@ fn a_get_succeeds_while_200_idle_connections_are_open_and_idle_ones_are_closed_i
     let mut kept = TcpStream::connect(addr).unwrap();
     kept.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let t1 = Instant::now();
-    kept.write_all(format!("GET /sub/ HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", addr.port()).as_bytes()).unwrap();
+    kept.write_all(format!("GET /sub/ HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", addr.port()).as_bytes())
+        .unwrap();
     let mut bytes = Vec::new();
     kept.read_to_end(&mut bytes).expect("a kept-alive connection was still open after 10 s");
     assert_eq!(parse(&bytes).body, b"sub\n");
