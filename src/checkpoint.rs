@@ -213,12 +213,18 @@ impl Writer {
 }
 
 /// Symmetric int8 scale of one group: `max |x| / 127`; NaN if any value is not
-/// finite, so that the loader rejects the file instead of silently zeroing it.
+/// finite, so that the loader rejects the file instead of silently zeroing it. Near the top of
+/// the f32 range `127 * (max / 127)` can round past `f32::MAX`, which would restore as infinity:
+/// there the scale goes down by an ulp or two (the largest value then clamps to 127 steps).
 fn group_scale(group: &[f32]) -> f32 {
     if group.iter().any(|x| !x.is_finite()) {
         return f32::NAN;
     }
-    group.iter().fold(0.0f32, |m, x| m.max(x.abs())) / 127.0
+    let mut scale = group.iter().fold(0.0f32, |m, x| m.max(x.abs())) / 127.0;
+    while !(scale * 127.0).is_finite() {
+        scale = scale.next_down();
+    }
+    scale
 }
 
 fn quantize(x: f32, scale: f32) -> i8 {
@@ -743,6 +749,24 @@ mod tests {
             let (max, mean) = quantization_error(&ckpt, &back);
             assert!(max <= worst * (1.0 + 1e-5) && mean > 0.0 && mean <= max, "{max} {mean}");
             assert_eq!(back.tensor("zeros").unwrap().data, vec![0.0; 15]);
+        }
+    }
+
+    #[test]
+    fn int8_values_near_the_top_of_the_f32_range_restore_finite() {
+        // Group maxima just below f32::MAX, some of which made `127 * (max / 127)` infinite.
+        let maxima: Vec<f32> =
+            std::iter::successors(Some(f32::MAX), |m| Some(m.next_down())).take(64).collect();
+        assert!(maxima.iter().any(|m| (m / 127.0 * 127.0).is_infinite()), "no group would have overflowed");
+        let mut ckpt = sample();
+        let data: Vec<f32> = maxima.iter().flat_map(|&m| [m, -m, m * 0.5, 1.0]).collect();
+        ckpt.tensors[0] = NamedTensor { name: "huge".into(), shape: vec![data.len()], data };
+        let back = Checkpoint::from_bytes(&ckpt.to_bytes(DType::Int8, 4)).expect("the int8 file parses");
+        for (xs, ys) in ckpt.tensors[0].data.chunks(4).zip(back.tensors[0].data.chunks(4)) {
+            let half_step = xs[0] / 127.0 * 0.501;
+            for (x, y) in xs.iter().zip(ys) {
+                assert!(y.is_finite() && (x - y).abs() <= half_step, "{x} became {y}");
+            }
         }
     }
 
