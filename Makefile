@@ -53,6 +53,9 @@ FUZZ_TARGET_DIR ?= $(HOME)/.cache/arpg/fuzz-target
 FUZZ_TARGETS := checkpoint image
 FUZZ_SECONDS ?= 5
 
+# The library (root package), crates/tools and crates/cli: one cargo call, one feature set.
+RUST_PKGS := -p arpg -p arpg-tools -p arpg-cli
+
 section = @printf '\n==== %s ====\n' "$(1)"
 
 .PHONY: help run serve server test toolchain wasm-bindgen-cli wasm wasm-opt cli fmt fmt-check clippy \
@@ -62,7 +65,7 @@ help:
 	@echo 'make run           build pkg/ (wasm) and the server, then serve on http://127.0.0.1:$${PORT:-8080}/'
 	@echo 'make test          fmt-check, clippy, cargo test, wasm build, clippy-wasm, fuzz-smoke, e2e (if tests/e2e exists)'
 	@echo 'make wasm          both wasm builds: pkg/gpu (WebGPU + CPU), pkg/cpu (CPU only); WASM_OPT=1: wasm-opt'
-	@echo 'make cli           cargo build --release --bin arpg  ->  $(ARPG)'
+	@echo 'make cli           cargo build --release -p arpg-cli  ->  $(ARPG)'
 	@echo 'make server        cargo build --release -p arpg-serve  ->  $(ARPG_SERVE) (no burn: quick)'
 	@echo 'make fmt           cargo fmt (rewrite)'
 	@echo 'make clippy        native clippy, -D warnings'
@@ -149,12 +152,13 @@ wasm-opt: $(WASM_OPT_BIN)
 	$(call brotli,$(PKG)/arpg_bg.wasm)
 
 cli: toolchain
-	$(call section,cli: cargo build --release --bin arpg)
-	$(CARGO) build --release --bin arpg
+	$(call section,cli: cargo build --release -p arpg-cli)
+	$(CARGO) build --release -p arpg-cli
 
-# The static file server (crates/serve): hyper and tower-http, no burn. Workspace members are
-# built, checked and tested one package at a time (-p), never with --workspace: one cargo call
-# over both would unify their dependencies' features and rebuild burn a second way.
+# The static file server (crates/serve): hyper and tower-http, no burn. The library, the tools and
+# the CLI are always built, checked and tested together (RUST_PKGS), so that they share one build
+# of burn; the server on its own, never with --workspace: one cargo call over all four would
+# unify their dependencies' features and rebuild burn a second way.
 server: toolchain
 	$(call section,server: cargo build --release -p arpg-serve)
 	$(CARGO) build --release -p arpg-serve
@@ -183,15 +187,15 @@ fmt-check: toolchain
 	$(CARGO) fmt --check --manifest-path fuzz/Cargo.toml
 
 clippy: toolchain
-	$(call section,cargo clippy --release --all-targets -- -D warnings (arpg; then arpg-serve))
-	$(CARGO) clippy --release --all-targets -- -D warnings
+	$(call section,cargo clippy --release --all-targets $(RUST_PKGS) -- -D warnings (then arpg-serve))
+	$(CARGO) clippy --release --all-targets $(RUST_PKGS) -- -D warnings
 	$(CARGO) clippy --release --all-targets -p arpg-serve -- -D warnings
 	$(call section,cargo clippy --release --lib --no-default-features -- -D warnings (what fuzz/ builds))
 	$(CARGO) clippy --release --lib --no-default-features -- -D warnings
 	$(call section,cargo clippy --release --manifest-path fuzz/Cargo.toml -- -D warnings)
 	$(CARGO) clippy --release --manifest-path fuzz/Cargo.toml -- -D warnings
-	$(call section,cargo clippy --release --lib --bins --features vulkan -- -D warnings (GPU training, checked only))
-	$(CARGO) clippy --release --lib --bins --features vulkan -- -D warnings
+	$(call section,cargo clippy --release $(RUST_PKGS) --lib --bins --features arpg-cli/vulkan -- -D warnings (GPU training, checked only))
+	$(CARGO) clippy --release $(RUST_PKGS) --lib --bins --features arpg-cli/vulkan -- -D warnings
 
 clippy-wasm: toolchain
 	$(call section,cargo clippy --release --lib --target $(WASM_TARGET) [--features webgpu] -- -D warnings)
@@ -199,8 +203,8 @@ clippy-wasm: toolchain
 	$(CARGO) clippy --release --lib --target $(WASM_TARGET) -- -D warnings
 
 test-rust: toolchain dataset
-	$(call section,cargo test --release (arpg; then arpg-serve))
-	$(CARGO) test --release
+	$(call section,cargo test --release $(RUST_PKGS) (then arpg-serve))
+	$(CARGO) test --release $(RUST_PKGS)
 	$(CARGO) test --release -p arpg-serve
 
 # The nightly toolchain (any; only fuzzing uses it) and cargo-fuzz, each only when missing.

@@ -7,12 +7,13 @@ use burn::nn::{Dropout, DropoutConfig, Embedding, Linear, RmsNorm};
 use burn::tensor::{Bool, Device, Int, Tensor};
 
 use crate::config::ModelConfig;
+use crate::decode::{self, AfterStep, Sampled, StepEvent, int_tensor, read_logits};
 use crate::error::Error;
 use crate::kv_cache::KvCache;
 use crate::model::{self, Block};
 use crate::rng::Rng;
 use crate::rope::{self, Pos, Rope, RopeTables};
-use crate::sampler::{self, AfterStep, SampleOptions, Sampled, StepEvent, int_tensor, read_logits};
+use crate::sampling::{self, SampleOptions};
 
 /// One stack of blocks between an embedding and a head: the body of both baselines.
 #[derive(Module, Debug)]
@@ -98,7 +99,7 @@ pub async fn sample_raster<R: AfterStep>(
 ) -> Result<Sampled, Error> {
     let config = &model.stack.config;
     let (h, w, t) = (config.grid_h, config.grid_w, config.seq_len());
-    sampler::check_classes(config, classes)?;
+    decode::check_classes(config, classes)?;
     SampleOptions { steps: t, ..opts.clone() }.validate(t)?; // raster AR always takes T steps
     let device = model.stack.head.weight.device();
     let (b, guided) = (classes.len(), opts.guided());
@@ -107,13 +108,13 @@ pub async fn sample_raster<R: AfterStep>(
     let mut rng = Rng::new(opts.seed);
     let mut cache = model.stack.new_cache();
     let mut tokens: Vec<Vec<Option<u32>>> = vec![vec![None; t]; b];
-    let mut ids = int_tensor(sampler::class_ids(config, classes, guided), [rows, 1], &device);
+    let mut ids = int_tensor(decode::class_ids(config, classes, guided), [rows, 1], &device);
     let mut pos: Pos = None;
     for p in 0..t {
         let logits =
             read_logits(model.stack.forward(ids, &rope.tables(&[pos], &device), None, &mut cache)).await?;
         let scale = guided.then(|| opts.cfg_scale(p + 1, t));
-        let new = sampler::pick(&logits, b, 1, config.vocab_size, scale, opts, &mut rng);
+        let new = sampling::pick(&logits, b, 1, config.vocab_size, scale, opts, &mut rng);
         tokens.iter_mut().zip(&new).for_each(|(tk, c)| tk[p] = Some(c[0]));
         on_step(&StepEvent {
             step: p,
@@ -128,7 +129,7 @@ pub async fn sample_raster<R: AfterStep>(
         ids = int_tensor((0..rows).map(|r| new[r % b][0] as i64).collect(), [rows, 1], &device);
         pos = rope::cell(p, w);
     }
-    Ok(finish(tokens, cache.bytes()))
+    Ok(decode::finish(tokens, cache.bytes()))
 }
 
 /// MaskGIT: a bidirectional stack over `[class, codes or [MASK]]`.
@@ -172,11 +173,11 @@ pub async fn sample_maskgit<R: AfterStep>(
 ) -> Result<Sampled, Error> {
     let config = &model.stack.config;
     let (h, w, t, vocab) = (config.grid_h, config.grid_w, config.seq_len(), config.vocab_size);
-    sampler::check_classes(config, classes)?;
+    decode::check_classes(config, classes)?;
     opts.validate(t)?;
     let device = model.stack.head.weight.device();
     let (b, guided) = (classes.len(), opts.guided());
-    let ids = sampler::class_ids(config, classes, guided);
+    let ids = decode::class_ids(config, classes, guided);
     let mut rng = Rng::new(opts.seed);
     let mut tokens: Vec<Vec<Option<u32>>> = vec![vec![None; t]; b];
     let sizes = opts.schedule.step_sizes(t, opts.steps);
@@ -186,13 +187,13 @@ pub async fn sample_maskgit<R: AfterStep>(
         let logits = read_logits(model.forward(&ids, &inputs, &device)).await?;
         decoded += k;
         let scale = guided.then(|| opts.cfg_scale(decoded, t));
-        let drafts = sampler::drafts(&logits, b, t, vocab, scale, opts, &mut rng);
+        let drafts = sampling::drafts(&logits, b, t, vocab, scale, opts, &mut rng);
         // Per image, its own most confident masked cells.
         let mut first = vec![];
         for (i, (tk, draft)) in tokens.iter_mut().zip(&drafts).enumerate() {
             let open: Vec<usize> = (0..t).filter(|&p| tk[p].is_none()).collect();
             let confidence: Vec<f64> = open.iter().map(|&p| draft[p].1).collect();
-            let cells: Vec<usize> = sampler::most_confident(&confidence, k, step, sizes.len(), &mut rng)
+            let cells: Vec<usize> = sampling::most_confident(&confidence, k, step, sizes.len(), &mut rng)
                 .iter()
                 .map(|&j| open[j])
                 .collect();
@@ -212,12 +213,5 @@ pub async fn sample_maskgit<R: AfterStep>(
         .wait()
         .await?;
     }
-    Ok(finish(tokens, 0))
-}
-
-fn finish(tokens: Vec<Vec<Option<u32>>>, kv_bytes: usize) -> Sampled {
-    Sampled {
-        tokens: tokens.into_iter().map(|t| t.into_iter().map(|c| c.unwrap_or(0)).collect()).collect(),
-        kv_bytes,
-    }
+    Ok(decode::finish(tokens, 0))
 }

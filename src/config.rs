@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::choice::Choice;
+
 /// Which network a checkpoint holds. All four share the same blocks, width and depth.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Arch {
@@ -36,8 +38,12 @@ impl Arch {
     pub fn is_arpg(self) -> bool {
         matches!(self, Arch::Arpg | Arch::ArpgNoSharedKv)
     }
+}
 
-    pub fn name(self) -> &'static str {
+impl Choice for Arch {
+    const ALL: &'static [Self] = &Arch::ALL;
+    const WHAT: &'static str = "architecture";
+    fn name(self) -> &'static str {
         match self {
             Arch::Arpg => "arpg",
             Arch::ArpgNoSharedKv => "arpg-no-shared-kv",
@@ -46,6 +52,8 @@ impl Arch {
         }
     }
 }
+
+crate::from_str_by_name!(Arch);
 
 /// The generator. `n_layers` is the total depth: ARPG splits it in half
 /// (pass 1 = content decoder, pass 2 = query decoder); the baselines use one
@@ -120,20 +128,29 @@ impl ModelConfig {
             "XXL" => (48, 1536),
             _ => return None,
         };
-        Some(Self {
+        let base = Self {
             arch: Arch::Arpg,
             vocab_size: 16384,
             n_classes: 1000,
-            d_model,
-            n_heads: d_model / 64,
             n_layers,
-            mlp_hidden: swiglu_hidden(d_model),
             grid_h: 16,
             grid_w: 16,
-            rope_base: 10_000.0,
-            dropout: 0.1,
             pos_embed: false,
-        })
+            ..Self::tiny(0, 0)
+        };
+        // LlamaGen rounds the SwiGLU width to a multiple of 256.
+        Some(base.with_width(d_model, 256))
+    }
+
+    /// Another width with the sizing rules every preset follows: heads of 64 dims (at least one)
+    /// and LLaMA's SwiGLU width, 2/3 of 4 d, rounded up to a multiple of `multiple_of`.
+    pub fn with_width(self, d_model: usize, multiple_of: usize) -> Self {
+        Self {
+            d_model,
+            n_heads: (d_model / 64).max(1),
+            mlp_hidden: (8 * d_model / 3).div_ceil(multiple_of) * multiple_of,
+            ..self
+        }
     }
 
     /// The same shape for another network (the baselines have no position table).
@@ -197,11 +214,6 @@ impl ModelConfig {
         }
         Ok(())
     }
-}
-
-/// LLaMA's SwiGLU width: 2/3 of 4d, rounded up to a multiple of 256.
-pub fn swiglu_hidden(d_model: usize) -> usize {
-    (8 * d_model / 3).div_ceil(256) * 256
 }
 
 /// The VQ tokenizer: conv encoder (`downsample` stride-2 stages), an

@@ -6,11 +6,13 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::baselines::{MaskGit, Raster, sample_maskgit, sample_raster};
 use crate::checkpoint::{Checkpoint, CheckpointError, sha256_hex};
+use crate::choice::Choice;
 use crate::config::{Arch, ModelConfig, TokenizerConfig, TrainMeta};
+use crate::decode::{AfterStep, Plan, Sampled, StepEvent, sample_arpg};
 use crate::error::Error;
 use crate::image::{GrayImage, TokenMask};
 use crate::model::Arpg;
-use crate::sampler::{AfterStep, Plan, SampleOptions, Sampled, StepEvent, sample_arpg};
+use crate::sampling::SampleOptions;
 use crate::tasks::{self, RopeMode, Sides};
 use crate::tokenizer::VqTokenizer;
 use crate::weights;
@@ -64,7 +66,7 @@ impl Engine {
             generator: Generator::new(model, device),
             tokenizer: VqTokenizer::new(tokenizer, device),
             meta: TrainMeta::default(),
-            rope_mode: RopeMode::Extrapolate,
+            rope_mode: RopeMode::default(),
             checksum: String::new(),
             device: device.clone(),
         }
@@ -81,7 +83,7 @@ impl Engine {
             generator,
             tokenizer,
             meta,
-            rope_mode: RopeMode::Extrapolate,
+            rope_mode: RopeMode::default(),
             checksum: String::new(),
             device: device.clone(),
         }

@@ -2,9 +2,10 @@
 //! pass 1 at their true positions) and which are decoded, in what phases. Any order works, so
 //! none of these needs training of its own.
 
+use crate::choice::Choice;
+use crate::decode::Plan;
 use crate::image::TokenMask;
 use crate::model::Frame;
-use crate::sampler::Plan;
 
 /// RoPE for grids larger than the training grid.
 ///
@@ -14,13 +15,27 @@ use crate::sampler::Plan;
 /// positions are out of distribution. On the interim checkpoint (1161 steps) the two gave visually
 /// the same out-paintings and equally poor from-scratch expansions (`docs/rope-*-interim.png`);
 /// compare again on the trained model (`arpg outpaint|expand --rope extrapolate|ntk`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum RopeMode {
     /// Positions beyond the training grid use the same frequencies.
+    #[default]
     Extrapolate,
     /// NTK-aware scaling of the frequency base by the grid growth factor.
     Ntk,
 }
+
+impl Choice for RopeMode {
+    const ALL: &'static [Self] = &[RopeMode::Extrapolate, RopeMode::Ntk];
+    const WHAT: &'static str = "RoPE mode";
+    fn name(self) -> &'static str {
+        match self {
+            RopeMode::Extrapolate => "extrapolate",
+            RopeMode::Ntk => "ntk",
+        }
+    }
+}
+
+crate::from_str_by_name!(RopeMode);
 
 impl RopeMode {
     /// The `ntk_scale` of a plan on an `h x w` grid for a model trained on `train_h x train_w`.

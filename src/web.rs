@@ -35,10 +35,12 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::checkpoint::sha256_hex;
+use crate::choice::Choice;
+use crate::decode::{StepEvent, StepWait};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::image::GrayImage;
-use crate::sampler::{CfgSchedule, Order, SampleOptions, Schedule, StepEvent, StepWait};
+use crate::sampling::{CfgSchedule, Order, SampleOptions, Schedule};
 use crate::tasks::Sides;
 
 #[wasm_bindgen(start)]

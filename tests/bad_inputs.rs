@@ -10,9 +10,10 @@ mod common;
 
 use arpg::checkpoint::{CHECKSUM_LEN, Checkpoint, DType, HEADER_LEN};
 use arpg::config::Arch;
+use arpg::decode::Plan;
 use arpg::engine::{Engine, MAX_CELLS};
 use arpg::image::{GrayImage, MAX_PIXELS};
-use arpg::sampler::{Plan, SampleOptions};
+use arpg::sampling::SampleOptions;
 use arpg::tasks::Sides;
 use common::corrupt::{
     CODEBOOK_SIZE_AT, GRID_H_AT, N_LAYERS_AT, VOCAB_SIZE_AT, encode_png as encode, first_rank_at,
@@ -40,7 +41,7 @@ fn expect_err<T>(case: &str, result: Result<T, impl std::fmt::Display>, needles:
 /// The seeded test engine as an f32 checkpoint file.
 fn good_checkpoint() -> (Checkpoint, Vec<u8>) {
     let ckpt = engine(Arch::Arpg).to_checkpoint();
-    let bytes = ckpt.to_bytes(DType::F32, 0);
+    let bytes = ckpt.to_bytes(DType::F32, 0).unwrap();
     (ckpt, bytes)
 }
 
@@ -123,7 +124,7 @@ fn checkpoint_shape_mismatch_names_the_tensor() {
     head.shape = vec![cols, rows];
     expect_err(
         "checkpoint: tensor shape disagrees with the config",
-        load(&transposed.to_bytes(DType::F32, 0)),
+        load(&transposed.to_bytes(DType::F32, 0).unwrap()),
         &["tensor 'model.head.weight'", &format!("shape [{cols}, {rows}], expected [{rows}, {cols}]")],
     );
     // The config disagrees with every tensor (d_model doubled).
@@ -131,30 +132,39 @@ fn checkpoint_shape_mismatch_names_the_tensor() {
     wider.model.d_model *= 2;
     expect_err(
         "checkpoint: config d_model disagrees with the tensors",
-        load(&wider.to_bytes(DType::F32, 0)),
+        load(&wider.to_bytes(DType::F32, 0).unwrap()),
         &["tensor 'model.", "has shape", &format!("{}]", wider.model.d_model)],
     );
 }
 
 #[test]
 fn checkpoint_nan_and_inf_weights_are_refused_naming_the_tensor() {
-    let (ckpt, _) = good_checkpoint();
+    let (ckpt, bytes) = good_checkpoint();
     let with = |name: &str, value: f32| {
         let mut c = ckpt.clone();
         c.tensors.iter_mut().find(|t| t.name == name).unwrap().data[3] = value;
         c
     };
+    // The writer refuses them, in f32 and in int8 (where an Inf would otherwise zero its group).
     let nan = with("model.head.weight", f32::NAN).to_bytes(DType::F32, 0);
     expect_err(
         "checkpoint: NaN weight (f32)",
-        load(&nan),
+        nan,
         &["tensor 'model.head.weight' holds a NaN or infinite value"],
     );
     let inf = with("tokenizer.codebook", f32::NEG_INFINITY).to_bytes(DType::F32, 0);
-    expect_err("checkpoint: -Inf weight (f32)", load(&inf), &["tensor 'tokenizer.codebook' holds a NaN"]);
-    // int8 stores an Inf as a NaN scale rather than silently zeroing the group.
+    expect_err("checkpoint: -Inf weight (f32)", inf, &["tensor 'tokenizer.codebook' holds a NaN"]);
     let int8 = with("model.embed.weight", f32::INFINITY).to_bytes(DType::Int8, 64);
-    expect_err("checkpoint: Inf weight (int8)", load(&int8), &["tensor 'model.embed.weight' holds a NaN"]);
+    expect_err("checkpoint: Inf weight (int8)", int8, &["tensor 'model.embed.weight' holds a NaN"]);
+    // The loader refuses one written into a valid file (another writer), checksum recomputed.
+    let last_value = bytes.len() - CHECKSUM_LEN - 4;
+    let patched_nan = patched(&bytes, last_value, &f32::NAN.to_le_bytes());
+    let last = &ckpt.tensors.last().unwrap().name;
+    expect_err(
+        "checkpoint: NaN in the payload",
+        load(&patched_nan),
+        &[&format!("tensor '{last}' holds a NaN")],
+    );
 }
 
 #[test]

@@ -5,10 +5,11 @@ mod common;
 
 use arpg::checkpoint::{Checkpoint, CheckpointError, DType};
 use arpg::config::Arch;
+use arpg::decode::{Plan, StepEvent, StepWait, sample_arpg};
 use arpg::engine::{Engine, Generator};
 use arpg::error::Error;
 use arpg::image::{GrayImage, TokenMask};
-use arpg::sampler::{Order, Plan, SampleOptions, Schedule, StepEvent, StepWait, sample_arpg};
+use arpg::sampling::{Order, SampleOptions, Schedule};
 use arpg::tasks::{self, Sides};
 use common::*;
 use pollster::block_on;
@@ -227,7 +228,7 @@ fn checkpoints_round_trip_through_the_engine() {
     let ckpt = e.to_checkpoint();
     let reference = probe_logits(&e);
 
-    let f32_bytes = ckpt.to_bytes(DType::F32, 0);
+    let f32_bytes = ckpt.to_bytes(DType::F32, 0).unwrap();
     let back = Engine::from_bytes(&f32_bytes, &device()).unwrap();
     assert_eq!(probe_logits(&back), reference, "f32 round trip is exact");
     assert_eq!(back.checksum.len(), 64);
@@ -237,7 +238,7 @@ fn checkpoints_round_trip_through_the_engine() {
     // 11.8% of the logit range (printed below; 2.4% without the position table, whose random
     // Kaiming-sized vectors sharpen attention); we allow 20%. A broken quantizer (wrong scale,
     // wrong group) moves logits by about their whole range.
-    let int8 = Engine::from_bytes(&ckpt.to_bytes(DType::Int8, 64), &device()).unwrap();
+    let int8 = Engine::from_bytes(&ckpt.to_bytes(DType::Int8, 64).unwrap(), &device()).unwrap();
     let range = reference.iter().fold(0.0f32, |m, x| m.max(x.abs()));
     let diff = max_abs_diff(&probe_logits(&int8), &reference);
     assert!(diff < 0.2 * range, "int8 logits moved by {diff} (range {range})");
@@ -251,7 +252,7 @@ fn a_checkpoint_with_a_wrong_shape_is_a_typed_error() {
     let mut ckpt: Checkpoint = e.to_checkpoint();
     let t = ckpt.tensors.iter_mut().find(|t| t.name == "model.head.weight").unwrap();
     t.shape = vec![t.shape[1], t.shape[0] / 2, 2];
-    let bytes = ckpt.to_bytes(DType::F32, 0);
+    let bytes = ckpt.to_bytes(DType::F32, 0).unwrap();
     match Engine::from_bytes(&bytes, &device()) {
         Err(Error::Checkpoint(CheckpointError::ShapeMismatch { name, .. })) => {
             assert_eq!(name, "model.head.weight")
@@ -261,7 +262,7 @@ fn a_checkpoint_with_a_wrong_shape_is_a_typed_error() {
     let mut missing = e.to_checkpoint();
     missing.tensors.retain(|t| t.name != "tokenizer.codebook");
     assert!(matches!(
-        Engine::from_bytes(&missing.to_bytes(DType::F32, 0), &device()),
+        Engine::from_bytes(&missing.to_bytes(DType::F32, 0).unwrap(), &device()),
         Err(Error::Checkpoint(CheckpointError::MissingTensor(_)))
     ));
     // And the plain generation path refuses a bad class.

@@ -1,0 +1,344 @@
+//! What several commands share: which checkpoint to load, the sampling options, class names,
+//! PNG files, progress bars. Defaults come from the library (`SampleOptions::default()`), and
+//! every enum is parsed by the library's own names ([`choice`]).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail, ensure};
+use arpg::choice::{self, Choice};
+use arpg::config::Arch;
+use arpg::decode::StepEvent;
+use arpg::engine::Engine;
+use arpg::image::GrayImage;
+use arpg::sampling::{CfgSchedule, Order, SampleOptions, Schedule};
+use burn::tensor::Device;
+use clap::Args;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// A clap parser for a library enum: `--help` lists the library's names, and parsing goes
+/// through the library (`arpg::choice::parse`).
+pub fn choice<T: Choice + Clone>() -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(T::ALL.iter().map(|c| c.name()))
+        .map(|name| choice::parse::<T>(&name).expect("clap checked the name against the list"))
+}
+
+/// Decoding modes: the checkpoint's architecture must match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    Arpg,
+    Raster,
+    Maskgit,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Arpg => "arpg",
+            Mode::Raster => "raster",
+            Mode::Maskgit => "maskgit",
+        }
+    }
+
+    /// The checkpoint used when `--checkpoint` is not given: the app's model for ARPG, the
+    /// baselines beside the evaluation classifier (the app does not load them).
+    pub fn default_checkpoint(self) -> PathBuf {
+        let dir = if self == Mode::Arpg { "www/models" } else { "models/baselines" };
+        PathBuf::from(format!("{dir}/{}-fmnist-int8.arpg", self.name()))
+    }
+
+    /// Whether a checkpoint of this architecture decodes in this mode.
+    pub fn accepts(self, arch: Arch) -> bool {
+        Mode::of(arch) == self
+    }
+
+    pub fn of(arch: Arch) -> Mode {
+        match arch {
+            Arch::Arpg | Arch::ArpgNoSharedKv => Mode::Arpg,
+            Arch::Raster => Mode::Raster,
+            Arch::MaskGit => Mode::Maskgit,
+        }
+    }
+}
+
+/// Which checkpoint to load.
+#[derive(Args, Debug)]
+pub struct ModelArgs {
+    /// Checkpoint file [default: www/models/arpg-fmnist-int8.arpg, or for a baseline
+    /// models/baselines/<mode>-fmnist-int8.arpg].
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Decoding mode; picks the default checkpoint and must match the checkpoint's architecture
+    /// [default: the checkpoint's own, else arpg].
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+}
+
+/// A loaded checkpoint.
+pub struct Loaded {
+    pub engine: Engine,
+    pub arch: Arch,
+    pub path: PathBuf,
+}
+
+impl ModelArgs {
+    pub fn load(&self) -> Result<Loaded> {
+        let path = match &self.checkpoint {
+            Some(p) => p.clone(),
+            None => self.mode.unwrap_or(Mode::Arpg).default_checkpoint(),
+        };
+        let bytes = fs::read(&path).with_context(|| {
+            let hint = if self.checkpoint.is_none() {
+                " (pass --checkpoint, or write a random one with `arpg init --out FILE`)"
+            } else {
+                ""
+            };
+            format!("cannot read checkpoint {}{hint}", path.display())
+        })?;
+        let engine = Engine::from_bytes(&bytes, &Device::flex())
+            .with_context(|| format!("cannot load checkpoint {}", path.display()))?;
+        let arch = engine.model_config().arch;
+        if let Some(mode) = self.mode {
+            ensure!(
+                mode.accepts(arch),
+                "--mode {} does not match checkpoint {}, which holds a {} model (use --mode {} or another \
+                 --checkpoint)",
+                mode.name(),
+                path.display(),
+                arch.name(),
+                Mode::of(arch).name()
+            );
+        }
+        Ok(Loaded { engine, arch, path })
+    }
+}
+
+/// How to decode, apart from the step count (which `eval` and `bench` take as a list).
+#[derive(Args, Debug)]
+pub struct DecodeArgs {
+    /// Classifier-free guidance scale (1 = no guidance).
+    #[arg(long, default_value_t = SampleOptions::default().cfg)]
+    pub cfg: f32,
+    /// How the guidance scale evolves over the steps.
+    #[arg(long, value_parser = choice::<CfgSchedule>(), default_value = SampleOptions::default().cfg_schedule.name())]
+    pub cfg_schedule: CfgSchedule,
+    /// Softmax temperature.
+    #[arg(long, default_value_t = SampleOptions::default().temperature)]
+    pub temperature: f32,
+    /// Keep only the k most likely codes (0 = off).
+    #[arg(long, default_value_t = SampleOptions::default().top_k)]
+    pub top_k: usize,
+    /// Nucleus sampling mass (1 = off).
+    #[arg(long, default_value_t = SampleOptions::default().top_p)]
+    pub top_p: f32,
+    /// How many tokens each step decodes.
+    #[arg(long, value_parser = choice::<Schedule>(), default_value = SampleOptions::default().schedule.name())]
+    pub schedule: Schedule,
+    /// ARPG's decoding order: the paper's random one, or each image's most confident cells first
+    /// (queries every open cell at every step).
+    #[arg(long, value_parser = choice::<Order>(), default_value = SampleOptions::default().order.name())]
+    pub order: Order,
+    /// Random seed.
+    #[arg(long, default_value_t = SampleOptions::default().seed)]
+    pub seed: u64,
+}
+
+impl DecodeArgs {
+    /// The library options for `steps` (checked here for friendlier messages; the engine checks
+    /// again).
+    pub fn options(&self, steps: usize) -> Result<SampleOptions> {
+        ensure!(steps >= 1, "--steps must be at least 1");
+        ensure!(self.cfg.is_finite() && self.cfg >= 0.0, "--cfg must be a finite number >= 0");
+        ensure!(self.temperature.is_finite() && self.temperature > 0.0, "--temperature must be > 0");
+        ensure!(self.top_p > 0.0 && self.top_p <= 1.0, "--top-p must be in (0, 1]");
+        Ok(SampleOptions {
+            steps,
+            cfg: self.cfg,
+            cfg_schedule: self.cfg_schedule,
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            schedule: self.schedule,
+            order: self.order,
+            seed: self.seed,
+        })
+    }
+}
+
+/// Sampling options of every command that generates.
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    /// Decoding steps (ARPG / MaskGIT; raster always decodes one token per step).
+    #[arg(long, default_value_t = SampleOptions::default().steps)]
+    pub steps: usize,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+}
+
+impl SampleArgs {
+    pub fn options(&self) -> Result<SampleOptions> {
+        self.decode.options(self.steps)
+    }
+
+    /// One line for the PNG metadata.
+    pub fn describe(&self) -> String {
+        let d = &self.decode;
+        format!(
+            "steps={} cfg={} cfg_schedule={} temperature={} top_k={} top_p={} schedule={} order={} seed={}",
+            self.steps,
+            d.cfg,
+            d.cfg_schedule.name(),
+            d.temperature,
+            d.top_k,
+            d.top_p,
+            d.schedule.name(),
+            d.order.name(),
+            d.seed
+        )
+    }
+}
+
+/// A class id or name (case-insensitive; punctuation ignored, and either half of
+/// a name such as "T-shirt/top" or "Ankle boot" matches when only one class has it).
+pub fn resolve_class(spec: &str, engine: &Engine) -> Result<usize> {
+    find_class(spec, engine.model_config().n_classes, &engine.meta.class_names)
+}
+
+fn find_class(spec: &str, n: usize, names: &[String]) -> Result<usize> {
+    let spec = spec.trim();
+    if let Ok(id) = spec.parse::<usize>() {
+        ensure!(id < n, "class {id} is out of range: the checkpoint has {n} classes (0..={})", n - 1);
+        return Ok(id);
+    }
+    let norm =
+        |s: &str| s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect::<String>();
+    let wanted = norm(spec);
+    let by_word: Vec<usize> =
+        (0..names.len()).filter(|&i| names[i].split(['/', ' ']).any(|word| norm(word) == wanted)).collect();
+    let found = names
+        .iter()
+        .position(|c| c.eq_ignore_ascii_case(spec))
+        .or_else(|| names.iter().position(|c| norm(c) == wanted))
+        .or(if by_word.len() == 1 { Some(by_word[0]) } else { None });
+    match found {
+        Some(id) if id < n => Ok(id),
+        _ if names.is_empty() => {
+            bail!("unknown class {spec:?}: the checkpoint has no class names, use an id 0..={}", n - 1)
+        }
+        _ => bail!("unknown class {spec:?}; use an id 0..={} or one of: {}", n - 1, names.join(", ")),
+    }
+}
+
+pub fn class_label(class: usize, engine: &Engine) -> String {
+    match engine.meta.class_names.get(class) {
+        Some(name) => format!("{class} ({name})"),
+        None => class.to_string(),
+    }
+}
+
+/// The one progress-bar style: `label [=====>    ] 12/64 <what> <msg>, 3s`.
+pub fn progress_bar(len: u64, label: impl Into<String>, what: &str) -> ProgressBar {
+    let template = format!("{{prefix:>10}} [{{bar:32}}] {{pos}}/{{len}} {what} {{msg}} {{elapsed}}");
+    let style = ProgressStyle::with_template(&template).expect("valid template").progress_chars("=> ");
+    ProgressBar::new(len).with_style(style).with_prefix(label.into())
+}
+
+/// A progress bar over sampling steps; its length follows the engine's step events.
+pub fn step_bar(label: &'static str) -> ProgressBar {
+    progress_bar(0, label, "steps")
+}
+
+/// The step callback for call `call` of `calls`: sizes the bar and advances it.
+pub fn on_step(bar: &ProgressBar, call: usize, calls: usize) -> impl FnMut(&StepEvent) + '_ {
+    move |ev: &StepEvent| {
+        let total = (calls * ev.steps) as u64;
+        if bar.length() != Some(total) {
+            bar.set_length(total);
+            bar.set_position((call * ev.steps) as u64);
+        }
+        bar.inc(1);
+    }
+}
+
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Writes `bytes` to `path`, creating its directory.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub fn read_png(path: &Path) -> Result<GrayImage> {
+    GrayImage::from_png(&read_file(path)?).with_context(|| format!("cannot load {}", path.display()))
+}
+
+/// PNG text chunks recording how an image was made.
+pub fn provenance(what: String, ckpt: &Path, sample: &SampleArgs) -> [(&'static str, String); 3] {
+    [
+        ("Software", format!("arpg {}", env!("CARGO_PKG_VERSION"))),
+        ("Source", ckpt.display().to_string()),
+        ("Description", format!("{what} {}", sample.describe())),
+    ]
+}
+
+pub fn write_png(path: &Path, image: &GrayImage, texts: &[(&'static str, String)]) -> Result<()> {
+    let texts: Vec<(&str, &str)> = texts.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let bytes =
+        image.try_to_png_with_text(&texts).with_context(|| format!("cannot encode {}", path.display()))?;
+    write_file(path, &bytes)
+}
+
+/// Model and tokenizer sizes of `init` and the trainers.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preset {
+    /// The shipped size (d_model 192, 6 layers, 8x8 tokens of a 32x32 image).
+    Tiny,
+    /// A few thousand parameters (4x4 tokens of a 16x16 image).
+    Test,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_are_found_by_id_or_by_name() {
+        let names: Vec<String> = ["T-shirt/top", "Trouser", "Shirt", "Ankle boot", "Sneaker"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let find = |s: &str| find_class(s, names.len(), &names).ok();
+        assert_eq!(find("4"), Some(4));
+        assert_eq!(find("5"), None);
+        assert_eq!(find("sneaker"), Some(4));
+        assert_eq!(find("SHIRT"), Some(2));
+        assert_eq!(find("t-shirt/top"), Some(0));
+        assert_eq!(find("tshirt"), Some(0));
+        assert_eq!(find("top"), Some(0));
+        assert_eq!(find("boot"), Some(3));
+        assert_eq!(find("ankle boot"), Some(3));
+        assert_eq!(find("dress"), None);
+        assert_eq!(find_class("1", 3, &[]).ok(), Some(1));
+        assert!(find_class("bag", 3, &[]).is_err());
+    }
+
+    #[test]
+    fn modes_match_architectures() {
+        assert!(Mode::Arpg.accepts(Arch::ArpgNoSharedKv));
+        assert!(!Mode::Arpg.accepts(Arch::Raster));
+        assert!(!Mode::Raster.accepts(Arch::MaskGit));
+        for arch in Arch::ALL {
+            assert!(Mode::of(arch).accepts(arch));
+        }
+        assert_eq!(Mode::Arpg.default_checkpoint(), PathBuf::from("www/models/arpg-fmnist-int8.arpg"));
+        assert_eq!(
+            Mode::Maskgit.default_checkpoint(),
+            PathBuf::from("models/baselines/maskgit-fmnist-int8.arpg")
+        );
+    }
+}

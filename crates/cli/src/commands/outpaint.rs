@@ -1,0 +1,70 @@
+//! `arpg outpaint`: extend an image by whole tokens on any side.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, ensure};
+use arpg::choice::Choice;
+use arpg::tasks::{RopeMode, Sides};
+
+use crate::args::{
+    self, Loaded, ModelArgs, SampleArgs, choice, class_label, on_step, provenance, resolve_class,
+};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Image to extend (any PNG; converted to grey).
+    #[arg(long)]
+    pub image: PathBuf,
+    /// Tokens to add on the left.
+    #[arg(long, default_value_t = 0)]
+    pub left: usize,
+    /// Tokens to add on the right.
+    #[arg(long, default_value_t = 0)]
+    pub right: usize,
+    /// Tokens to add on top.
+    #[arg(long, default_value_t = 0)]
+    pub top: usize,
+    /// Tokens to add at the bottom.
+    #[arg(long, default_value_t = 0)]
+    pub bottom: usize,
+    /// Class id or name (case-insensitive) to condition on.
+    #[arg(long)]
+    pub class: String,
+    /// Output PNG.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// RoPE for grid cells beyond the training grid: plain extrapolation or NTK-scaled frequencies.
+    #[arg(long, value_parser = choice::<RopeMode>(), default_value = RopeMode::default().name())]
+    pub rope: RopeMode,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub sample: SampleArgs,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let sides = Sides { left: args.left, right: args.right, top: args.top, bottom: args.bottom };
+    ensure!(
+        sides != Sides::default(),
+        "nothing to outpaint: give --left, --right, --top and/or --bottom (in tokens)"
+    );
+    let image = args::read_png(&args.image)?;
+    let Loaded { mut engine, arch, path } = args.model.load()?;
+    engine.rope_mode = args.rope;
+    let class = resolve_class(&args.class, &engine)?;
+    let opts = args.sample.options()?;
+    let bar = args::step_bar("outpaint");
+    let out = pollster::block_on(engine.outpaint(&image, sides, class, &opts, &mut on_step(&bar, 0, 1)))?;
+    bar.finish_and_clear();
+    let what = format!("outpaint {sides:?} class={} mode={}", class_label(class, &engine), arch.name());
+    args::write_png(&args.out, &out, &provenance(what, &path, &args.sample))?;
+    println!(
+        "{}x{} -> {}x{}; wrote {}",
+        image.width,
+        image.height,
+        out.width,
+        out.height,
+        args.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! `arpg train`: train a generator (ARPG or a baseline) on the tokens of a trained tokenizer.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, ensure};
+use arpg::choice::Choice;
+use arpg::config::{Arch, ModelConfig};
+use arpg_tools::train::{GeneratorTrainer, TrainOptions, TrainState, Trainer, load_tokenizer, tokenize};
+use burn::tensor::Device;
+
+use crate::args::{Preset, choice, progress_bar, read_file};
+use crate::training::{DATASET, TrainCommon, class_names, device, run_loop};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Checkpoint whose tokenizer encodes the data (from train-tokenizer); the state holds it
+    /// when resuming.
+    #[arg(long, required_unless_present = "resume")]
+    pub tokenizer: Option<PathBuf>,
+    /// Network to train [default: arpg].
+    #[arg(long, value_parser = choice::<Arch>())]
+    pub mode: Option<Arch>,
+    #[command(flatten)]
+    pub common: TrainCommon,
+    /// Dropout on residual / MLP / content embeddings [default: the preset's, tiny 0.1].
+    #[arg(long)]
+    pub dropout: Option<f32>,
+    /// AdamW weight decay on matrices [default: 0.05].
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
+    /// Probability of training a sample with the null class (CFG) [default: 0.1].
+    #[arg(long)]
+    pub label_dropout: Option<f32>,
+    /// Layers (ARPG: half content, half query) instead of the preset's.
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Model width instead of the preset's; heads of 64 dims, SwiGLU width 8/3 of it.
+    #[arg(long)]
+    pub d_model: Option<usize>,
+    /// ARPG without the learned position table (RoPE only, as the paper; how the checkpoints
+    /// before 2026-11-30 were trained).
+    #[arg(long)]
+    pub no_pos_embed: bool,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let common = &args.common;
+    let device = device(common.device);
+    let (trainer, tokenizer_bytes) = if common.resume {
+        let state = TrainState::load(&common.state_path())?;
+        (Some(resume(&args, &state, &device)?), state.checkpoint)
+    } else {
+        common.check_fresh()?;
+        let path = args.tokenizer.as_ref().expect("clap requires --tokenizer without --resume");
+        (None, read_file(path)?)
+    };
+    let tokenizer = load_tokenizer(&tokenizer_bytes, &Device::flex()).context("cannot load the tokenizer")?;
+    let data = common.load_data(tokenizer.config.image_size)?;
+    let bar = progress_bar(data.len() as u64, "tokenize", "images");
+    let tokens = tokenize(&tokenizer, &data, 256, &mut |done, _| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+
+    let mut trainer = match trainer {
+        Some(t) => t,
+        None => {
+            let config = config(&args, tokenizer.config.codebook_size, tokens.grid_h, tokens.grid_w);
+            let defaults = TrainOptions::generator();
+            let opts = TrainOptions {
+                weight_decay: args.weight_decay.unwrap_or(defaults.weight_decay),
+                label_dropout: args.label_dropout.unwrap_or(defaults.label_dropout),
+                ..common.options(defaults)
+            };
+            GeneratorTrainer::new(&config, tokenizer, opts, DATASET, class_names(), &device)?
+        }
+    };
+    let name = trainer.config().arch.name();
+    run_loop(&mut trainer, &tokens, common, name)
+}
+
+/// The trainer of a saved run; the options given again must be the run's.
+fn resume(args: &Args, state: &TrainState, device: &Device) -> Result<GeneratorTrainer> {
+    args.common.check_resumed(&state.header.options)?;
+    let mut t = GeneratorTrainer::from_state(state, device)?;
+    if let Some(arch) = args.mode {
+        ensure!(
+            arch == t.config().arch,
+            "--mode {} but the state holds a {} model",
+            arch.name(),
+            t.config().arch.name()
+        );
+    }
+    if let Some(steps) = args.common.steps {
+        t.set_steps(steps);
+    }
+    let saved = &state.header.options;
+    ensure!(
+        args.weight_decay.is_none_or(|w| w == saved.weight_decay)
+            && args.label_dropout.is_none_or(|p| p == saved.label_dropout)
+            && args.dropout.is_none_or(|d| d == t.config().dropout)
+            && args.layers.is_none_or(|l| l == t.config().n_layers)
+            && args.d_model.is_none_or(|d| d == t.config().d_model)
+            && !(args.no_pos_embed && t.config().pos_embed),
+        "--weight-decay, --label-dropout, --dropout, --layers, --d-model and --no-pos-embed must match \
+         the resumed run"
+    );
+    if args.tokenizer.is_some() {
+        eprintln!("note: --tokenizer is ignored with --resume (the state holds the tokenizer)");
+    }
+    Ok(t)
+}
+
+/// A fresh run's model: the preset, sized by the flags, on the tokenizer's grid.
+fn config(args: &Args, vocab: usize, grid_h: usize, grid_w: usize) -> ModelConfig {
+    let n_classes = class_names().len();
+    let base = match args.common.preset {
+        Preset::Tiny => ModelConfig::tiny(vocab, n_classes),
+        Preset::Test => ModelConfig::test(vocab, n_classes),
+    };
+    let config = ModelConfig {
+        grid_h,
+        grid_w,
+        dropout: args.dropout.unwrap_or(base.dropout),
+        n_layers: args.layers.unwrap_or(base.n_layers),
+        pos_embed: base.pos_embed && !args.no_pos_embed,
+        ..base
+    }
+    .with_arch(args.mode.unwrap_or(Arch::Arpg));
+    match args.d_model {
+        Some(d) => config.with_width(d, 32),
+        None => config,
+    }
+}

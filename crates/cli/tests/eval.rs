@@ -1,0 +1,499 @@
+//! Evaluation: the Fréchet distance against closed forms, the nearest-neighbour check, the
+//! classifier (training, its file), and the whole pipeline and CLI on random test checkpoints.
+
+#[path = "../../../tests/common/mod.rs"]
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use arpg::checkpoint::{CheckpointError, DType};
+use arpg::config::Arch;
+use arpg::image::GrayImage;
+use arpg::rng::Rng;
+use arpg::sampling::SampleOptions;
+use arpg_tools::data::{self, Dataset, Split};
+use arpg_tools::eval::frechet::{Stats, frechet_distance, sqrt_psd, symmetric_eigen};
+use arpg_tools::eval::nearest::{median, nearest_distances};
+use arpg_tools::eval::{
+    ClassifierConfig, ClassifierError, ClassifierMeta, ClassifierTraining, Reference, SIDE, format,
+    train_classifier,
+};
+use burn::tensor::Device;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+
+fn gaussian(rng: &mut Rng) -> f64 {
+    let (u, v) = (rng.next_f64().max(1e-12), rng.next_f64());
+    (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+}
+
+/// `n` rows of `dim` correlated features: `x A + shift`.
+fn features(n: usize, dim: usize, seed: u64, shift: f32) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    let a: Vec<f64> = (0..dim * dim).map(|_| gaussian(&mut rng) / dim as f64).collect();
+    let mut out = Vec::with_capacity(n * dim);
+    for _ in 0..n {
+        let x: Vec<f64> = (0..dim).map(|_| gaussian(&mut rng)).collect();
+        for j in 0..dim {
+            out.push((0..dim).map(|k| x[k] * a[k * dim + j]).sum::<f64>() as f32 + shift);
+        }
+    }
+    out
+}
+
+fn stats(mean: Vec<f64>, cov: Vec<f64>) -> Stats {
+    Stats { n: 100, dim: mean.len(), mean, cov }
+}
+
+fn diag(values: &[f64]) -> Vec<f64> {
+    let n = values.len();
+    (0..n * n).map(|i| if i % (n + 1) == 0 { values[i / n] } else { 0.0 }).collect()
+}
+
+/// `q diag(values) q^T` for an orthogonal `q` (row-major, columns = basis vectors).
+fn rotate(q: &[f64], values: &[f64]) -> Vec<f64> {
+    let n = values.len();
+    let mut out = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            out[i * n + j] = (0..n).map(|k| q[i * n + k] * values[k] * q[j * n + k]).sum();
+        }
+    }
+    out
+}
+
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()))
+}
+
+#[test]
+fn covariance_of_a_small_set_by_hand() {
+    // Rows (1, 2), (3, 6), (5, 4): mean (3, 4); unbiased covariance [[4, 2], [2, 4]].
+    let s = Stats::from_features(&[1.0, 2.0, 3.0, 6.0, 5.0, 4.0], 2).unwrap();
+    assert_eq!((s.n, s.dim), (3, 2));
+    assert_eq!(s.mean, vec![3.0, 4.0]);
+    assert_eq!(s.cov, vec![4.0, 2.0, 2.0, 4.0]);
+    assert!(Stats::from_features(&[1.0, 2.0], 2).is_none());
+}
+
+#[test]
+fn jacobi_diagonalises_a_symmetric_matrix() {
+    let n = 12;
+    let f = features(40, n, 1, 0.0);
+    let m = Stats::from_features(&f, n).unwrap().cov;
+    let (values, v) = symmetric_eigen(&m, n);
+    let back = rotate(&v, &values);
+    let err = m.iter().zip(&back).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(err < 1e-12, "reconstruction error {err}");
+    for i in 0..n {
+        for j in 0..n {
+            let dot: f64 = (0..n).map(|k| v[k * n + i] * v[k * n + j]).sum();
+            assert!((dot - if i == j { 1.0 } else { 0.0 }).abs() < 1e-12, "V is not orthonormal");
+        }
+    }
+    let root = sqrt_psd(&m, n);
+    let sq: Vec<f64> =
+        (0..n * n).map(|i| (0..n).map(|k| root[(i / n) * n + k] * root[k * n + i % n]).sum()).collect();
+    assert!(m.iter().zip(&sq).all(|(a, b)| (a - b).abs() < 1e-10), "sqrt(M)^2 != M");
+}
+
+#[test]
+fn frechet_distance_of_a_set_to_itself_is_zero() {
+    let f = features(300, 16, 2, 0.5);
+    let s = Stats::from_features(&f, 16).unwrap();
+    let fd = frechet_distance(&s, &s);
+    assert!(fd.abs() < 1e-8, "{fd}");
+}
+
+#[test]
+fn frechet_distance_matches_the_closed_form_for_diagonal_covariances() {
+    // FD = |mu1 - mu2|^2 + sum (sqrt(a_i) - sqrt(b_i))^2 when the covariances commute.
+    let (a, b) = ([4.0, 1.0, 0.25, 9.0, 2.0], [1.0, 1.0, 1.0, 4.0, 0.5]);
+    let (m1, m2) = (vec![0.0, 1.0, 2.0, 3.0, 4.0], vec![1.0, 1.0, 0.0, 3.0, 5.0]);
+    let expected: f64 = m1.iter().zip(&m2).map(|(x, y): (&f64, &f64)| (x - y).powi(2)).sum::<f64>()
+        + a.iter().zip(&b).map(|(x, y): (&f64, &f64)| (x.sqrt() - y.sqrt()).powi(2)).sum::<f64>();
+    let fd = frechet_distance(&stats(m1.clone(), diag(&a)), &stats(m2.clone(), diag(&b)));
+    assert!(close(fd, expected, 1e-10), "{fd} vs {expected}");
+
+    // The same covariances in a rotated basis (no longer diagonal): the same distance.
+    let g = Stats::from_features(&features(50, 5, 3, 0.0), 5).unwrap();
+    let (_, q) = symmetric_eigen(&g.cov, 5);
+    let fd = frechet_distance(&stats(m1, rotate(&q, &a)), &stats(m2, rotate(&q, &b)));
+    assert!(close(fd, expected, 1e-9), "rotated: {fd} vs {expected}");
+
+    // One dimension: (m1 - m2)^2 + (s1 - s2)^2.
+    let fd = frechet_distance(&stats(vec![1.0], vec![9.0]), &stats(vec![-1.0], vec![1.0]));
+    assert!(close(fd, 4.0 + 4.0, 1e-12), "{fd}");
+}
+
+#[test]
+fn frechet_distance_is_symmetric_and_sees_a_shift() {
+    let a = Stats::from_features(&features(200, 10, 4, 0.0), 10).unwrap();
+    let b = Stats::from_features(&features(200, 10, 5, 0.0), 10).unwrap();
+    let (ab, ba) = (frechet_distance(&a, &b), frechet_distance(&b, &a));
+    assert!(ab > 1e-3 && close(ab, ba, 1e-9), "{ab} vs {ba}");
+    // Moving every mean by 0.5 adds 10 * 0.25 to a distance from a set to itself.
+    let shifted = Stats { mean: a.mean.iter().map(|m| m + 0.5).collect(), ..a.clone() };
+    assert!(close(frechet_distance(&a, &shifted), 2.5, 1e-9));
+}
+
+#[test]
+fn nearest_neighbours_find_copies() {
+    let mut rng = Rng::new(9);
+    let pool: Vec<u8> = (0..50 * 16).map(|_| rng.below(256) as u8).collect();
+    let mut queries = pool[16 * 7..16 * 9].to_vec(); // copies of images 7 and 8
+    queries[20] = queries[20].wrapping_add(51); // image 8 with one pixel off by 51
+    let d = nearest_distances(&queries, &pool, 16);
+    assert_eq!(d[0], 0.0);
+    assert!((d[1] - 51.0 / 255.0).abs() < 1e-12, "{}", d[1]);
+    assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+    assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+}
+
+#[test]
+fn generated_frames_are_cropped_back_to_28() {
+    let mut img = GrayImage::new(32, 32);
+    img.set(2, 2, 200);
+    img.set(29, 29, 100);
+    img.set(1, 1, 50);
+    let c = arpg_tools::eval::to_side(&img);
+    assert_eq!((c.width, c.height), (SIDE, SIDE));
+    assert_eq!((c.get(0, 0), c.get(27, 27)), (200, 100));
+    assert!(!c.pixels.contains(&50));
+    let small = arpg_tools::eval::to_side(&GrayImage::filled(16, 16, 9));
+    assert_eq!((small.get(6, 6), small.get(5, 5), small.get(21, 21), small.get(22, 22)), (9, 0, 9, 0));
+}
+
+/// `n` 28x28 images of three shapes at random places (a bar across, a bar down, a square).
+fn shapes(n: usize, seed: u64) -> Dataset {
+    let mut rng = Rng::new(seed);
+    let mut pixels = vec![0u8; n * 784];
+    let labels: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
+    for (img, &label) in pixels.chunks_exact_mut(784).zip(&labels) {
+        let (a, b) = (rng.below(20), rng.below(20));
+        for y in 0..28 {
+            for x in 0..28 {
+                let on = match label {
+                    0 => (a..a + 6).contains(&y),
+                    1 => (a..a + 6).contains(&x),
+                    _ => (a..a + 8).contains(&y) && (b..b + 8).contains(&x),
+                };
+                img[y * 28 + x] = if on { 220 } else { 15 + rng.below(20) as u8 };
+            }
+        }
+    }
+    Dataset { width: 28, height: 28, pixels, labels }
+}
+
+fn small() -> ClassifierConfig {
+    ClassifierConfig { conv1: 4, conv2: 8, hidden: 16, n_classes: 10 }
+}
+
+#[test]
+fn training_is_seeded_and_learns_shapes() {
+    let data = shapes(240, 1);
+    let opts =
+        ClassifierTraining { epochs: 4, batch: 16, lr: 3e-3, seed: 5, ..ClassifierTraining::default() };
+    let device = Device::flex();
+    let (a, _) = train_classifier(&small(), &data, &opts, &device, &mut |_| {}).unwrap();
+    let (b, _) = train_classifier(&small(), &data, &opts, &device, &mut |_| {}).unwrap();
+    let ta = arpg::weights::export(&a, "");
+    assert_eq!(ta, arpg::weights::export(&b, ""), "same seed, different weights");
+    let held_out = shapes(90, 2);
+    let acc = a.accuracy(&held_out.pixels, &held_out.labels);
+    assert!(acc > 0.8, "accuracy {acc} on three shapes");
+    let bad = ClassifierTraining { epochs: 0, ..opts };
+    assert!(matches!(
+        train_classifier(&small(), &data, &bad, &device, &mut |_| {}),
+        Err(ClassifierError::Options(_))
+    ));
+}
+
+#[test]
+fn the_classifier_beats_chance_on_a_slice_of_fashion_mnist() {
+    let dir = Path::new(data::DEFAULT_DIR);
+    if !dir.join(Split::Train.files().0).exists() {
+        eprintln!("skipped: {} is not installed", data::PACKAGE);
+        return;
+    }
+    let train = data::load(dir, Split::Train).unwrap().take(1500);
+    let test = data::load(dir, Split::Test).unwrap().take(500);
+    let opts =
+        ClassifierTraining { epochs: 2, batch: 32, lr: 2e-3, seed: 1, ..ClassifierTraining::default() };
+    let config = ClassifierConfig { conv1: 8, conv2: 16, hidden: 64, n_classes: 10 };
+    let (c, _) = train_classifier(&config, &train, &opts, &Device::flex(), &mut |_| {}).unwrap();
+    let acc = c.accuracy(&test.pixels, &test.labels);
+    assert!(acc > 0.55, "test accuracy {acc} (chance is 0.1)");
+}
+
+#[test]
+fn the_classifier_file_round_trips_and_rejects_damage() {
+    let device = Device::flex();
+    let c = small().init_seeded(3, &device);
+    let meta = ClassifierMeta { test_accuracy: Some(0.5), seed: 3, epochs: 2, train_images: 100 };
+    let data = shapes(30, 4);
+    let before = c.score(&data.pixels);
+
+    let bytes = format::to_bytes(&c, &meta, DType::F32, 0).unwrap();
+    let (back, m) = format::from_bytes(&bytes, &device).unwrap();
+    assert_eq!(m, meta);
+    assert_eq!(back.config, small());
+    assert_eq!(back.score(&data.pixels), before, "f32 round trip changed the network");
+
+    let q = format::to_bytes(&c, &ClassifierMeta { test_accuracy: None, ..meta.clone() }, DType::Int8, 32)
+        .unwrap();
+    assert!(q.len() < bytes.len() / 3);
+    let (qc, qm) = format::from_bytes(&q, &device).unwrap();
+    assert_eq!(qm.test_accuracy, None);
+    let qs = qc.score(&data.pixels);
+    let max_diff = qs.features.iter().zip(&before.features).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    let scale = before.features.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    assert!(max_diff < 0.05 * scale.max(1e-3), "int8 features off by {max_diff} (scale {scale})");
+
+    // The container's error, if that is what loading `b` failed with.
+    let load = |b: &[u8]| match format::from_bytes(b, &device) {
+        Err(ClassifierError::File(e)) => Some(e),
+        _ => None,
+    };
+    let file = Some;
+    let mut flipped = bytes.clone();
+    flipped[60] ^= 1;
+    assert_eq!(load(&flipped), file(CheckpointError::BadChecksum));
+    assert_eq!(load(&bytes[..bytes.len() - 1]), file(CheckpointError::BadChecksum));
+    assert!(matches!(load(&bytes[..40]), Some(CheckpointError::TooShort { .. })));
+    assert_eq!(
+        load(b"ARPGCKPT0000"),
+        file(CheckpointError::TooShort { kind: "classifier file", len: 12, min: 91 })
+    );
+    let mut other = bytes.clone();
+    other[..8].copy_from_slice(b"ARPGCKPT");
+    assert_eq!(load(&other), file(CheckpointError::BadMagic { kind: "classifier file" }));
+    let mut v3 = bytes.clone();
+    v3[8] = 3;
+    assert_eq!(
+        load(&v3),
+        file(CheckpointError::UnsupportedVersion { kind: "classifier file", found: 3, reads: 2 })
+    );
+
+    let mut nan = c.clone();
+    nan.head.weight = burn::module::Param::from_tensor(nan.head.weight.val().mul_scalar(f32::NAN));
+    assert!(
+        matches!(
+            format::to_bytes(&nan, &meta, DType::F32, 0),
+            Err(ClassifierError::File(CheckpointError::NonFinite { .. }))
+        ),
+        "a NaN weight must be refused on write, not stored as 0"
+    );
+}
+
+#[test]
+fn the_pipeline_runs_end_to_end_on_a_random_checkpoint() {
+    let engine = common::engine(Arch::Arpg); // 16x16 images, 4x4 tokens, 3 classes
+    let classifier = small().init_seeded(1, &Device::flex());
+    let reference = Reference::new(classifier, shapes(120, 5), shapes(60, 6)).unwrap();
+    assert!((0.0..=1.0).contains(&reference.classifier_accuracy));
+
+    let real = reference.real(20, 0).unwrap();
+    assert_eq!(real.n, 20);
+    assert!(real.fd_floor.is_finite() && real.fd_floor >= 0.0);
+    assert!(real.nn_median.is_finite() && real.nn_median > 0.0);
+
+    let rr = arpg_tools::eval::evaluate_reconstruction(&engine, &reference, 10).unwrap();
+    assert_eq!(rr.n, 10);
+    assert!((0.0..=1.0).contains(&rr.accuracy) && (0.0..=1.0).contains(&rr.original_accuracy));
+    // An untrained tokenizer cannot give the images back exactly.
+    assert!(rr.fd.is_finite() && rr.mse > 0.0 && rr.mse <= 1.0, "{rr:?}");
+
+    let opts = SampleOptions { steps: 2, seed: 3, ..SampleOptions::default() };
+    let (r, images) = arpg_tools::eval::evaluate_generation(&engine, &reference, 12, &opts).unwrap();
+    assert_eq!((r.n, r.steps, images.len(), r.class_accuracy.len()), (12, 2, 12, 3));
+    assert!(images.iter().all(|im| (im.width, im.height) == (SIDE, SIDE)));
+    assert!((0.0..=1.0).contains(&r.accuracy) && r.class_accuracy.iter().all(|a| (0.0..=1.0).contains(a)));
+    assert!(r.fd.is_finite() && r.fd >= 0.0, "{}", r.fd);
+    assert!(r.nn_min.is_finite() && r.nn_min <= r.nn_median);
+    let sheet = arpg_tools::eval::sample_sheet(&images, 3, 4);
+    assert_eq!((sheet.width, sheet.height), (4 * 28 + 3 * 2, 3 * 28 + 2 * 2));
+
+    let (ir, isheet) = arpg_tools::eval::evaluate_inpainting(&engine, &reference, 4, &opts, 2).unwrap();
+    assert_eq!((ir.n, ir.steps, ir.violations), (4, 2, 0));
+    assert!(ir.kept_pixels >= 4 * 28 * 12, "{}", ir.kept_pixels);
+    assert!((0.0..=1.0).contains(&ir.accuracy) && (0.0..=1.0).contains(&ir.masked_accuracy));
+    assert_eq!((isheet.width, isheet.height), (3 * 28 + 4, 2 * 28 + 2));
+
+    let sheets = arpg_tools::eval::task_sheets(&engine, &reference, &opts).unwrap();
+    assert!(sheets.outpaint.height >= 3 * 28 && sheets.outpaint.width > 4 * 28);
+    assert!(sheets.expand.width >= 28 + 2 * 56);
+
+    // A model with more classes than the classifier is refused.
+    let few = ClassifierConfig { n_classes: 2, ..small() }.init_seeded(1, &Device::flex());
+    let narrow = Reference::new(few, shapes(20, 7), shapes(20, 8)).unwrap();
+    assert!(arpg_tools::eval::evaluate_generation(&engine, &narrow, 4, &opts).is_err());
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = GzEncoder::new(Vec::new(), Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// Shapes as Fashion-MNIST IDX files (both splits) in `dir`.
+fn write_fake_fashion_mnist(dir: &Path) {
+    for (split, n, seed) in [(Split::Train, 90, 1), (Split::Test, 45, 2)] {
+        let d = shapes(n, seed);
+        let mut images = vec![0, 0, 8, 3];
+        [n as u32, 28, 28].iter().for_each(|v| images.extend_from_slice(&v.to_be_bytes()));
+        images.extend_from_slice(&d.pixels);
+        let mut labels = vec![0, 0, 8, 1];
+        labels.extend_from_slice(&(n as u32).to_be_bytes());
+        labels.extend_from_slice(&d.labels);
+        let (fi, fl) = split.files();
+        std::fs::write(dir.join(fi), gz(&images)).unwrap();
+        std::fs::write(dir.join(fl), gz(&labels)).unwrap();
+    }
+}
+
+fn arpg(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_arpg")).args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "arpg {}: {err}", args.join(" "));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("arpg-eval-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_cli_trains_a_classifier_and_evaluates_checkpoints() {
+    let dir = scratch("cli");
+    write_fake_fashion_mnist(&dir);
+    let d = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    let out = arpg(&[
+        "train-classifier",
+        "--out",
+        &d("cls.bin"),
+        "--epochs",
+        "1",
+        "--batch",
+        "30",
+        "--data-dir",
+        &d(""),
+    ]);
+    assert!(out.contains("test accuracy"), "{out}");
+    let bytes = std::fs::read(d("cls.bin")).unwrap();
+    let (_, meta) = format::from_bytes(&bytes, &Device::flex()).unwrap();
+    assert_eq!((meta.epochs, meta.train_images), (1, 90));
+    assert!(meta.test_accuracy.is_some_and(|a| (0.0..=1.0).contains(&a)));
+
+    for arch in ["arpg", "raster", "maskgit"] {
+        arpg(&[
+            "init",
+            "--out",
+            &d(&format!("{arch}.arpg")),
+            "--arch",
+            arch,
+            "--preset",
+            "test",
+            "--seed",
+            "2",
+        ]);
+    }
+    let (cls, data_dir, sheets) = (d("cls.bin"), d(""), d("sheets"));
+    let eval = |ckpt: &str| -> Vec<String> {
+        [
+            "eval",
+            "--checkpoint",
+            ckpt,
+            "--steps",
+            "2,4",
+            "--n",
+            "10",
+            "--inpaint-n",
+            "3",
+            "--task-steps",
+            "2",
+            "--classifier",
+            &cls,
+            "--data-dir",
+            &data_dir,
+            "--out-dir",
+            &sheets,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let with = |base: Vec<String>, more: &[&str]| -> Vec<String> {
+        base.into_iter().chain(more.iter().map(|s| s.to_string())).collect()
+    };
+    let run = |args: Vec<String>| arpg(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (raster, maskgit) = (d("raster.arpg"), d("maskgit.arpg"));
+    let json = run(with(eval(&d("arpg.arpg")), &["--baseline", &raster, "--baseline", &maskgit, "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let gens = v["generation"].as_array().unwrap();
+    // arpg f32 and its in-memory int8 at 2 and 4 steps, raster (16 steps), maskgit (8 steps).
+    let rows: Vec<(String, String, u64)> = gens
+        .iter()
+        .map(|g| {
+            let r = &g["report"];
+            (
+                r["arch"].as_str().unwrap().into(),
+                g["weights"].as_str().unwrap().into(),
+                r["steps"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want = |a: &str, w: &str, s: u64| (a.to_string(), w.to_string(), s);
+    assert_eq!(
+        rows,
+        [
+            want("arpg", "f32", 2),
+            want("arpg", "f32", 4),
+            want("arpg", "int8 (g64, in memory)", 2),
+            want("arpg", "int8 (g64, in memory)", 4),
+            want("raster", "f32", 16),
+            want("maskgit", "f32", 8),
+        ]
+    );
+    for g in gens {
+        let acc = g["report"]["accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc) && g["report"]["fd"].as_f64().unwrap() >= 0.0);
+    }
+    let inp = v["inpainting"].as_array().unwrap();
+    assert_eq!(inp.len(), 2);
+    assert!(inp.iter().all(|r| r["report"]["violations"] == 0 && r["report"]["n"] == 3));
+    for f in [
+        "outpaint.png",
+        "expand.png",
+        "inpaint-arpg-f32.png",
+        "samples-arpg-f32-2steps.png",
+        "samples-raster-f32-16steps.png",
+    ] {
+        let png = std::fs::read(dir.join("sheets").join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert!(GrayImage::from_png(&png).unwrap().width > 28);
+    }
+
+    // The markdown table: one row per configuration.
+    let md = run(eval(&d("arpg.arpg")));
+    assert!(md.contains("| model | file | weights | steps |"), "{md}");
+    // 2 weights x 2 step counts, then 2 in-painting rows.
+    assert_eq!(md.lines().filter(|l| l.starts_with("| arpg | arpg.arpg |")).count(), 6, "{md}");
+    // More steps than an image has tokens: refused.
+    let too_many = with(eval(&d("arpg.arpg")), &["--steps", "17"]);
+    assert!(!Command::new(env!("CARGO_BIN_EXE_arpg")).args(&too_many).output().unwrap().status.success());
+    // An int8 file with its f32 source: both evaluated, and the quantization checked.
+    arpg(&["quantize", &d("arpg.arpg"), &d("arpg-int8.arpg")]);
+    let md = run(with(eval(&d("arpg-int8.arpg")), &["--f32", &d("arpg.arpg")]));
+    assert!(md.contains("arpg-int8.arpg is exactly what `arpg quantize arpg.arpg"), "{md}");
+    assert_eq!(md.lines().filter(|l| l.starts_with("| arpg | arpg.arpg | f32 |")).count(), 3, "{md}");
+    let other = with(eval(&d("arpg-int8.arpg")), &["--f32", &raster]);
+    assert!(!Command::new(env!("CARGO_BIN_EXE_arpg")).args(&other).output().unwrap().status.success());
+    let md = run(eval(&d("arpg-int8.arpg")));
+    assert!(md.contains("no f32 source was given"), "{md}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,12 @@
+//! ARPG's tools, native only: what trains, scores and times the models that the `arpg` library
+//! runs. The library itself (the root package) never depends on this crate; the `arpg` command
+//! (`crates/cli`) is a thin shell over it.
+//!
+//! Reading order: `data` (Fashion-MNIST from Debian's package), `train` (the tokenizer and the
+//! generators, with exact resume), `eval` (the classifier, Fréchet distance, memorisation and
+//! editing tasks), `bench` (speed, memory and FLOPs of the four decoders).
+
+pub mod bench;
+pub mod data;
+pub mod eval;
+pub mod train;

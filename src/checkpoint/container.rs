@@ -1,0 +1,439 @@
+//! The one container every ARPG file uses: checkpoints (`.arpg`), the evaluation classifier and
+//! the training state. Each kind has its magic, its version and a fixed-size block of its own
+//! fields; the rest is common. Little-endian throughout:
+//!
+//! ```text
+//! magic[8] | u16 version | u8 dtype (0 = f32, 1 = int8) | u32 group size (int8: > 0; f32: 0)
+//! | the kind's fields (fixed size) | u32 tensor count | u32 metadata length | metadata
+//! | tensor table | payloads | SHA-256 of everything before it
+//! ```
+//!
+//! * **tensor table**, one entry per tensor: name (`u16` length + UTF-8), rank (`u8`, at most 4),
+//!   dims (`u32` each).
+//! * **payloads** in table order. f32: the values. int8: for each group of `group size`
+//!   consecutive values (the last one may be shorter), one `f32` scale (`max |x| / 127`,
+//!   symmetric) followed by the group's `i8` values; a value is restored as `q * scale`.
+//!
+//! The reader checks size, magic and version, then the checksum, then parses. It never panics and
+//! never allocates more than the input could hold: payload sizes are computed with checked
+//! arithmetic and compared to the bytes left before any tensor is allocated. A NaN or infinite
+//! weight is refused on write and on read.
+
+use std::collections::HashSet;
+
+use sha2::{Digest, Sha256};
+
+use super::CheckpointError;
+use crate::choice::Choice;
+
+type Result<T> = std::result::Result<T, CheckpointError>;
+
+pub const CHECKSUM_LEN: usize = 32;
+pub const MAX_RANK: usize = 4;
+/// Magic, version, dtype and group size: the bytes before a kind's fields.
+pub const PREFIX_LEN: usize = 8 + 2 + 1 + 4;
+
+/// A kind of file: its magic, the version this build reads and writes, and its fields' size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kind {
+    pub magic: &'static [u8; 8],
+    pub version: u16,
+    pub fields_len: usize,
+    /// For messages: "checkpoint", "classifier file", ...
+    pub name: &'static str,
+}
+
+impl Kind {
+    /// Bytes before the metadata: prefix, fields, tensor count and metadata length.
+    pub fn header_len(&self) -> usize {
+        PREFIX_LEN + self.fields_len + 8
+    }
+}
+
+/// A tensor by name, row-major f32 values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// How tensor payloads are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DType {
+    F32,
+    /// Symmetric int8 with one f32 scale per group of values.
+    Int8,
+}
+
+impl DType {
+    pub fn id(self) -> u8 {
+        match self {
+            DType::F32 => 0,
+            DType::Int8 => 1,
+        }
+    }
+
+    pub fn from_id(id: u8) -> Option<DType> {
+        DType::ALL.iter().copied().find(|d| d.id() == id)
+    }
+}
+
+impl Choice for DType {
+    const ALL: &'static [Self] = &[DType::F32, DType::Int8];
+    const WHAT: &'static str = "dtype";
+    fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::Int8 => "int8",
+        }
+    }
+}
+
+crate::from_str_by_name!(DType);
+
+impl std::fmt::Display for DType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+// ---------------------------------------------------------------- writing
+
+/// Appends little-endian fields to a byte buffer (a kind's fields and metadata are built with it).
+#[derive(Default)]
+pub struct Writer(pub Vec<u8>);
+
+impl Writer {
+    pub fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    pub fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn f32(&mut self, v: f32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    /// A size field; panics if it does not fit the format's u32.
+    pub fn size(&mut self, v: usize, what: &str) {
+        let v = u32::try_from(v).unwrap_or_else(|_| panic!("{what} = {v} does not fit in u32"));
+        self.u32(v);
+    }
+    /// A string: `u16` byte length, then UTF-8.
+    pub fn str(&mut self, s: &str) {
+        let len =
+            u16::try_from(s.len()).unwrap_or_else(|_| panic!("string of {} bytes is too long", s.len()));
+        self.u16(len);
+        self.0.extend_from_slice(s.as_bytes());
+    }
+    /// A byte string: `u64` length, then the bytes.
+    pub fn blob(&mut self, b: &[u8]) {
+        self.u64(b.len() as u64);
+        self.0.extend_from_slice(b);
+    }
+}
+
+/// Symmetric int8 scale of one group: `max |x| / 127`. Near the top of the f32 range
+/// `127 * (max / 127)` can round past `f32::MAX`, which would restore as infinity: there the scale
+/// goes down by an ulp or two (the largest value then clamps to 127 steps).
+pub(crate) fn group_scale(group: &[f32]) -> f32 {
+    let mut scale = group.iter().fold(0.0f32, |m, x| m.max(x.abs())) / 127.0;
+    while !(scale * 127.0).is_finite() {
+        scale = scale.next_down();
+    }
+    scale
+}
+
+fn quantize(x: f32, scale: f32) -> i8 {
+    if scale > 0.0 { (x / scale).round().clamp(-127.0, 127.0) as i8 } else { 0 }
+}
+
+/// Serialises one file of `kind`. `group_size` is used for `DType::Int8` only (an f32 file
+/// stores 0). A tensor holding a NaN or infinity is refused.
+///
+/// # Panics
+/// On values the format cannot hold, which are programming errors: `fields` of another size than
+/// the kind's, a tensor whose data length is not the product of its shape, rank > 4, a size over
+/// `u32::MAX`, a string over 65535 bytes, or int8 with `group_size == 0`.
+pub fn write(
+    kind: &Kind,
+    dtype: DType,
+    group_size: usize,
+    fields: &[u8],
+    meta: &[u8],
+    tensors: &[NamedTensor],
+) -> Result<Vec<u8>> {
+    assert_eq!(fields.len(), kind.fields_len, "{} fields", kind.name);
+    let group_size = match dtype {
+        DType::F32 => 0,
+        DType::Int8 => {
+            assert!(group_size > 0, "int8 group size must be > 0");
+            group_size
+        }
+    };
+    if let Some(t) = tensors.iter().find(|t| t.data.iter().any(|x| !x.is_finite())) {
+        return Err(CheckpointError::NonFinite { tensor: t.name.clone() });
+    }
+    let values: usize = tensors.iter().map(|t| t.data.len()).sum();
+    let mut w = Writer(Vec::with_capacity(kind.header_len() + meta.len() + 4 * values + CHECKSUM_LEN));
+    w.0.extend_from_slice(kind.magic);
+    w.u16(kind.version);
+    w.u8(dtype.id());
+    w.size(group_size, "group_size");
+    w.0.extend_from_slice(fields);
+    w.size(tensors.len(), "tensor count");
+    w.size(meta.len(), "metadata length");
+    w.0.extend_from_slice(meta);
+    for tensor in tensors {
+        let numel: usize = tensor.shape.iter().product();
+        assert_eq!(numel, tensor.data.len(), "tensor '{}': data does not match its shape", tensor.name);
+        assert!(tensor.shape.len() <= MAX_RANK, "tensor '{}': rank > {MAX_RANK}", tensor.name);
+        w.str(&tensor.name);
+        w.u8(tensor.shape.len() as u8);
+        for &d in &tensor.shape {
+            w.size(d, "tensor dim");
+        }
+    }
+    for tensor in tensors {
+        match dtype {
+            DType::F32 => tensor.data.iter().for_each(|&x| w.f32(x)),
+            DType::Int8 => {
+                for group in tensor.data.chunks(group_size) {
+                    let scale = group_scale(group);
+                    w.f32(scale);
+                    w.0.extend(group.iter().map(|&x| quantize(x, scale) as u8));
+                }
+            }
+        }
+    }
+    let checksum = Sha256::digest(&w.0);
+    w.0.extend_from_slice(&checksum);
+    Ok(w.0)
+}
+
+// ---------------------------------------------------------------- reading
+
+/// Reads little-endian fields from the front of a slice, with bounds checks.
+pub struct Reader<'a> {
+    rest: &'a [u8],
+    section: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    /// Reads `bytes`, naming `section` in errors.
+    pub fn new(bytes: &'a [u8], section: &'static str) -> Self {
+        Self { rest: bytes, section }
+    }
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let (head, rest) = self.rest.split_at_checked(n).ok_or(CheckpointError::Truncated {
+            section: self.section,
+            needed: n,
+            available: self.rest.len(),
+        })?;
+        self.rest = rest;
+        Ok(head)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let head = self.take(N)?;
+        Ok(head.try_into().expect("N bytes"))
+    }
+    pub fn u8(&mut self) -> Result<u8> {
+        Ok(self.array::<1>()?[0])
+    }
+    pub fn u16(&mut self) -> Result<u16> {
+        self.array().map(u16::from_le_bytes)
+    }
+    pub fn u32(&mut self) -> Result<u32> {
+        self.array().map(u32::from_le_bytes)
+    }
+    pub fn u64(&mut self) -> Result<u64> {
+        self.array().map(u64::from_le_bytes)
+    }
+    pub fn f32(&mut self) -> Result<f32> {
+        self.array().map(f32::from_le_bytes)
+    }
+    /// A u32 size field as usize (cannot fail on 32/64-bit targets).
+    pub fn size(&mut self) -> Result<usize> {
+        let v = self.u32()?;
+        usize::try_from(v).map_err(|_| CheckpointError::SizeOverflow { what: self.section.to_string() })
+    }
+    pub fn str(&mut self) -> Result<String> {
+        let len = usize::from(self.u16()?);
+        let raw = self.take(len)?;
+        let s = std::str::from_utf8(raw).map_err(|_| CheckpointError::BadUtf8 { section: self.section })?;
+        Ok(s.to_string())
+    }
+    /// A byte string written by [`Writer::blob`].
+    pub fn blob(&mut self) -> Result<&'a [u8]> {
+        let len = self.u64()?;
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        self.take(len)
+    }
+    /// Fails unless every byte was read.
+    pub fn finish(self) -> Result<()> {
+        match self.rest.len() {
+            0 => Ok(()),
+            count => Err(CheckpointError::TrailingBytes { count, section: self.section }),
+        }
+    }
+}
+
+/// `(name, shape)` of each tensor, in file order.
+pub type Table = Vec<(String, Vec<usize>)>;
+
+/// A verified file with its payloads still encoded.
+#[derive(Debug)]
+pub struct Parsed<'a> {
+    pub dtype: DType,
+    pub group_size: usize,
+    /// The kind's fields, `kind.fields_len` bytes.
+    pub fields: &'a [u8],
+    pub meta: &'a [u8],
+    n_tensors: u32,
+    /// The tensor table and the payloads, parsed on demand ([`Parsed::table`]) so that a kind
+    /// checks its own fields and metadata first.
+    rest: &'a [u8],
+    /// The SHA-256 stored at the end (verified).
+    pub checksum: &'a [u8],
+}
+
+/// Bytes a tensor of `numel` values takes in the payload section.
+fn payload_len(numel: usize, dtype: DType, group_size: usize) -> Option<usize> {
+    match dtype {
+        DType::F32 => numel.checked_mul(4),
+        DType::Int8 => numel.div_ceil(group_size).checked_mul(4)?.checked_add(numel),
+    }
+}
+
+/// Verifies a file of `kind` and splits it into its sections, without decoding the payloads.
+pub fn read<'a>(kind: &Kind, bytes: &'a [u8]) -> Result<Parsed<'a>> {
+    let min = kind.header_len() + CHECKSUM_LEN;
+    if bytes.len() < min {
+        return Err(CheckpointError::TooShort { kind: kind.name, len: bytes.len(), min });
+    }
+    if bytes[..8] != kind.magic[..] {
+        return Err(CheckpointError::BadMagic { kind: kind.name });
+    }
+    let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+    if version != kind.version {
+        return Err(CheckpointError::UnsupportedVersion {
+            kind: kind.name,
+            found: version,
+            reads: kind.version,
+        });
+    }
+    // Checksum before trusting any other field.
+    let (body, checksum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
+    if Sha256::digest(body).as_slice() != checksum {
+        return Err(CheckpointError::BadChecksum);
+    }
+    let mut r = Reader::new(&body[10..], "header");
+    let dtype_id = r.u8()?;
+    let dtype = DType::from_id(dtype_id).ok_or(CheckpointError::BadDType(dtype_id))?;
+    let group_size = r.size()?;
+    if (dtype == DType::Int8) != (group_size > 0) {
+        return Err(CheckpointError::BadGroupSize { dtype, group_size });
+    }
+    let fields = r.take(kind.fields_len)?;
+    let n_tensors = r.u32()?;
+    let meta_len = r.size()?;
+    r.section = "metadata";
+    let meta = r.take(meta_len)?;
+    Ok(Parsed { dtype, group_size, fields, meta, n_tensors, rest: r.rest, checksum })
+}
+
+/// The tensor table and the payload bytes it declares. No pre-allocation from `n_tensors`: each
+/// entry consumes input bytes, so a huge count runs into `Truncated` long before memory matters.
+fn read_table(r: &mut Reader, n_tensors: u32, dtype: DType, group_size: usize) -> Result<(Table, usize)> {
+    let mut table = Vec::new();
+    let mut seen = HashSet::new();
+    let mut payload_total = 0usize;
+    for _ in 0..n_tensors {
+        let name = r.str()?;
+        let rank = r.u8()?;
+        if usize::from(rank) > MAX_RANK {
+            return Err(CheckpointError::RankTooLarge { tensor: name, rank });
+        }
+        let mut shape = Vec::with_capacity(usize::from(rank));
+        for _ in 0..rank {
+            shape.push(r.size()?);
+        }
+        let total = shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .and_then(|numel| payload_len(numel, dtype, group_size))
+            .and_then(|len| payload_total.checked_add(len));
+        payload_total =
+            total.ok_or_else(|| CheckpointError::SizeOverflow { what: format!("tensor '{name}'") })?;
+        if !seen.insert(name.clone()) {
+            return Err(CheckpointError::DuplicateTensor(name));
+        }
+        table.push((name, shape));
+    }
+    Ok((table, payload_total))
+}
+
+impl<'a> Parsed<'a> {
+    /// The tensor table, checked to declare exactly the payload bytes present.
+    pub fn table(&self) -> Result<Table> {
+        self.split().map(|(table, _)| table)
+    }
+
+    fn split(&self) -> Result<(Table, &'a [u8])> {
+        let mut r = Reader::new(self.rest, "tensor table");
+        let (table, payload_total) = read_table(&mut r, self.n_tensors, self.dtype, self.group_size)?;
+        let payload = r.rest;
+        if payload_total > payload.len() {
+            return Err(CheckpointError::DeclaredSizeTooLarge {
+                declared: payload_total,
+                available: payload.len(),
+            });
+        }
+        if payload_total < payload.len() {
+            let count = payload.len() - payload_total;
+            return Err(CheckpointError::TrailingBytes { count, section: "tensor payloads" });
+        }
+        Ok((table, payload))
+    }
+
+    /// The tensors in f32 (int8 dequantized); a NaN or infinite value or scale is refused.
+    pub fn tensors(&self) -> Result<Vec<NamedTensor>> {
+        let (table, payload) = self.split()?;
+        let mut r = Reader::new(payload, "tensor payloads");
+        let mut tensors = Vec::with_capacity(table.len());
+        for (name, shape) in &table {
+            // Sizes were checked against the input in `read`, so this allocation is bounded.
+            let numel: usize = shape.iter().product();
+            let mut data = Vec::with_capacity(numel);
+            match self.dtype {
+                DType::F32 => {
+                    for _ in 0..numel {
+                        data.push(r.f32()?);
+                    }
+                }
+                DType::Int8 => {
+                    while data.len() < numel {
+                        let n = self.group_size.min(numel - data.len());
+                        let scale = r.f32()?;
+                        if !scale.is_finite() {
+                            return Err(CheckpointError::NonFinite { tensor: name.clone() });
+                        }
+                        data.extend(r.take(n)?.iter().map(|&q| f32::from(q as i8) * scale));
+                    }
+                }
+            }
+            if data.iter().any(|x| !x.is_finite()) {
+                return Err(CheckpointError::NonFinite { tensor: name.clone() });
+            }
+            tensors.push(NamedTensor { name: name.clone(), shape: shape.clone(), data });
+        }
+        r.finish()?;
+        Ok(tensors)
+    }
+}
