@@ -222,7 +222,9 @@ impl ModelConfig {
 pub struct TokenizerConfig {
     pub codebook_size: usize,
     pub code_dim: usize,
-    /// Channels at full resolution; each downsampling stage doubles them.
+    /// Channels of the image: 1 (grey) or 3 (RGB).
+    pub image_channels: usize,
+    /// Feature channels at full resolution; each downsampling stage doubles them.
     pub channels: usize,
     /// Number of stride-2 stages: the token grid is the image size / 2^downsample.
     pub downsample: usize,
@@ -234,13 +236,30 @@ pub struct TokenizerConfig {
 
 impl TokenizerConfig {
     pub fn tiny() -> Self {
-        Self { codebook_size: 256, code_dim: 8, channels: 32, downsample: 2, image_size: 32, beta: 0.25 }
+        Self {
+            codebook_size: 256,
+            code_dim: 8,
+            image_channels: 1,
+            channels: 32,
+            downsample: 2,
+            image_size: 32,
+            beta: 0.25,
+        }
     }
 
     pub fn test() -> Self {
-        Self { codebook_size: 16, code_dim: 4, channels: 4, downsample: 2, image_size: 16, beta: 0.25 }
+        Self {
+            codebook_size: 16,
+            code_dim: 4,
+            image_channels: 1,
+            channels: 4,
+            downsample: 2,
+            image_size: 16,
+            beta: 0.25,
+        }
     }
 
+    /// Pixels per token side (the patch size): `2^downsample`.
     pub fn factor(&self) -> usize {
         1 << self.downsample
     }
@@ -248,6 +267,9 @@ impl TokenizerConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.codebook_size == 0 || self.code_dim == 0 || self.channels == 0 {
             return Err("tokenizer sizes must be > 0".into());
+        }
+        if !matches!(self.image_channels, 1 | 3) {
+            return Err(format!("images have 1 or 3 channels, not {}", self.image_channels));
         }
         if self.downsample > 4 || !self.image_size.is_multiple_of(self.factor()) {
             return Err(format!("image_size {} is not a multiple of 2^{}", self.image_size, self.downsample));

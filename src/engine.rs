@@ -10,7 +10,7 @@ use crate::choice::Choice;
 use crate::config::{Arch, ModelConfig, TokenizerConfig, TrainMeta};
 use crate::decode::{AfterStep, Plan, Sampled, StepEvent, sample_arpg};
 use crate::error::Error;
-use crate::image::{GrayImage, TokenMask};
+use crate::image::{Image, TokenMask};
 use crate::model::Arpg;
 use crate::sampling::SampleOptions;
 use crate::tasks::{self, RopeMode, Sides};
@@ -164,7 +164,7 @@ impl Engine {
         classes: &[usize],
         opts: &SampleOptions,
         on_step: &mut dyn FnMut(&StepEvent) -> R,
-    ) -> Result<Vec<GrayImage>, Error> {
+    ) -> Result<Vec<Image>, Error> {
         let c = self.model_config();
         check_budget("generation", Some(c.grid_h), Some(c.grid_w))?;
         let plan = Plan::full(c.grid_h, c.grid_w);
@@ -176,19 +176,19 @@ impl Engine {
     /// `class`; every pixel of an untouched token is kept exactly.
     pub async fn inpaint<R: AfterStep>(
         &self,
-        image: &GrayImage,
-        mask: &GrayImage,
+        image: &Image,
+        mask: &Image,
         class: usize,
         opts: &SampleOptions,
         on_step: &mut dyn FnMut(&StepEvent) -> R,
-    ) -> Result<GrayImage, Error> {
+    ) -> Result<Image, Error> {
         if (mask.width, mask.height) != (image.width, image.height) {
             return Err(Error::Input(format!(
                 "the mask is {}x{} but the image is {}x{}",
                 mask.width, mask.height, image.width, image.height
             )));
         }
-        let (framed, at) = self.frame(image)?;
+        let (framed, at) = self.frame(&self.in_channels(image)?)?;
         let (framed_mask, _) = self.frame(mask)?;
         let f = self.tokenizer.config.factor();
         let token_mask = TokenMask::from_pixel_mask(&framed_mask, f);
@@ -200,11 +200,11 @@ impl Engine {
         let sampled = self.sample(&[class], &plan, opts, on_step).await?;
         let mut out = self.decode(&sampled.tokens, h, w).await?.remove(0);
         // Pixels of kept tokens come back exactly as they were.
-        for y in 0..out.height {
-            for x in 0..out.width {
-                if !token_mask.cells[(y / f) * w + x / f] {
-                    out.pixels[y * out.width + x] = framed.pixels[y * framed.width + x];
-                }
+        let c = out.channels;
+        for (i, pixel) in out.pixels.chunks_exact_mut(c).enumerate() {
+            let (x, y) = (i % framed.width, i / framed.width);
+            if !token_mask.cells[(y / f) * w + x / f] {
+                pixel.copy_from_slice(&framed.pixels[i * c..(i + 1) * c]);
             }
         }
         Ok(out.crop(at.0, at.1, image.width, image.height))
@@ -213,16 +213,16 @@ impl Engine {
     /// Extend the canvas by `sides` tokens and fill the new cells.
     pub async fn outpaint<R: AfterStep>(
         &self,
-        image: &GrayImage,
+        image: &Image,
         sides: Sides,
         class: usize,
         opts: &SampleOptions,
         on_step: &mut dyn FnMut(&StepEvent) -> R,
-    ) -> Result<GrayImage, Error> {
+    ) -> Result<Image, Error> {
         if sides == Sides::default() {
             return Err(Error::Options("out-painting needs at least one side to extend".into()));
         }
-        let (framed, _) = self.frame(image)?;
+        let (framed, _) = self.frame(&self.in_channels(image)?)?;
         // The budget is checked before anything is encoded or any plan is built.
         let f = self.tokenizer.config.factor();
         let (h, w) = (framed.height / f, framed.width / f);
@@ -235,19 +235,19 @@ impl Engine {
         let sampled = self.sample(&[class], &plan, opts, on_step).await?;
         let mut out = self.decode(&sampled.tokens, plan.grid_h, plan.grid_w).await?.remove(0);
         let f = self.tokenizer.config.factor();
-        paste(&mut out, &framed, sides.left * f, sides.top * f);
+        out.paste(&framed, sides.left * f, sides.top * f);
         Ok(out)
     }
 
     /// A `factor`x larger image: from `image` (its tokens become the coarse cells) or from scratch.
     pub async fn expand<R: AfterStep>(
         &self,
-        image: Option<&GrayImage>,
+        image: Option<&Image>,
         factor: usize,
         class: usize,
         opts: &SampleOptions,
         on_step: &mut dyn FnMut(&StepEvent) -> R,
-    ) -> Result<GrayImage, Error> {
+    ) -> Result<Image, Error> {
         if !(2..=4).contains(&factor) {
             return Err(Error::Options(format!("expansion factor must be 2, 3 or 4, got {factor}")));
         }
@@ -255,7 +255,7 @@ impl Engine {
         let f = self.tokenizer.config.factor();
         let mut plan = match image {
             Some(img) => {
-                let (framed, _) = self.frame(img)?;
+                let (framed, _) = self.frame(&self.in_channels(img)?)?;
                 let (h, w) = (framed.height / f, framed.width / f);
                 check_budget("expansion", h.checked_mul(factor), w.checked_mul(factor))?;
                 let (tokens, h, w) = self.encode(&framed).await?;
@@ -276,10 +276,20 @@ impl Engine {
         self.rope_mode.scale(plan.grid_h, plan.grid_w, c.grid_h, c.grid_w)
     }
 
+    /// The image's channels: 1 (grey) or 3 (RGB), the tokenizer's.
+    pub fn image_channels(&self) -> usize {
+        self.tokenizer.config.image_channels
+    }
+
+    /// `image` in the model's channels (RGB to grey by luminance, grey to RGB repeated).
+    fn in_channels(&self, image: &Image) -> Result<Image, Error> {
+        Ok(image.to_channels(self.image_channels())?)
+    }
+
     /// Put `image` in the frame the tokenizer was trained on: smaller images are centred on a
     /// black `image_size` square (Fashion-MNIST's 28x28 -> 32x32), larger ones padded to a
     /// multiple of the downsampling factor. Returns the frame and where the image sits in it.
-    fn frame(&self, image: &GrayImage) -> Result<(GrayImage, (usize, usize)), Error> {
+    fn frame(&self, image: &Image) -> Result<(Image, (usize, usize)), Error> {
         let (size, f) = (self.tokenizer.config.image_size, self.tokenizer.config.factor());
         if image.width == 0 || image.height == 0 {
             return Err(Error::Input("the image is empty".into()));
@@ -292,18 +302,26 @@ impl Engine {
                 image.width, image.height
             )));
         }
-        let mut framed = GrayImage::new(w, h);
+        let mut framed = Image::new(w, h, image.channels);
         let at = ((w - image.width) / 2, (h - image.height) / 2);
-        paste(&mut framed, image, at.0, at.1);
+        framed.paste(image, at.0, at.1);
         Ok((framed, at))
     }
 
-    /// Codes of an image whose sides are multiples of the factor: `(codes, h, w)`.
-    pub async fn encode(&self, image: &GrayImage) -> Result<(Vec<u32>, usize, usize), Error> {
+    /// Codes of an image (in the model's channels) whose sides are multiples of the factor:
+    /// `(codes, h, w)`.
+    pub async fn encode(&self, image: &Image) -> Result<(Vec<u32>, usize, usize), Error> {
         let f = self.tokenizer.config.factor();
+        if image.channels != self.image_channels() {
+            let (have, want) = (image.channels, self.image_channels());
+            return Err(Error::Input(format!("the model encodes images of {want} channels, not {have}")));
+        }
+        // [h, w, c] as stored -> [1, c, h, w]
+        let (h, w, c) = (image.height, image.width, image.channels);
         let pixels: Vec<f32> = image.pixels.iter().map(|&p| p as f32 / 255.0).collect();
-        let x =
-            Tensor::<4>::from_data(TensorData::new(pixels, [1, 1, image.height, image.width]), &self.device);
+        let x = Tensor::<3>::from_data(TensorData::new(pixels, [h, w, c]), &self.device)
+            .permute([2, 0, 1])
+            .unsqueeze::<4>();
         let codes =
             self.tokenizer.encode(x).into_data_async().await.map_err(|e| Error::Tensor(format!("{e:?}")))?;
         let codes =
@@ -312,21 +330,22 @@ impl Engine {
     }
 
     /// Images of `h x w`-token grids.
-    pub async fn decode(&self, tokens: &[Vec<u32>], h: usize, w: usize) -> Result<Vec<GrayImage>, Error> {
+    pub async fn decode(&self, tokens: &[Vec<u32>], h: usize, w: usize) -> Result<Vec<Image>, Error> {
         let ids: Vec<i64> = tokens.iter().flatten().map(|&c| c as i64).collect();
         let idx = Tensor::<2, Int>::from_data(TensorData::new(ids, [tokens.len(), h * w]), &self.device);
-        let images = self.tokenizer.decode(idx, h, w);
-        let [b, _, hh, ww] = images.dims();
+        // [b, c, h, w] -> [b, h, w, c], the layout of `Image`
+        let images = self.tokenizer.decode(idx, h, w).permute([0, 2, 3, 1]);
+        let [b, hh, ww, c] = images.dims();
         let data = images.into_data_async().await.map_err(|e| Error::Tensor(format!("{e:?}")))?;
         let values = data.try_into_vec::<f32>().map_err(|e| Error::Tensor(format!("{e:?}")))?;
+        let n = hh * ww * c;
+        let to_u8 = |v: &f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
         Ok((0..b)
-            .map(|i| GrayImage {
+            .map(|i| Image {
                 width: ww,
                 height: hh,
-                pixels: values[i * hh * ww..(i + 1) * hh * ww]
-                    .iter()
-                    .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
-                    .collect(),
+                channels: c,
+                pixels: values[i * n..(i + 1) * n].iter().map(to_u8).collect(),
             })
             .collect())
     }
@@ -375,14 +394,5 @@ fn check_fits(ckpt: &Checkpoint) -> Result<(), CheckpointError> {
             Err(CheckpointError::ShapeMismatch { name: name.into(), expected, found: c.shape.clone() })
         }
         Some(_) => Ok(()),
-    }
-}
-
-/// Copy `src` into `dst` with its top-left corner at `(x, y)` (clipped).
-fn paste(dst: &mut GrayImage, src: &GrayImage, x: usize, y: usize) {
-    for r in 0..src.height.min(dst.height.saturating_sub(y)) {
-        for c in 0..src.width.min(dst.width.saturating_sub(x)) {
-            dst.pixels[(y + r) * dst.width + x + c] = src.pixels[r * src.width + c];
-        }
     }
 }

@@ -1,7 +1,10 @@
-//! Greyscale images, PNG in and out, and the pixel <-> token mask mapping.
+//! Images with 1 (grey) or 3 (RGB) channels, PNG in and out, and the pixel <-> token mask
+//! mapping.
 //!
-//! Everything here is plain Rust on `Vec<u8>` so that the native CLI and the
-//! wasm runtime share it. Pixels are row-major, `0` = black, `255` = white.
+//! Everything here is plain Rust on `Vec<u8>` so that the native CLI and the wasm runtime share
+//! it. Pixels are row-major with the channels of a pixel side by side (`[r, g, b, r, g, b, ...]`),
+//! `0` = black, `255` = full intensity. How many channels an image has is the model's business
+//! (`TokenizerConfig::image_channels`); [`Image::to_channels`] converts.
 
 use std::io::Cursor;
 
@@ -14,7 +17,7 @@ pub const MAX_PIXELS: usize = 4096 * 4096;
 /// Grey used between the tiles of a [`grid`].
 pub const GRID_PAD_VALUE: u8 = 128;
 
-/// Pixels at or above this value in a mask image mean "regenerate".
+/// Pixels at or above this value (in any channel) in a mask image mean "regenerate".
 pub const MASK_THRESHOLD: u8 = 128;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -27,18 +30,21 @@ pub enum ImageError {
     Encode(String),
     #[error("image is {width}x{height}, more than the limit of {max} pixels")]
     TooLarge { width: usize, height: usize, max: usize },
-    #[error("a {width}x{height} image cannot have {len} pixels")]
-    SizeMismatch { width: usize, height: usize, len: usize },
+    #[error("a {width}x{height} image of {channels} channels cannot have {len} values")]
+    SizeMismatch { width: usize, height: usize, channels: usize, len: usize },
+    #[error("an image has 1 (grey) or 3 (RGB) channels, not {0}")]
+    Channels(usize),
     #[error("image has no pixels")]
     Empty,
 }
 
-/// An 8-bit greyscale image.
+/// An 8-bit image with 1 (grey) or 3 (RGB) channels.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GrayImage {
+pub struct Image {
     pub width: usize,
     pub height: usize,
-    /// Row-major, `width * height` values, 0 = black, 255 = white.
+    pub channels: usize,
+    /// Row-major, `width * height * channels` values, a pixel's channels side by side.
     pub pixels: Vec<u8>,
 }
 
@@ -54,118 +60,132 @@ fn over_black(v: u8, a: u8) -> u8 {
     ((v as u32 * a as u32 + 127) / 255) as u8
 }
 
-impl GrayImage {
+fn check_channels(channels: usize) -> Result<(), ImageError> {
+    if matches!(channels, 1 | 3) { Ok(()) } else { Err(ImageError::Channels(channels)) }
+}
+
+impl Image {
     /// A black `width` x `height` image.
-    pub fn new(width: usize, height: usize) -> Self {
-        Self::filled(width, height, 0)
+    pub fn new(width: usize, height: usize, channels: usize) -> Self {
+        Self::filled(width, height, channels, 0)
     }
 
-    /// A `width` x `height` image with every pixel set to `value`.
-    pub fn filled(width: usize, height: usize, value: u8) -> Self {
-        Self { width, height, pixels: vec![value; width * height] }
+    /// A `width` x `height` image with every value set to `value`.
+    pub fn filled(width: usize, height: usize, channels: usize, value: u8) -> Self {
+        Self { width, height, channels, pixels: vec![value; width * height * channels] }
     }
 
-    /// Wraps row-major pixels, checking that there are exactly `width * height` of them.
-    pub fn from_raw(width: usize, height: usize, pixels: Vec<u8>) -> Result<Self, ImageError> {
-        if width.checked_mul(height) != Some(pixels.len()) {
-            return Err(ImageError::SizeMismatch { width, height, len: pixels.len() });
+    /// Wraps row-major pixels, checking the channel count and that there are exactly
+    /// `width * height * channels` values.
+    pub fn from_raw(
+        width: usize,
+        height: usize,
+        channels: usize,
+        pixels: Vec<u8>,
+    ) -> Result<Self, ImageError> {
+        let image = Self { width, height, channels, pixels };
+        image.check()?;
+        Ok(image)
+    }
+
+    /// 1 or 3 channels, and exactly `width * height * channels` values.
+    fn check(&self) -> Result<(), ImageError> {
+        check_channels(self.channels)?;
+        let (width, height, channels, len) = (self.width, self.height, self.channels, self.pixels.len());
+        if width.checked_mul(height).and_then(|n| n.checked_mul(channels)) != Some(len) {
+            return Err(ImageError::SizeMismatch { width, height, channels, len });
         }
-        Ok(Self { width, height, pixels })
+        Ok(())
     }
 
-    /// The pixel at column `x`, row `y`. Panics when out of bounds.
-    pub fn get(&self, x: usize, y: usize) -> u8 {
+    /// The values of the pixel at column `x`, row `y`. Panics when out of bounds.
+    pub fn get(&self, x: usize, y: usize) -> &[u8] {
         assert!(x < self.width && y < self.height, "pixel ({x}, {y}) outside {}x{}", self.width, self.height);
-        self.pixels[y * self.width + x]
+        let i = (y * self.width + x) * self.channels;
+        &self.pixels[i..i + self.channels]
     }
 
-    /// Sets the pixel at column `x`, row `y`. Panics when out of bounds.
+    /// Sets every channel of the pixel at column `x`, row `y` to `value`. Panics when out of
+    /// bounds.
     pub fn set(&mut self, x: usize, y: usize, value: u8) {
         assert!(x < self.width && y < self.height, "pixel ({x}, {y}) outside {}x{}", self.width, self.height);
-        self.pixels[y * self.width + x] = value;
+        let i = (y * self.width + x) * self.channels;
+        self.pixels[i..i + self.channels].fill(value);
     }
 
     pub fn is_empty(&self) -> bool {
         self.width == 0 || self.height == 0
     }
 
-    /// Decodes a PNG of any colour type and bit depth to luminance.
+    /// Values per row.
+    fn stride(&self) -> usize {
+        self.width * self.channels
+    }
+
+    /// The same picture with `channels` channels: RGB to grey by luminance
+    /// (`(299 R + 587 G + 114 B) / 1000`), grey to RGB by repeating the value.
+    pub fn to_channels(&self, channels: usize) -> Result<Image, ImageError> {
+        check_channels(channels)?;
+        let pixels = match (self.channels, channels) {
+            (a, b) if a == b => self.pixels.clone(),
+            (3, 1) => self.pixels.chunks_exact(3).map(|p| luminance(p[0], p[1], p[2])).collect(),
+            (1, 3) => self.pixels.iter().flat_map(|&v| [v; 3]).collect(),
+            (a, _) => return Err(ImageError::Channels(a)),
+        };
+        Ok(Image { width: self.width, height: self.height, channels, pixels })
+    }
+
+    /// Decodes a PNG of any colour type and bit depth to an image of `channels` channels.
     ///
-    /// Palette and low bit depths are expanded, 16-bit samples keep their high
-    /// byte, colour becomes `(299 R + 587 G + 114 B) / 1000` and alpha (including
-    /// `tRNS` transparency) is composited over black. The header is checked
-    /// against [`MAX_PIXELS`] before the frame is decoded. For an animated PNG
+    /// Palette and low bit depths are expanded, 16-bit samples keep their high byte and alpha
+    /// (including `tRNS` transparency) is composited over black. For one channel, colour becomes
+    /// `(299 R + 587 G + 114 B) / 1000` (before the alpha); for three, grey is repeated. The
+    /// header is checked against [`MAX_PIXELS`] before the frame is decoded. For an animated PNG
     /// the default image is read.
-    pub fn from_png(bytes: &[u8]) -> Result<Self, ImageError> {
+    pub fn from_png(bytes: &[u8], channels: usize) -> Result<Self, ImageError> {
+        check_channels(channels)?;
         if bytes.len() < PNG_SIGNATURE.len() || bytes[..PNG_SIGNATURE.len()] != PNG_SIGNATURE {
             return Err(ImageError::NotPng);
         }
-        let decode_err = |e: png::DecodingError| ImageError::Decode(e.to_string());
-
-        let mut decoder = png::Decoder::new(Cursor::new(bytes));
-        decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-        let header = decoder.read_header_info().map_err(decode_err)?;
-        let (width, height) = (header.width as usize, header.height as usize);
-        if width == 0 || height == 0 {
-            return Err(ImageError::Empty);
-        }
-        match width.checked_mul(height) {
-            Some(n) if n <= MAX_PIXELS => {}
-            _ => {
-                return Err(ImageError::TooLarge { width, height, max: MAX_PIXELS });
-            }
-        }
-
-        let mut reader = decoder.read_info().map_err(decode_err)?;
-        // png 0.18.1 accepts a PLTE whose length is not a multiple of 3 and then panics expanding
-        // it (image-rs/image-png#694, found by fuzz/). The spec says 3 bytes per entry.
-        if let Some(palette) = reader.info().palette.as_deref().filter(|p| p.len() % 3 != 0) {
-            return Err(ImageError::Decode(format!(
-                "PLTE chunk of {} bytes, not a whole number of RGB entries",
-                palette.len()
-            )));
-        }
-        let size = reader
-            .output_buffer_size()
-            .ok_or_else(|| ImageError::Decode("frame does not fit in memory".into()))?;
-        let mut buf = vec![0u8; size];
-        let frame = reader.next_frame(&mut buf).map_err(decode_err)?;
+        let (frame, buf) = decode_frame(bytes)?;
         let (fw, fh) = (frame.width as usize, frame.height as usize);
-        if frame.bit_depth != png::BitDepth::Eight {
-            return Err(ImageError::Decode(format!("unexpected output bit depth {:?}", frame.bit_depth)));
-        }
-        let channels = frame.color_type.samples();
-        let mut pixels = Vec::with_capacity(fw * fh);
+        let samples = frame.color_type.samples();
+        let mut pixels = Vec::with_capacity(fw * fh * channels);
         for row in buf.chunks_exact(frame.line_size).take(fh) {
-            let row = &row[..fw * channels];
-            match frame.color_type {
-                png::ColorType::Grayscale => pixels.extend_from_slice(row),
-                png::ColorType::GrayscaleAlpha => {
-                    pixels.extend(row.chunks_exact(2).map(|p| over_black(p[0], p[1])));
+            let row = &row[..fw * samples];
+            match (frame.color_type, channels) {
+                (png::ColorType::Grayscale, 1) | (png::ColorType::Rgb, 3) => pixels.extend_from_slice(row),
+                (png::ColorType::Grayscale, _) => pixels.extend(row.iter().flat_map(|&v| [v; 3])),
+                (png::ColorType::GrayscaleAlpha, _) => {
+                    let grey = row.chunks_exact(2).map(|p| over_black(p[0], p[1]));
+                    grey.for_each(|v| pixels.extend(std::iter::repeat_n(v, channels)));
                 }
-                png::ColorType::Rgb => {
+                (png::ColorType::Rgb, _) => {
                     pixels.extend(row.chunks_exact(3).map(|p| luminance(p[0], p[1], p[2])))
                 }
-                png::ColorType::Rgba => {
+                (png::ColorType::Rgba, 1) => {
                     pixels.extend(row.chunks_exact(4).map(|p| over_black(luminance(p[0], p[1], p[2]), p[3])))
                 }
-                png::ColorType::Indexed => {
+                (png::ColorType::Rgba, _) => {
+                    pixels.extend(row.chunks_exact(4).flat_map(|p| [0, 1, 2].map(|c| over_black(p[c], p[3]))))
+                }
+                (png::ColorType::Indexed, _) => {
                     return Err(ImageError::Decode("palette was not expanded".into()));
                 }
             }
         }
-        Self::from_raw(fw, fh, pixels)
+        Self::from_raw(fw, fh, channels, pixels)
     }
 
-    /// Encodes as an 8-bit greyscale PNG.
+    /// Encodes as an 8-bit grey or RGB PNG.
     ///
-    /// Panics if the image has a zero side or `pixels.len() != width * height`
-    /// (see [`GrayImage::try_to_png`] for the fallible form).
+    /// Panics if the image has a zero side or the wrong number of values (see
+    /// [`Image::try_to_png`] for the fallible form).
     pub fn to_png(&self) -> Vec<u8> {
         self.to_png_with_text(&[])
     }
 
-    /// Like [`GrayImage::to_png`], with one text chunk per `(keyword, text)` pair:
+    /// Like [`Image::to_png`], with one text chunk per `(keyword, text)` pair:
     /// `tEXt` when the text is Latin-1, `iTXt` (UTF-8) otherwise. A pair whose keyword
     /// is not 1-79 Latin-1 characters cannot be stored and is left out.
     pub fn to_png_with_text(&self, texts: &[(&str, &str)]) -> Vec<u8> {
@@ -176,20 +196,14 @@ impl GrayImage {
         }
     }
 
-    /// Encodes as an 8-bit greyscale PNG, reporting problems instead of panicking.
+    /// Encodes as an 8-bit grey or RGB PNG, reporting problems instead of panicking.
     pub fn try_to_png(&self) -> Result<Vec<u8>, ImageError> {
         self.try_to_png_with_text(&[])
     }
 
-    /// Fallible [`GrayImage::to_png_with_text`]: an invalid keyword is an [`ImageError::Encode`].
+    /// Fallible [`Image::to_png_with_text`]: an invalid keyword is an [`ImageError::Encode`].
     pub fn try_to_png_with_text(&self, texts: &[(&str, &str)]) -> Result<Vec<u8>, ImageError> {
-        if self.width.checked_mul(self.height) != Some(self.pixels.len()) {
-            return Err(ImageError::SizeMismatch {
-                width: self.width,
-                height: self.height,
-                len: self.pixels.len(),
-            });
-        }
+        self.check()?;
         if self.is_empty() {
             return Err(ImageError::Empty);
         }
@@ -204,7 +218,7 @@ impl GrayImage {
 
         let mut out = Vec::new();
         let mut encoder = png::Encoder::new(&mut out, w, h);
-        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_color(if self.channels == 3 { png::ColorType::Rgb } else { png::ColorType::Grayscale });
         encoder.set_depth(png::BitDepth::Eight);
         for &(keyword, text) in texts {
             if is_latin1(text) {
@@ -222,57 +236,90 @@ impl GrayImage {
     /// A copy at least `width` x `height` (never smaller than `self`), with `self`
     /// centred on black; the left / top margin gets the smaller half of an odd
     /// difference. Returns the copy and the offset of `self` inside it.
-    pub fn pad_to(&self, width: usize, height: usize) -> (GrayImage, (usize, usize)) {
+    pub fn pad_to(&self, width: usize, height: usize) -> (Image, (usize, usize)) {
         let (width, height) = (width.max(self.width), height.max(self.height));
         let off = ((width - self.width) / 2, (height - self.height) / 2);
-        let mut out = GrayImage::new(width, height);
-        for y in 0..self.height {
-            let src = &self.pixels[y * self.width..(y + 1) * self.width];
-            let start = (y + off.1) * width + off.0;
-            out.pixels[start..start + self.width].copy_from_slice(src);
-        }
+        let mut out = Image::new(width, height, self.channels);
+        out.paste(self, off.0, off.1);
         (out, off)
     }
 
     /// Pads with black, centred, so both sides are multiples of `m` (`m = 0` acts as 1).
     /// Returns the padded image and the offset `(x, y)` of `self` inside it; crop
     /// back with `padded.crop(x, y, self.width, self.height)`.
-    pub fn pad_to_multiple(&self, m: usize) -> (GrayImage, (usize, usize)) {
+    pub fn pad_to_multiple(&self, m: usize) -> (Image, (usize, usize)) {
         let m = m.max(1);
         self.pad_to(self.width.div_ceil(m) * m, self.height.div_ceil(m) * m)
     }
 
     /// The `w` x `h` region whose top-left corner is `(x, y)`. Always `w` x `h`:
     /// any part of the region outside `self` is black.
-    pub fn crop(&self, x: usize, y: usize, w: usize, h: usize) -> GrayImage {
-        let mut out = GrayImage::new(w, h);
+    pub fn crop(&self, x: usize, y: usize, w: usize, h: usize) -> Image {
+        let mut out = Image::new(w, h, self.channels);
         let x_end = x.saturating_add(w).min(self.width);
         if x >= x_end {
             return out;
         }
-        let span = x_end - x;
+        let (c, span) = (self.channels, (x_end - x) * self.channels);
         for row in 0..h {
             let sy = y.saturating_add(row);
             if sy >= self.height {
                 break;
             }
-            let src = &self.pixels[sy * self.width + x..sy * self.width + x_end];
-            out.pixels[row * w..row * w + span].copy_from_slice(src);
+            let src = sy * self.stride() + x * c;
+            out.pixels[row * w * c..row * w * c + span].copy_from_slice(&self.pixels[src..src + span]);
         }
         out
     }
 
-    /// Copies `src` into `self` with its top-left corner at `(x, y)`, clipping at the edges.
-    pub fn paste(&mut self, src: &GrayImage, x: usize, y: usize) {
+    /// Copies `src` (of the same channel count) into `self` with its top-left corner at
+    /// `(x, y)`, clipping at the edges.
+    pub fn paste(&mut self, src: &Image, x: usize, y: usize) {
+        assert_eq!(src.channels, self.channels, "pasting {} channels into {}", src.channels, self.channels);
         if x >= self.width || y >= self.height {
             return;
         }
-        let span = src.width.min(self.width - x);
+        let span = src.width.min(self.width - x) * self.channels;
         for row in 0..src.height.min(self.height - y) {
-            let d = (y + row) * self.width + x;
-            self.pixels[d..d + span].copy_from_slice(&src.pixels[row * src.width..row * src.width + span]);
+            let d = (y + row) * self.stride() + x * self.channels;
+            let s = row * src.stride();
+            self.pixels[d..d + span].copy_from_slice(&src.pixels[s..s + span]);
         }
     }
+}
+
+/// The PNG's header checks, then its first frame at 8 bits per sample (palette expanded).
+fn decode_frame(bytes: &[u8]) -> Result<(png::OutputInfo, Vec<u8>), ImageError> {
+    let decode_err = |e: png::DecodingError| ImageError::Decode(e.to_string());
+    let mut decoder = png::Decoder::new(Cursor::new(bytes));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let header = decoder.read_header_info().map_err(decode_err)?;
+    let (width, height) = (header.width as usize, header.height as usize);
+    if width == 0 || height == 0 {
+        return Err(ImageError::Empty);
+    }
+    match width.checked_mul(height) {
+        Some(n) if n <= MAX_PIXELS => {}
+        _ => return Err(ImageError::TooLarge { width, height, max: MAX_PIXELS }),
+    }
+    let mut reader = decoder.read_info().map_err(decode_err)?;
+    // png 0.18.1 accepts a PLTE whose length is not a multiple of 3 and then panics expanding
+    // it (image-rs/image-png#694, found by fuzz/). The spec says 3 bytes per entry.
+    if let Some(palette) = reader.info().palette.as_deref().filter(|p| p.len() % 3 != 0) {
+        return Err(ImageError::Decode(format!(
+            "PLTE chunk of {} bytes, not a whole number of RGB entries",
+            palette.len()
+        )));
+    }
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| ImageError::Decode("frame does not fit in memory".into()))?;
+    let mut buf = vec![0u8; size];
+    let frame = reader.next_frame(&mut buf).map_err(decode_err)?;
+    if frame.bit_depth != png::BitDepth::Eight {
+        return Err(ImageError::Decode(format!("unexpected output bit depth {:?}", frame.bit_depth)));
+    }
+    Ok((frame, buf))
 }
 
 fn is_latin1(s: &str) -> bool {
@@ -284,24 +331,22 @@ fn valid_keyword(k: &str) -> bool {
     (1..=79).contains(&n) && is_latin1(k)
 }
 
-/// Tiles `images` left to right, top to bottom, `cols` per row, with `pad` pixels
-/// of grey ([`GRID_PAD_VALUE`]) between tiles (none around the outside).
+/// Tiles `images` (all of one channel count) left to right, top to bottom, `cols` per row, with
+/// `pad` pixels of grey ([`GRID_PAD_VALUE`]) between tiles (none around the outside).
 ///
 /// Every cell is as large as the largest image; a smaller image sits centred in
 /// its cell on grey, and missing cells of the last row are grey. `cols` is
 /// clamped to `1..=images.len()`, so a short list makes a single row exactly as
-/// wide as it needs. No images give an empty `0 x 0` image.
-pub fn grid(images: &[GrayImage], cols: usize, pad: usize) -> GrayImage {
-    if images.is_empty() {
-        return GrayImage::new(0, 0);
-    }
+/// wide as it needs. No images give an empty `0 x 0` grey image.
+pub fn grid(images: &[Image], cols: usize, pad: usize) -> Image {
+    let Some(first) = images.first() else { return Image::new(0, 0, 1) };
     let cols = cols.clamp(1, images.len());
     let rows = images.len().div_ceil(cols);
     let cw = images.iter().map(|i| i.width).max().unwrap_or(0);
     let ch = images.iter().map(|i| i.height).max().unwrap_or(0);
     let width = cols * cw + (cols - 1) * pad;
     let height = rows * ch + (rows - 1) * pad;
-    let mut out = GrayImage::filled(width, height, GRID_PAD_VALUE);
+    let mut out = Image::filled(width, height, first.channels, GRID_PAD_VALUE);
     for (i, img) in images.iter().enumerate() {
         let (c, r) = (i % cols, i / cols);
         let x = c * (cw + pad) + (cw - img.width) / 2;
@@ -331,23 +376,21 @@ impl TokenMask {
     }
 
     /// Maps a pixel mask (white = regenerate) to tokens of `factor` x `factor`
-    /// pixels: a token is regenerated when ANY of its pixels is >= 128.
+    /// pixels: a token is regenerated when ANY value of ANY of its pixels is >= 128.
     ///
     /// A mask whose sides are not multiples of `factor` is first padded exactly
-    /// like [`GrayImage::pad_to_multiple`] (centred, black = keep), so it lines up
+    /// like [`Image::pad_to_multiple`] (centred, black = keep), so it lines up
     /// with an image padded the same way; the grid is then
     /// `ceil(height / factor)` x `ceil(width / factor)`. `factor = 0` acts as 1.
-    pub fn from_pixel_mask(mask: &GrayImage, factor: usize) -> TokenMask {
+    pub fn from_pixel_mask(mask: &Image, factor: usize) -> TokenMask {
         let factor = factor.max(1);
         let (mask, _) = mask.pad_to_multiple(factor);
         let (h, w) = (mask.height / factor, mask.width / factor);
         let mut out = TokenMask::empty(h, w);
-        for y in 0..mask.height {
-            let row = &mask.pixels[y * mask.width..(y + 1) * mask.width];
-            for (x, &p) in row.iter().enumerate() {
-                if p >= MASK_THRESHOLD {
-                    out.cells[(y / factor) * w + x / factor] = true;
-                }
+        for (i, pixel) in mask.pixels.chunks_exact(mask.channels).enumerate() {
+            if pixel.iter().any(|&v| v >= MASK_THRESHOLD) {
+                let (x, y) = (i % mask.width, i / mask.width);
+                out.cells[(y / factor) * w + x / factor] = true;
             }
         }
         out
@@ -368,10 +411,10 @@ impl TokenMask {
 
     /// A `w * factor` x `h * factor` image, white where tokens are regenerated,
     /// black elsewhere (for overlays and for round trips through a pixel mask).
-    pub fn to_image(&self, factor: usize) -> GrayImage {
+    pub fn to_image(&self, factor: usize) -> Image {
         let factor = factor.max(1);
         let (width, height) = (self.w * factor, self.h * factor);
-        let mut out = GrayImage::new(width, height);
+        let mut out = Image::new(width, height, 1);
         for y in 0..height {
             for x in 0..width {
                 if self.cells[(y / factor) * self.w + x / factor] {
@@ -410,9 +453,9 @@ mod tests {
         out
     }
 
-    fn ramp(w: usize, h: usize) -> GrayImage {
+    fn ramp(w: usize, h: usize) -> Image {
         let pixels = (0..w * h).map(|i| (i * 37 % 256) as u8).collect();
-        GrayImage::from_raw(w, h, pixels).unwrap()
+        Image::from_raw(w, h, 1, pixels).unwrap()
     }
 
     fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
@@ -446,7 +489,7 @@ mod tests {
     #[test]
     fn png_round_trip_keeps_every_pixel() {
         let img = ramp(13, 7);
-        let back = GrayImage::from_png(&img.to_png()).unwrap();
+        let back = Image::from_png(&img.to_png(), 1).unwrap();
         assert_eq!(back, img);
     }
 
@@ -466,23 +509,26 @@ mod tests {
         assert_eq!(info.utf8_text.len(), 1);
         assert_eq!(info.utf8_text[0].keyword, "Comment");
         assert_eq!(info.utf8_text[0].get_text().unwrap(), "class=Sneaker ✓");
-        assert_eq!(GrayImage::from_png(&bytes).unwrap(), img);
+        assert_eq!(Image::from_png(&bytes, 1).unwrap(), img);
     }
 
     #[test]
     fn try_to_png_reports_problems() {
-        assert_eq!(GrayImage::new(0, 3).try_to_png(), Err(ImageError::Empty));
-        let bad = GrayImage { width: 2, height: 2, pixels: vec![0; 3] };
-        assert_eq!(bad.try_to_png(), Err(ImageError::SizeMismatch { width: 2, height: 2, len: 3 }));
+        assert_eq!(Image::new(0, 3, 1).try_to_png(), Err(ImageError::Empty));
+        let bad = Image { channels: 1, width: 2, height: 2, pixels: vec![0; 3] };
+        assert_eq!(
+            bad.try_to_png(),
+            Err(ImageError::SizeMismatch { width: 2, height: 2, channels: 1, len: 3 })
+        );
         assert!(matches!(ramp(2, 2).try_to_png_with_text(&[("", "x")]), Err(ImageError::Encode(_))));
     }
 
     #[test]
     fn from_raw_checks_length() {
-        assert!(GrayImage::from_raw(3, 2, vec![0; 6]).is_ok());
+        assert!(Image::from_raw(3, 2, 1, vec![0; 6]).is_ok());
         assert_eq!(
-            GrayImage::from_raw(3, 2, vec![0; 5]),
-            Err(ImageError::SizeMismatch { width: 3, height: 2, len: 5 })
+            Image::from_raw(3, 2, 1, vec![0; 5]),
+            Err(ImageError::SizeMismatch { width: 3, height: 2, channels: 1, len: 5 })
         );
     }
 
@@ -490,12 +536,12 @@ mod tests {
     fn rgb_and_rgba_become_luminance() {
         use png::{BitDepth::Eight, ColorType::*};
         let rgb = [255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255];
-        let img = GrayImage::from_png(&encode(4, 1, Rgb, Eight, &rgb)).unwrap();
+        let img = Image::from_png(&encode(4, 1, Rgb, Eight, &rgb), 1).unwrap();
         assert_eq!(img.pixels, [76, 149, 29, 255]);
 
         // Alpha composited over black: white at half coverage, red opaque, anything transparent.
         let rgba = [255, 255, 255, 128, 255, 0, 0, 255, 200, 100, 50, 0, 0, 255, 0, 255];
-        let img = GrayImage::from_png(&encode(2, 2, Rgba, Eight, &rgba)).unwrap();
+        let img = Image::from_png(&encode(2, 2, Rgba, Eight, &rgba), 1).unwrap();
         assert_eq!((img.width, img.height), (2, 2));
         assert_eq!(img.pixels, [128, 76, 0, 149]);
     }
@@ -504,17 +550,17 @@ mod tests {
     fn grey_alpha_and_16_bit() {
         use png::{BitDepth::*, ColorType::*};
         let ga = [200, 255, 200, 0, 100, 51];
-        let img = GrayImage::from_png(&encode(3, 1, GrayscaleAlpha, Eight, &ga)).unwrap();
+        let img = Image::from_png(&encode(3, 1, GrayscaleAlpha, Eight, &ga), 1).unwrap();
         assert_eq!(img.pixels, [200, 0, 20]);
 
         // 16-bit grey, big endian: the high byte survives.
         let g16 = [0x12, 0x34, 0xff, 0xff, 0x80, 0x01];
-        let img = GrayImage::from_png(&encode(3, 1, Grayscale, Sixteen, &g16)).unwrap();
+        let img = Image::from_png(&encode(3, 1, Grayscale, Sixteen, &g16), 1).unwrap();
         assert_eq!(img.pixels, [0x12, 0xff, 0x80]);
 
         // 16-bit RGBA: opaque pure green.
         let rgba16 = [0, 0, 0xff, 0xff, 0, 0, 0xff, 0xff];
-        let img = GrayImage::from_png(&encode(1, 1, Rgba, Sixteen, &rgba16)).unwrap();
+        let img = Image::from_png(&encode(1, 1, Rgba, Sixteen, &rgba16), 1).unwrap();
         assert_eq!(img.pixels, [149]);
     }
 
@@ -522,7 +568,7 @@ mod tests {
     fn low_bit_grey_is_scaled_to_8_bit() {
         use png::{BitDepth::One, ColorType::Grayscale};
         // 1-bit: 0b1010_0000 -> white, black, white, black.
-        let img = GrayImage::from_png(&encode(4, 1, Grayscale, One, &[0b1010_0000])).unwrap();
+        let img = Image::from_png(&encode(4, 1, Grayscale, One, &[0b1010_0000]), 1).unwrap();
         assert_eq!(img.pixels, [255, 0, 255, 0]);
     }
 
@@ -534,7 +580,7 @@ mod tests {
             e.set_palette(vec![255, 0, 0, 255, 255, 255, 255, 255, 255]);
             e.set_trns(vec![255, 255, 0]);
         });
-        let img = GrayImage::from_png(&png).unwrap();
+        let img = Image::from_png(&png, 1).unwrap();
         assert_eq!(img.pixels, [76, 255, 0]);
     }
 
@@ -543,14 +589,14 @@ mod tests {
         // Found by the fuzz target `image`: png 0.18.1 panics expanding such a palette.
         use png::{BitDepth::Eight, ColorType::Indexed};
         let good = encode_with(2, 1, Indexed, Eight, &[0, 1], |e| e.set_palette(vec![255, 0, 0, 0, 0, 255]));
-        assert_eq!(GrayImage::from_png(&good).unwrap().pixels, [76, 29]);
+        assert_eq!(Image::from_png(&good, 1).unwrap().pixels, [76, 29]);
         // The same file with one stray byte in its PLTE chunk (7 bytes instead of 6).
         let at = good.windows(4).position(|w| w == b"PLTE").unwrap() - 4;
         let mut bad = good[..at].to_vec();
         bad.extend(chunk(b"PLTE", &[255, 0, 0, 0, 0, 255, 7]));
         bad.extend_from_slice(&good[at + 12 + 6..]);
         assert_eq!(
-            GrayImage::from_png(&bad),
+            Image::from_png(&bad, 1),
             Err(ImageError::Decode("PLTE chunk of 7 bytes, not a whole number of RGB entries".into()))
         );
     }
@@ -559,28 +605,25 @@ mod tests {
     fn too_large_is_refused_from_the_header() {
         let png = header_only_png(10_000, 10_000);
         assert_eq!(
-            GrayImage::from_png(&png),
+            Image::from_png(&png, 1),
             Err(ImageError::TooLarge { width: 10_000, height: 10_000, max: MAX_PIXELS })
         );
         // The same broken data at a small size is a decode error, so the refusal above
         // really came from the header and not from decoding the frame.
-        assert!(matches!(GrayImage::from_png(&header_only_png(10, 10)), Err(ImageError::Decode(_))));
+        assert!(matches!(Image::from_png(&header_only_png(10, 10), 1), Err(ImageError::Decode(_))));
         // Exactly at the limit passes the size check (and then fails to decode).
-        assert!(matches!(GrayImage::from_png(&header_only_png(4096, 4096)), Err(ImageError::Decode(_))));
-        assert!(matches!(
-            GrayImage::from_png(&header_only_png(4097, 4096)),
-            Err(ImageError::TooLarge { .. })
-        ));
+        assert!(matches!(Image::from_png(&header_only_png(4096, 4096), 1), Err(ImageError::Decode(_))));
+        assert!(matches!(Image::from_png(&header_only_png(4097, 4096), 1), Err(ImageError::TooLarge { .. })));
     }
 
     #[test]
     fn garbage_and_truncation_are_typed_errors() {
-        assert_eq!(GrayImage::from_png(b"GIF89a...."), Err(ImageError::NotPng));
-        assert_eq!(GrayImage::from_png(&[]), Err(ImageError::NotPng));
+        assert_eq!(Image::from_png(b"GIF89a....", 1), Err(ImageError::NotPng));
+        assert_eq!(Image::from_png(&[], 1), Err(ImageError::NotPng));
         let good = ramp(16, 16).to_png();
         for cut in [8, 20, 40, good.len() - 20] {
             assert!(
-                matches!(GrayImage::from_png(&good[..cut]), Err(ImageError::Decode(_))),
+                matches!(Image::from_png(&good[..cut], 1), Err(ImageError::Decode(_))),
                 "cut at {cut} should be a decode error"
             );
         }
@@ -588,9 +631,9 @@ mod tests {
 
     #[test]
     fn grid_layout_and_padding() {
-        let a = GrayImage::filled(2, 2, 10);
-        let b = GrayImage::filled(2, 2, 20);
-        let c = GrayImage::filled(2, 2, 30);
+        let a = Image::filled(2, 2, 1, 10);
+        let b = Image::filled(2, 2, 1, 20);
+        let c = Image::filled(2, 2, 1, 30);
         let g = grid(&[a, b, c], 2, 1);
         assert_eq!((g.width, g.height), (5, 5));
         #[rustfmt::skip]
@@ -604,33 +647,33 @@ mod tests {
         assert_eq!(g.pixels, expected);
 
         // More columns than images: one row, no trailing cells.
-        let g = grid(&vec![GrayImage::new(3, 2); 2], 8, 2);
+        let g = grid(&vec![Image::new(3, 2, 1); 2], 8, 2);
         assert_eq!((g.width, g.height), (8, 2));
-        assert_eq!(grid(&[], 4, 2), GrayImage::new(0, 0));
+        assert_eq!(grid(&[], 4, 2), Image::new(0, 0, 1));
     }
 
     #[test]
     fn grid_centres_small_images() {
-        let big = GrayImage::filled(3, 3, 0);
-        let small = GrayImage::filled(1, 1, 255);
+        let big = Image::filled(3, 3, 1, 0);
+        let small = Image::filled(1, 1, 1, 255);
         let g = grid(&[big, small], 2, 0);
         assert_eq!((g.width, g.height), (6, 3));
-        assert_eq!(g.get(4, 1), 255);
-        assert_eq!(g.get(3, 0), GRID_PAD_VALUE);
-        assert_eq!(g.get(0, 0), 0);
+        assert_eq!(g.get(4, 1)[0], 255);
+        assert_eq!(g.get(3, 0)[0], GRID_PAD_VALUE);
+        assert_eq!(g.get(0, 0)[0], 0);
     }
 
     #[test]
     fn pad_to_multiple_centres_on_black_and_crop_undoes_it() {
-        let img = GrayImage::filled(5, 3, 200);
+        let img = Image::filled(5, 3, 1, 200);
         let (p, (x, y)) = img.pad_to_multiple(4);
         assert_eq!((p.width, p.height), (8, 4));
         assert_eq!((x, y), (1, 0));
         assert_eq!(p.pixels.iter().filter(|&&v| v == 200).count(), 15);
-        assert_eq!(p.get(0, 0), 0);
-        assert_eq!(p.get(1, 0), 200);
-        assert_eq!(p.get(6, 0), 0);
-        assert_eq!(p.get(1, 3), 0);
+        assert_eq!(p.get(0, 0)[0], 0);
+        assert_eq!(p.get(1, 0)[0], 200);
+        assert_eq!(p.get(6, 0)[0], 0);
+        assert_eq!(p.get(1, 3)[0], 0);
         assert_eq!(p.crop(x, y, 5, 3), img);
 
         let r = ramp(8, 8);
@@ -642,16 +685,19 @@ mod tests {
     fn crop_takes_the_region_and_blacks_out_the_outside() {
         let r = ramp(6, 5);
         let c = r.crop(2, 1, 3, 2);
-        assert_eq!(c.pixels, [r.get(2, 1), r.get(3, 1), r.get(4, 1), r.get(2, 2), r.get(3, 2), r.get(4, 2)]);
+        assert_eq!(
+            c.pixels,
+            [r.get(2, 1)[0], r.get(3, 1)[0], r.get(4, 1)[0], r.get(2, 2)[0], r.get(3, 2)[0], r.get(4, 2)[0]]
+        );
         let edge = r.crop(5, 4, 2, 2);
-        assert_eq!(edge.pixels, [r.get(5, 4), 0, 0, 0]);
-        assert_eq!(r.crop(10, 10, 2, 2), GrayImage::new(2, 2));
+        assert_eq!(edge.pixels, [r.get(5, 4)[0], 0, 0, 0]);
+        assert_eq!(r.crop(10, 10, 2, 2), Image::new(2, 2, 1));
     }
 
     #[test]
     fn single_white_pixel_marks_exactly_one_token() {
         for (x, y) in [(0, 0), (5, 2), (31, 31), (12, 27)] {
-            let mut mask = GrayImage::new(32, 32);
+            let mut mask = Image::new(32, 32, 1);
             mask.set(x, y, 255);
             let tm = TokenMask::from_pixel_mask(&mask, 4);
             assert_eq!((tm.h, tm.w), (8, 8));
@@ -662,7 +708,7 @@ mod tests {
 
     #[test]
     fn mask_threshold_is_128() {
-        let mut mask = GrayImage::new(8, 4);
+        let mut mask = Image::new(8, 4, 1);
         mask.set(1, 1, 127);
         mask.set(6, 3, 128);
         let tm = TokenMask::from_pixel_mask(&mask, 4);
@@ -672,7 +718,7 @@ mod tests {
     #[test]
     fn mask_off_multiple_is_padded_like_the_image() {
         // 6x6 mask, factor 4: padded centred to 8x8 with offset (1, 1).
-        let mut mask = GrayImage::new(6, 6);
+        let mut mask = Image::new(6, 6, 1);
         mask.set(2, 2, 255); // -> padded (3, 3) -> token (0, 0)
         mask.set(3, 3, 255); // -> padded (4, 4) -> token (1, 1)
         let tm = TokenMask::from_pixel_mask(&mask, 4);
@@ -689,9 +735,66 @@ mod tests {
         let img = tm.to_image(4);
         assert_eq!((img.width, img.height), (12, 8));
         assert_eq!(img.pixels.iter().filter(|&&v| v == 255).count(), 16);
-        assert_eq!(img.get(8, 4), 255);
-        assert_eq!(img.get(7, 4), 0);
+        assert_eq!(img.get(8, 4)[0], 255);
+        assert_eq!(img.get(7, 4)[0], 0);
         // to_image and from_pixel_mask are inverse.
         assert_eq!(TokenMask::from_pixel_mask(&img, 4), tm);
+    }
+
+    fn colours(w: usize, h: usize) -> Image {
+        let pixels = (0..w * h * 3).map(|i| (i * 53 % 256) as u8).collect();
+        Image::from_raw(w, h, 3, pixels).unwrap()
+    }
+
+    #[test]
+    fn a_colour_png_round_trips_with_every_channel() {
+        let img = colours(5, 3);
+        let png = img.to_png();
+        assert_eq!(Image::from_png(&png, 3).unwrap(), img);
+        // Read as grey, the same file gives each pixel's luminance.
+        assert_eq!(Image::from_png(&png, 1).unwrap(), img.to_channels(1).unwrap());
+    }
+
+    #[test]
+    fn colour_reads_keep_rgb_and_composite_alpha_per_channel() {
+        use png::{BitDepth::Eight, ColorType::*};
+        let rgba = [255, 255, 255, 128, 255, 0, 0, 255, 200, 100, 50, 0, 0, 255, 0, 255];
+        let img = Image::from_png(&encode(2, 2, Rgba, Eight, &rgba), 3).unwrap();
+        assert_eq!(img.pixels, [128, 128, 128, 255, 0, 0, 0, 0, 0, 0, 255, 0]);
+        // Grey and grey+alpha files become RGB with equal channels.
+        let img = Image::from_png(&encode(2, 1, GrayscaleAlpha, Eight, &[200, 255, 100, 51]), 3).unwrap();
+        assert_eq!(img.pixels, [200, 200, 200, 20, 20, 20]);
+    }
+
+    #[test]
+    fn grey_and_colour_convert_both_ways() {
+        let grey = ramp(4, 3);
+        let rgb = grey.to_channels(3).unwrap();
+        assert_eq!(rgb.pixels.len(), 36);
+        assert!(rgb.pixels.chunks(3).zip(&grey.pixels).all(|(p, &v)| p == [v, v, v]));
+        assert_eq!(rgb.to_channels(1).unwrap(), grey, "equal channels keep their value through luminance");
+        assert_eq!(grey.to_channels(2), Err(ImageError::Channels(2)));
+        assert_eq!(Image::from_raw(1, 1, 4, vec![0; 4]), Err(ImageError::Channels(4)));
+    }
+
+    #[test]
+    fn colour_crop_pad_paste_and_grid_move_whole_pixels() {
+        let img = colours(5, 3);
+        let (p, (x, y)) = img.pad_to_multiple(4);
+        assert_eq!((p.width, p.height, p.channels, x, y), (8, 4, 3, 1, 0));
+        assert_eq!(p.get(0, 0), [0, 0, 0]);
+        assert_eq!(p.get(1, 0), img.get(0, 0));
+        assert_eq!(p.crop(x, y, 5, 3), img);
+        let g = grid(&[img.clone(), img.clone()], 2, 1);
+        assert_eq!((g.width, g.height, g.channels), (11, 3, 3));
+        assert_eq!(g.get(5, 1), [GRID_PAD_VALUE; 3]);
+        assert_eq!(g.get(6, 2), img.get(0, 2));
+    }
+
+    #[test]
+    fn a_colour_mask_regenerates_where_any_channel_is_bright() {
+        let mut mask = Image::new(8, 4, 3);
+        mask.pixels[(8 + 6) * 3 + 2] = 200; // pixel (6, 1): blue only, in token (0, 1)
+        assert_eq!(TokenMask::from_pixel_mask(&mask, 4).cells, [false, true]);
     }
 }

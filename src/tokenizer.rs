@@ -62,7 +62,7 @@ impl VqTokenizer {
     pub fn new(c: &TokenizerConfig, device: &Device) -> Self {
         let top = width(c, c.downsample);
         Self {
-            enc_in: conv(1, c.channels, 3, 1, 1, device),
+            enc_in: conv(c.image_channels, c.channels, 3, 1, 1, device),
             enc_down: (0..c.downsample)
                 .map(|i| conv(width(c, i), width(c, i + 1), 4, 2, 1, device))
                 .collect(),
@@ -88,7 +88,7 @@ impl VqTokenizer {
                         .init(device)
                 })
                 .collect(),
-            dec_out: conv(c.channels, 1, 3, 1, 1, device),
+            dec_out: conv(c.channels, c.image_channels, 3, 1, 1, device),
             config: c.clone(),
         }
     }

@@ -22,9 +22,11 @@
 //!   engine, its weights and the GPU device stay loaded. The step callback's return value is
 //!   ignored.
 //!
-//! Images cross the edge as `{width, height, pixels}`: 8-bit grey, row-major, `pixels` a
-//! `Uint8Array` (a plain array is accepted too). A mask is an image of the same size (white =
-//! regenerate) or a bare `Uint8Array` of `width * height` values.
+//! Images cross the edge as `{width, height, channels, pixels}`: 8 bits per value, row-major, a
+//! pixel's channels side by side, `channels` 1 (grey; the default when absent) or 3 (RGB),
+//! `pixels` a `Uint8Array` (a plain array is accepted too). Inputs are converted to the model's
+//! channels (`info().channels`). A mask is a grey image of the same size (white = regenerate) or
+//! a bare `Uint8Array` of `width * height` values.
 
 use std::rc::Rc;
 
@@ -39,7 +41,7 @@ use crate::choice::Choice;
 use crate::decode::{StepEvent, StepWait};
 use crate::engine::Engine;
 use crate::error::Error;
-use crate::image::GrayImage;
+use crate::image::Image;
 use crate::sampling::{CfgSchedule, Order, SampleOptions, Schedule};
 use crate::tasks::Sides;
 
@@ -159,6 +161,7 @@ struct JsStep<'a> {
 struct JsImage {
     width: usize,
     height: usize,
+    channels: usize,
     #[serde(with = "serde_bytes_as_vec")]
     pixels: Vec<u8>,
 }
@@ -169,14 +172,18 @@ mod serde_bytes_as_vec {
     }
 }
 
-fn image_to_js(image: GrayImage) -> Result<JsValue, JsError> {
-    let js = JsImage { width: image.width, height: image.height, pixels: image.pixels };
-    serde_wasm_bindgen::to_value(&js).map_err(js_err)
+impl From<Image> for JsImage {
+    fn from(i: Image) -> Self {
+        JsImage { width: i.width, height: i.height, channels: i.channels, pixels: i.pixels }
+    }
 }
 
-fn images_to_js(images: Vec<GrayImage>) -> Result<JsValue, JsError> {
-    let list: Vec<JsImage> =
-        images.into_iter().map(|i| JsImage { width: i.width, height: i.height, pixels: i.pixels }).collect();
+fn image_to_js(image: Image) -> Result<JsValue, JsError> {
+    serde_wasm_bindgen::to_value(&JsImage::from(image)).map_err(js_err)
+}
+
+fn images_to_js(images: Vec<Image>) -> Result<JsValue, JsError> {
+    let list: Vec<JsImage> = images.into_iter().map(JsImage::from).collect();
     serde_wasm_bindgen::to_value(&list).map_err(js_err)
 }
 
@@ -202,21 +209,29 @@ fn dim(v: &JsValue, key: &str, what: &str) -> Result<usize, JsError> {
     }
 }
 
-/// `{width, height, pixels}` -> `GrayImage`.
-fn image_from_js(v: &JsValue, what: &str) -> Result<GrayImage, JsError> {
+/// `{width, height, channels, pixels}` -> `Image`; `channels` is 1 (grey, the default) or 3.
+fn image_from_js(v: &JsValue, what: &str) -> Result<Image, JsError> {
     if !v.is_object() {
         return Err(JsError::new(&format!("{what} must be an object {{width, height, pixels}}")));
     }
     let (width, height) = (dim(v, "width", what)?, dim(v, "height", what)?);
+    let channels = match Reflect::get(v, &"channels".into()).ok().filter(|c| !c.is_undefined()) {
+        None => 1,
+        Some(c) => c
+            .as_f64()
+            .filter(|&c| c == 1.0 || c == 3.0)
+            .map(|c| c as usize)
+            .ok_or_else(|| JsError::new(&format!("{what}: 'channels' must be 1 (grey) or 3 (RGB)")))?,
+    };
     let pixels = bytes_from_js(&Reflect::get(v, &"pixels".into()).unwrap_or(JsValue::UNDEFINED), what)?;
-    GrayImage::from_raw(width, height, pixels).map_err(|e| JsError::new(&format!("{what}: {e}")))
+    Image::from_raw(width, height, channels, pixels).map_err(|e| JsError::new(&format!("{what}: {e}")))
 }
 
 /// A mask: an image of the same size, or bare bytes of `width * height` values.
-fn mask_from_js(v: &JsValue, like: &GrayImage) -> Result<GrayImage, JsError> {
+fn mask_from_js(v: &JsValue, like: &Image) -> Result<Image, JsError> {
     if v.dyn_ref::<Uint8Array>().is_some() || js_sys::Array::is_array(v) {
         let pixels = bytes_from_js(v, "mask")?;
-        return GrayImage::from_raw(like.width, like.height, pixels)
+        return Image::from_raw(like.width, like.height, 1, pixels)
             .map_err(|e| JsError::new(&format!("mask: {e}")));
     }
     image_from_js(v, "mask")
@@ -450,6 +465,8 @@ struct EngineInfo {
     class_names: Vec<String>,
     n_classes: usize,
     image_size: usize,
+    /// 1 (grey) or 3 (RGB).
+    channels: usize,
     /// Pixels per token side.
     factor: usize,
     grid_h: usize,
@@ -552,6 +569,7 @@ impl WebEngine {
             class_names: self.engine.meta.class_names.clone(),
             n_classes: c.n_classes,
             image_size: t.image_size,
+            channels: t.image_channels,
             factor: t.factor(),
             grid_h: c.grid_h,
             grid_w: c.grid_w,
@@ -688,25 +706,24 @@ impl WebEngine {
         let engine = Rc::clone(&self.engine);
         Ok(wasm_bindgen_futures::future_to_promise(async move {
             let out = engine.decode(&[tokens], grid_h, grid_w).await.map_err(js_err)?;
-            Ok(image_to_js(out.into_iter().next().unwrap_or_else(|| GrayImage::new(1, 1)))?)
+            Ok(image_to_js(out.into_iter().next().unwrap_or_else(|| Image::new(1, 1, 1)))?)
         }))
     }
 
     /// Preview patches: for each code `c`, the `factor x factor` pixels at the centre of a 3x3
-    /// grid of `c` -> `Promise<Uint8Array>` of `codebookSize * factor * factor` bytes (code-major).
+    /// grid of `c` -> `Promise<Uint8Array>` of `codebookSize * factor * factor * channels` bytes
+    /// (code-major, then as an image's pixels).
     /// Painting these per decoded token approximates the image so far.
     pub fn patches(&self) -> Promise {
         let engine = Rc::clone(&self.engine);
         wasm_bindgen_futures::future_to_promise(async move {
             let (v, f) = (engine.tokenizer.config.codebook_size, engine.tokenizer.config.factor());
-            let mut out = Vec::with_capacity(v * f * f);
+            let mut out = Vec::with_capacity(v * f * f * engine.image_channels());
             let codes: Vec<u32> = (0..v as u32).collect();
             for chunk in codes.chunks(64) {
                 let grids: Vec<Vec<u32>> = chunk.iter().map(|&c| vec![c; 9]).collect();
                 for img in engine.decode(&grids, 3, 3).await.map_err(js_err)? {
-                    for y in f..2 * f {
-                        out.extend_from_slice(&img.pixels[y * img.width + f..y * img.width + 2 * f]);
-                    }
+                    out.extend_from_slice(&img.crop(f, f, f, f).pixels);
                 }
             }
             Ok(Uint8Array::from(out.as_slice()).into())

@@ -12,7 +12,7 @@ use arpg::checkpoint::{CHECKSUM_LEN, Checkpoint, DType, HEADER_LEN};
 use arpg::config::Arch;
 use arpg::decode::Plan;
 use arpg::engine::{Engine, MAX_CELLS};
-use arpg::image::{GrayImage, MAX_PIXELS};
+use arpg::image::{Image, MAX_PIXELS};
 use arpg::sampling::SampleOptions;
 use arpg::tasks::Sides;
 use common::corrupt::{
@@ -91,7 +91,7 @@ fn checkpoint_wrong_magic_future_version_bad_checksum() {
     magic[..8].copy_from_slice(b"NOTACKPT");
     expect_err("checkpoint: wrong magic", load(&magic), &["not an ARPG checkpoint", "magic"]);
     // A PNG (or any other file) handed over as a checkpoint.
-    let png = GrayImage::filled(64, 64, 7).to_png();
+    let png = Image::filled(64, 64, 1, 7).to_png();
     let mut png_file = png.clone();
     png_file.resize(png.len().max(HEADER_LEN + CHECKSUM_LEN), 0);
     expect_err("checkpoint: a PNG file", load(&png_file), &["not an ARPG checkpoint"]);
@@ -266,11 +266,11 @@ fn bad_sampling_options_are_refused() {
         expect_err(case, generate(o, 0), &["top_p must be in (0, 1]", shown]);
     }
     // The same checks guard in-painting, out-painting and expansion (one shared validation).
-    let img = GrayImage::filled(16, 16, 90);
+    let img = Image::filled(16, 16, 1, 90);
     let o = steps(0);
     expect_err(
         "options: steps 0 (inpaint)",
-        block_on(e.inpaint(&img, &GrayImage::filled(16, 16, 255), 0, &o, &mut |_| {})),
+        block_on(e.inpaint(&img, &Image::filled(16, 16, 1, 255), 0, &o, &mut |_| {})),
         &["steps must be"],
     );
     let sides = Sides { right: 1, ..Sides::default() };
@@ -307,8 +307,8 @@ fn top_k_beyond_the_codebook_is_clamped_and_seeds_use_all_64_bits() {
 // ---------------------------------------------------------------- images and masks
 
 /// 16x16, every grey level 0..=255 once.
-fn ramp() -> GrayImage {
-    GrayImage::from_raw(16, 16, (0..=255u8).collect()).unwrap()
+fn ramp() -> Image {
+    Image::from_raw(16, 16, 1, (0..=255u8).collect()).unwrap()
 }
 
 #[test]
@@ -344,22 +344,22 @@ fn every_png_variant_decodes_to_the_expected_grey() {
         ("palette 8-bit", encode(16, 16, Indexed, Eight, v, true)),
     ];
     for (name, bytes) in &variants {
-        let got = GrayImage::from_png(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got = Image::from_png(bytes, 1).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(got, want, "{name}");
         println!("[image: {name}] accepted, decodes to the 16x16 grey ramp exactly");
     }
     // Conversion, not just pass-through: luminance, alpha over black, 1-bit expansion.
     let colour = encode(3, 1, Rgb, Eight, &[255, 0, 0, 0, 255, 0, 0, 0, 255], false);
-    assert_eq!(GrayImage::from_png(&colour).unwrap().pixels, [76, 149, 29]);
+    assert_eq!(Image::from_png(&colour, 1).unwrap().pixels, [76, 149, 29]);
     let half = encode(2, 1, GrayscaleAlpha, Eight, &[255, 128, 200, 0], false);
-    assert_eq!(GrayImage::from_png(&half).unwrap().pixels, [128, 0]);
+    assert_eq!(Image::from_png(&half, 1).unwrap().pixels, [128, 0]);
     let bits = encode(4, 1, Grayscale, One, &[0b1010_0000], false);
-    assert_eq!(GrayImage::from_png(&bits).unwrap().pixels, [255, 0, 255, 0]);
+    assert_eq!(Image::from_png(&bits, 1).unwrap().pixels, [255, 0, 255, 0]);
 
     // And a converted image is accepted by the engine like any other.
     let e = engine(Arch::Arpg);
-    let rgba = GrayImage::from_png(&variants[3].1).unwrap();
-    let mut mask = GrayImage::new(16, 16);
+    let rgba = Image::from_png(&variants[3].1, 1).unwrap();
+    let mut mask = Image::new(16, 16, 1);
     mask.set(5, 5, 255);
     let out = block_on(e.inpaint(&rgba, &mask, 0, &opts(2), &mut |_| {})).unwrap();
     assert_eq!((out.width, out.height), (16, 16));
@@ -367,36 +367,36 @@ fn every_png_variant_decodes_to_the_expected_grey() {
 
 #[test]
 fn bad_images_are_refused() {
-    expect_err("image: not a PNG", GrayImage::from_png(b"GIF89a not a png at all"), &["not a PNG file"]);
-    expect_err("image: empty file", GrayImage::from_png(&[]), &["not a PNG file"]);
+    expect_err("image: not a PNG", Image::from_png(b"GIF89a not a png at all", 1), &["not a PNG file"]);
+    expect_err("image: empty file", Image::from_png(&[], 1), &["not a PNG file"]);
     let good = ramp().to_png();
-    expect_err("image: truncated PNG", GrayImage::from_png(&good[..good.len() - 20]), &["cannot decode PNG"]);
+    expect_err("image: truncated PNG", Image::from_png(&good[..good.len() - 20], 1), &["cannot decode PNG"]);
     let max = MAX_PIXELS.to_string();
     expect_err(
         "image: PNG declaring 10000x10000",
-        GrayImage::from_png(&header_only_png(10_000, 10_000)),
+        Image::from_png(&header_only_png(10_000, 10_000), 1),
         &["image is 10000x10000, more than the limit of", &max, "pixels"],
     );
     expect_err(
         "image: PNG declaring 2^31 x 2^31",
-        GrayImage::from_png(&header_only_png(1 << 31, 1 << 31)),
+        Image::from_png(&header_only_png(1 << 31, 1 << 31), 1),
         &["more than the limit"],
     );
     expect_err(
         "image: PNG declaring 0x16",
-        GrayImage::from_png(&header_only_png(0, 16)),
+        Image::from_png(&header_only_png(0, 16), 1),
         &["cannot decode PNG", "dimensions"],
     );
     // The same broken data at a small size fails in decoding: the refusals above came from the header.
-    expect_err("image: broken data, small header", GrayImage::from_png(&header_only_png(8, 8)), &["decode"]);
+    expect_err("image: broken data, small header", Image::from_png(&header_only_png(8, 8), 1), &["decode"]);
 
     let e = engine(Arch::Arpg);
     let o = opts(3);
-    let white = |w, h| GrayImage::filled(w, h, 255);
-    let img = GrayImage::filled(16, 16, 80);
+    let white = |w, h| Image::filled(w, h, 1, 255);
+    let img = Image::filled(16, 16, 1, 80);
     expect_err(
         "image: empty (0x0) image",
-        block_on(e.inpaint(&GrayImage::new(0, 0), &GrayImage::new(0, 0), 0, &o, &mut |_| {})),
+        block_on(e.inpaint(&Image::new(0, 0, 1), &Image::new(0, 0, 1), 0, &o, &mut |_| {})),
         &["the image is empty"],
     );
     let cells = MAX_CELLS.to_string();
@@ -412,7 +412,7 @@ fn bad_images_are_refused() {
     );
     expect_err(
         "mask: empty (all black)",
-        block_on(e.inpaint(&img, &GrayImage::new(16, 16), 0, &o, &mut |_| {})),
+        block_on(e.inpaint(&img, &Image::new(16, 16, 1), 0, &o, &mut |_| {})),
         &["nothing to regenerate"],
     );
     // A full mask regenerates everything: plain generation of that class.
@@ -427,7 +427,7 @@ fn bad_images_are_refused() {
 fn outpainting_and_expansion_beyond_the_budget_are_refused() {
     let e = engine(Arch::Arpg);
     let o = opts(4);
-    let img = GrayImage::filled(16, 16, 120);
+    let img = Image::filled(16, 16, 1, 120);
     let cells = format!("budget of {MAX_CELLS} tokens");
     let out = |sides: Sides| block_on(e.outpaint(&img, sides, 0, &o, &mut |_| {}));
     expect_err(
@@ -456,10 +456,10 @@ fn outpainting_and_expansion_beyond_the_budget_are_refused() {
     assert_eq!((fits.width, fits.height), (128, 128));
     println!("[outpaint: 14 tokens on every side, 32x32 = {MAX_CELLS} tokens] accepted, a 128x128 image");
 
-    let exp = |image: Option<&GrayImage>, factor| block_on(e.expand(image, factor, 0, &o, &mut |_| {}));
-    let big = GrayImage::filled(128, 128, 60); // 32x32 tokens: the whole budget already
+    let exp = |image: Option<&Image>, factor| block_on(e.expand(image, factor, 0, &o, &mut |_| {}));
+    let big = Image::filled(128, 128, 1, 60); // 32x32 tokens: the whole budget already
     expect_err("expand: 128x128 image x2", exp(Some(&big), 2), &["expansion: a 64x64 token grid", &cells]);
-    let mid = GrayImage::filled(64, 64, 60);
+    let mid = Image::filled(64, 64, 1, 60);
     expect_err("expand: 64x64 image x3", exp(Some(&mid), 3), &["expansion: a 48x48 token grid", &cells]);
     for factor in [0, 1, 5, usize::MAX] {
         expect_err(

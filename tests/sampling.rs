@@ -8,7 +8,7 @@ use arpg::config::Arch;
 use arpg::decode::{Plan, StepEvent, StepWait, sample_arpg};
 use arpg::engine::{Engine, Generator};
 use arpg::error::Error;
-use arpg::image::{GrayImage, TokenMask};
+use arpg::image::{Image, TokenMask};
 use arpg::sampling::{Order, SampleOptions, Schedule};
 use arpg::tasks::{self, Sides};
 use common::*;
@@ -38,7 +38,7 @@ fn opts(seed: u64) -> SampleOptions {
 
 fn pngs(engine: &Engine, seed: u64) -> Vec<Vec<u8>> {
     let images = block_on(engine.generate(&[0, 2], &opts(seed), &mut |_| {})).unwrap();
-    images.iter().map(GrayImage::to_png).collect()
+    images.iter().map(Image::to_png).collect()
 }
 
 #[test]
@@ -171,9 +171,9 @@ fn expansion_prefills_the_coarse_cells() {
 #[test]
 fn engine_inpaint_keeps_pixels_outside_masked_tokens() {
     let e = engine(Arch::Arpg);
-    let mut image = GrayImage::new(16, 16);
+    let mut image = Image::new(16, 16, 1);
     image.pixels.iter_mut().enumerate().for_each(|(i, p)| *p = (i * 37 % 251) as u8);
-    let mut mask = GrayImage::new(16, 16);
+    let mut mask = Image::new(16, 16, 1);
     for y in 4..8 {
         for x in 8..12 {
             mask.pixels[y * 16 + x] = 255;
@@ -190,14 +190,14 @@ fn engine_inpaint_keeps_pixels_outside_masked_tokens() {
             }
         }
     }
-    let empty = GrayImage::new(16, 16);
+    let empty = Image::new(16, 16, 1);
     assert!(matches!(block_on(e.inpaint(&image, &empty, 0, &opts(1), &mut |_| {})), Err(Error::Input(_))));
 }
 
 #[test]
 fn outpaint_and_expand_grow_the_canvas() {
     let e = engine(Arch::Arpg);
-    let image = GrayImage::new(16, 16);
+    let image = Image::new(16, 16, 1);
     let wide = block_on(e.outpaint(&image, Sides { right: 4, ..Sides::default() }, 0, &opts(2), &mut |_| {}))
         .unwrap();
     assert_eq!((wide.width, wide.height), (32, 16));

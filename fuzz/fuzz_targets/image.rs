@@ -1,16 +1,17 @@
-//! PNG decoding (`GrayImage::from_png`) and the pixel mask -> token mask mapping
+//! PNG decoding (`Image::from_png`) and the pixel mask -> token mask mapping
 //! (`TokenMask::from_pixel_mask`) that in-painting applies to a decoded mask image.
 //!
 //! Each input is tried as it is and, when that differs, with every chunk's CRC recomputed (the
 //! decoder checks them, so a mutation inside a chunk would otherwise rarely reach its parser).
-//! Besides never panicking: a decoded image is non-empty, within `MAX_PIXELS` and consistent;
-//! writing it as PNG and decoding that gives the same pixels; and as a mask, for token sizes
+//! Besides never panicking: a decoded image (read as grey and as RGB) is non-empty, within
+//! `MAX_PIXELS` and consistent; writing it as PNG and decoding that gives the same pixels; and as
+//! a mask, for token sizes
 //! 1, 4 (the shipped one) and 7, a token is set exactly when one of its pixels (after the
 //! centred padding to whole tokens) is at least `MASK_THRESHOLD`, and `to_image` maps the token
 //! mask back to itself.
 #![no_main]
 
-use arpg::image::{GrayImage, MASK_THRESHOLD, MAX_PIXELS, TokenMask};
+use arpg::image::{Image, MASK_THRESHOLD, MAX_PIXELS, TokenMask};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -37,10 +38,13 @@ fn with_correct_crcs(data: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn check(data: &[u8]) {
-    let Ok(img) = GrayImage::from_png(data) else { return };
+    let Ok(img) = Image::from_png(data, 1) else { return };
     assert!(!img.is_empty() && img.width * img.height <= MAX_PIXELS, "{}x{}", img.width, img.height);
     assert_eq!(img.pixels.len(), img.width * img.height);
-    assert_eq!(GrayImage::from_png(&img.to_png()).as_ref(), Ok(&img), "PNG round trip");
+    assert_eq!(Image::from_png(&img.to_png(), 1).as_ref(), Ok(&img), "PNG round trip");
+    let rgb = Image::from_png(data, 3).expect("a file that reads as grey reads as RGB");
+    assert_eq!((rgb.width, rgb.height, rgb.pixels.len()), (img.width, img.height, 3 * img.pixels.len()));
+    assert_eq!(Image::from_png(&rgb.to_png(), 3).as_ref(), Ok(&rgb), "RGB PNG round trip");
 
     for factor in [1, 4, 7] {
         let mask = TokenMask::from_pixel_mask(&img, factor);

@@ -22,6 +22,9 @@
 //! The **metadata** holds the dataset name, a `u16` count of class names and the class names;
 //! each string is a `u16` byte length followed by UTF-8. An ARPG model's learned position table
 //! (`model.pos.weight`, [`POS_TENSOR`]) is optional: its presence sets `ModelConfig::pos_embed`.
+//! The image's channels (1 grey, 3 RGB: `TokenizerConfig::image_channels`) are the input
+//! channels of the tokenizer's first convolution ([`IMAGE_TENSOR`], `[width, channels, 3, 3]`),
+//! so a colour checkpoint needs no other field and grey files stay as they were.
 //! Then come the container's tensor table, payloads and checksum.
 
 pub mod container;
@@ -40,6 +43,8 @@ pub const VERSION: u16 = 1;
 pub const KIND: Kind = Kind { magic: MAGIC, version: VERSION, fields_len: 94, name: "checkpoint" };
 /// The optional tensor whose presence means `ModelConfig::pos_embed`.
 pub const POS_TENSOR: &str = "model.pos.weight";
+/// The tensor whose second dimension is the image's channel count.
+pub const IMAGE_TENSOR: &str = "tokenizer.enc_in.weight";
 /// Bytes of magic + version + fixed header.
 pub const HEADER_LEN: usize = 117;
 const _: () = assert!(HEADER_LEN == container::PREFIX_LEN + 94 + 8);
@@ -222,9 +227,10 @@ fn info(parsed: &container::Parsed, len: usize) -> Result<CheckpointInfo> {
         dropout: r.f32()?,
         pos_embed: false, // set from the tensor table below
     };
-    let tokenizer = TokenizerConfig {
+    let mut tokenizer = TokenizerConfig {
         codebook_size: r.size()?,
         code_dim: r.size()?,
+        image_channels: 1, // set from the tensor table below
         channels: r.size()?,
         downsample: r.size()?,
         image_size: r.size()?,
@@ -250,6 +256,10 @@ fn info(parsed: &container::Parsed, len: usize) -> Result<CheckpointInfo> {
     m.finish()?;
     let tensors = parsed.table()?;
     let model = ModelConfig { pos_embed: tensors.iter().any(|(name, _)| name == POS_TENSOR), ..model };
+    if let Some((_, shape)) = tensors.iter().find(|(name, _)| name == IMAGE_TENSOR) {
+        tokenizer.image_channels = shape.get(1).copied().unwrap_or(0);
+        tokenizer.validate().map_err(|e| CheckpointError::InvalidConfig(format!("tokenizer: {e}")))?;
+    }
     Ok(CheckpointInfo {
         version: VERSION,
         dtype: parsed.dtype,

@@ -49,8 +49,17 @@ pub fn raster() -> Raster {
 
 /// A test engine (4x4 tokens, 16x16 pixels) with seeded random weights.
 pub fn engine(arch: Arch) -> Engine {
+    engine_with(arch, TokenizerConfig::test())
+}
+
+/// The test engine with RGB images.
+pub fn colour_engine() -> Engine {
+    engine_with(Arch::Arpg, TokenizerConfig { image_channels: 3, ..TokenizerConfig::test() })
+}
+
+fn engine_with(arch: Arch, tokenizer: TokenizerConfig) -> Engine {
     let device = device();
-    let mut e = Engine::new(&config(arch), &TokenizerConfig::test(), &device);
+    let mut e = Engine::new(&config(arch), &tokenizer, &device);
     e.generator = match e.generator {
         Generator::Arpg(m) => Generator::Arpg(reseed(m, "model", 3)),
         Generator::Raster(m) => Generator::Raster(reseed(m, "model", 4)),

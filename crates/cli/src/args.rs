@@ -10,7 +10,7 @@ use arpg::choice::{self, Choice};
 use arpg::config::Arch;
 use arpg::decode::StepEvent;
 use arpg::engine::Engine;
-use arpg::image::GrayImage;
+use arpg::image::Image;
 use arpg::sampling::{CfgSchedule, Order, SampleOptions, Schedule};
 use burn::tensor::Device;
 use clap::Args;
@@ -273,8 +273,9 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
-pub fn read_png(path: &Path) -> Result<GrayImage> {
-    GrayImage::from_png(&read_file(path)?).with_context(|| format!("cannot load {}", path.display()))
+/// A PNG read as an image of `channels` channels (see `Image::from_png`).
+pub fn read_png(path: &Path, channels: usize) -> Result<Image> {
+    Image::from_png(&read_file(path)?, channels).with_context(|| format!("cannot load {}", path.display()))
 }
 
 /// PNG text chunks recording how an image was made.
@@ -286,7 +287,7 @@ pub fn provenance(what: String, ckpt: &Path, sample: &SampleArgs) -> [(&'static 
     ]
 }
 
-pub fn write_png(path: &Path, image: &GrayImage, texts: &[(&'static str, String)]) -> Result<()> {
+pub fn write_png(path: &Path, image: &Image, texts: &[(&'static str, String)]) -> Result<()> {
     let texts: Vec<(&str, &str)> = texts.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let bytes =
         image.try_to_png_with_text(&texts).with_context(|| format!("cannot encode {}", path.display()))?;

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use arpg::image::GrayImage;
+use arpg::image::Image;
 
 fn arpg(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_arpg")).args(args).output().expect("run arpg")
@@ -91,9 +91,9 @@ fn generate_is_deterministic_per_seed_for_every_mode() {
 fn editing_commands_keep_what_they_must_and_grow_the_canvas() {
     let dir = scratch("edit");
     let ckpt = init(&dir, "arpg");
-    let mut image = GrayImage::new(16, 16);
+    let mut image = Image::new(16, 16, 1);
     image.pixels.iter_mut().enumerate().for_each(|(i, p)| *p = (i * 29 % 256) as u8);
-    let mut mask = GrayImage::new(16, 16);
+    let mut mask = Image::new(16, 16, 1);
     mask.pixels[5 * 16 + 9] = 255; // one pixel: exactly token (1, 2) is regenerated
     let (img, msk) = (dir.join("in.png"), dir.join("mask.png"));
     std::fs::write(&img, image.to_png()).unwrap();
@@ -113,7 +113,7 @@ fn editing_commands_keep_what_they_must_and_grow_the_canvas() {
         "--out",
         s(&out),
     ]);
-    let got = GrayImage::from_png(&std::fs::read(&out).unwrap()).unwrap();
+    let got = Image::from_png(&std::fs::read(&out).unwrap(), 1).unwrap();
     for y in 0..16 {
         for x in 0..16 {
             if (y / 4, x / 4) != (1, 2) {
@@ -136,7 +136,7 @@ fn editing_commands_keep_what_they_must_and_grow_the_canvas() {
         "--out",
         s(&wide),
     ]);
-    let w = GrayImage::from_png(&std::fs::read(&wide).unwrap()).unwrap();
+    let w = Image::from_png(&std::fs::read(&wide).unwrap(), 1).unwrap();
     assert_eq!((w.width, w.height), (32, 16));
     assert_eq!(w.crop(0, 0, 16, 16).pixels, image.pixels, "the source stays where it was");
 
@@ -154,13 +154,13 @@ fn editing_commands_keep_what_they_must_and_grow_the_canvas() {
         "--out",
         s(&big),
     ]);
-    let b = GrayImage::from_png(&std::fs::read(&big).unwrap()).unwrap();
+    let b = Image::from_png(&std::fs::read(&big).unwrap(), 1).unwrap();
     assert_eq!((b.width, b.height), (32, 32));
     let fresh = dir.join("fresh.png");
     ok(&["expand", "--checkpoint", s(&ckpt), "--class", "1", "--factor", "2", "--out", s(&fresh)]);
 
     // Nothing to do, said so.
-    std::fs::write(&msk, GrayImage::new(16, 16).to_png()).unwrap();
+    std::fs::write(&msk, Image::new(16, 16, 1).to_png()).unwrap();
     let err = fails(&[
         "inpaint",
         "--checkpoint",
@@ -256,4 +256,45 @@ fn a_closed_stdout_pipe_is_not_a_panic() {
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_colour_checkpoint_generates_and_edits_rgb_pngs() {
+    let dir = scratch("colour");
+    let ckpt = dir.join("rgb.arpg");
+    ok(&["init", "--out", s(&ckpt), "--preset", "test", "--image-channels", "3", "--seed", "3"]);
+    assert!(ok(&["inspect", s(&ckpt)]).contains("3 image channels"));
+    let out = dir.join("gen");
+    ok(&[
+        "generate",
+        "--checkpoint",
+        s(&ckpt),
+        "--class",
+        "1",
+        "--count",
+        "2",
+        "--steps",
+        "4",
+        "--out-dir",
+        s(&out),
+    ]);
+    let first = std::fs::read(out.join("1-00.png")).unwrap();
+    assert_eq!(first[25], 2, "PNG colour type 2 (RGB)");
+    let image = Image::from_png(&first, 3).unwrap();
+    assert_eq!((image.width, image.height, image.channels), (16, 16, 3));
+
+    // In-painting a colour PNG keeps the pixels of the tokens the mask leaves alone.
+    let mut mask = Image::new(16, 16, 1);
+    mask.set(1, 1, 255);
+    let mask_path = dir.join("mask.png");
+    std::fs::write(&mask_path, mask.to_png()).unwrap();
+    let edited = dir.join("edited.png");
+    let image_path = out.join("1-00.png");
+    ok(&["inpaint", "--checkpoint", s(&ckpt), "--image", s(&image_path), "--mask", s(&mask_path)]
+        .into_iter()
+        .chain(["--class", "0", "--steps", "2", "--out", s(&edited)])
+        .collect::<Vec<_>>());
+    let edited = Image::from_png(&std::fs::read(&edited).unwrap(), 3).unwrap();
+    assert_eq!(edited.crop(4, 0, 12, 16), image.crop(4, 0, 12, 16));
+    assert_eq!(edited.crop(0, 4, 16, 12), image.crop(0, 4, 16, 12));
 }

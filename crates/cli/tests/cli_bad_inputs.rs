@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use arpg::checkpoint::{CHECKSUM_LEN, Checkpoint, DType, HEADER_LEN};
-use arpg::image::GrayImage;
+use arpg::image::Image;
 use common::corrupt::{
     CODEBOOK_SIZE_AT, encode_png, header_only_png, patched, rechecksum, table_start, with_2_pow_40_values,
 };
@@ -79,7 +79,7 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
-fn png(dir: &Path, name: &str, image: &GrayImage) -> PathBuf {
+fn png(dir: &Path, name: &str, image: &Image) -> PathBuf {
     write(dir, name, &image.to_png())
 }
 
@@ -220,7 +220,7 @@ fn bad_sampling_flags_are_refused() {
         args.extend_from_slice(&["--class", "3", "--seed", "9", "--out-dir", s(&dir_out)]);
         args.extend_from_slice(extra);
         ok(&args);
-        GrayImage::from_png(&std::fs::read(dir_out.join("3-00.png")).unwrap()).unwrap()
+        Image::from_png(&std::fs::read(dir_out.join("3-00.png")).unwrap(), 1).unwrap()
     };
     let off = pixels("k0", &["--top-k", "0"]);
     for k in ["16", "17", "18446744073709551615"] {
@@ -236,8 +236,8 @@ fn bad_images_and_masks_are_refused_and_every_png_variant_is_accepted() {
     let dir = scratch("img");
     let ckpt = init(&dir);
     let out = dir.join("o.png");
-    let image = png(&dir, "in.png", &GrayImage::filled(16, 16, 100));
-    let mut one = GrayImage::new(16, 16);
+    let image = png(&dir, "in.png", &Image::filled(16, 16, 1, 100));
+    let mut one = Image::new(16, 16, 1);
     one.set(6, 6, 255);
     let mask = png(&dir, "mask.png", &one);
     let inpaint = |img: &Path, msk: &Path| -> Vec<String> {
@@ -253,7 +253,7 @@ fn bad_images_and_masks_are_refused_and_every_png_variant_is_accepted() {
     };
     let pass = |img: &Path, msk: &Path| {
         ok(&inpaint(img, msk).iter().map(String::as_str).collect::<Vec<_>>());
-        GrayImage::from_png(&std::fs::read(&out).unwrap()).unwrap()
+        Image::from_png(&std::fs::read(&out).unwrap(), 1).unwrap()
     };
 
     let not_png = write(&dir, "x.png", b"GIF89a, not a png");
@@ -270,20 +270,20 @@ fn bad_images_and_masks_are_refused_and_every_png_variant_is_accepted() {
         &mask,
         &["image is 10000x10000, more than the limit of 16777216"],
     );
-    let big = png(&dir, "big.png", &GrayImage::filled(200, 200, 9));
-    let big_mask = png(&dir, "bigmask.png", &GrayImage::filled(200, 200, 255));
+    let big = png(&dir, "big.png", &Image::filled(200, 200, 1, 9));
+    let big_mask = png(&dir, "bigmask.png", &Image::filled(200, 200, 1, 255));
     fail(
         "image: 200x200, over the token budget",
         &big,
         &big_mask,
         &["a 200x200 image needs more than the budget"],
     );
-    let small_mask = png(&dir, "small.png", &GrayImage::filled(8, 8, 255));
+    let small_mask = png(&dir, "small.png", &Image::filled(8, 8, 1, 255));
     fail("mask: another size", &image, &small_mask, &["the mask is 8x8 but the image is 16x16"]);
-    let black = png(&dir, "black.png", &GrayImage::new(16, 16));
+    let black = png(&dir, "black.png", &Image::new(16, 16, 1));
     fail("mask: empty", &image, &black, &["nothing to regenerate: the mask has no white pixels"]);
 
-    let white = png(&dir, "white.png", &GrayImage::filled(16, 16, 255));
+    let white = png(&dir, "white.png", &Image::filled(16, 16, 1, 255));
     let full = pass(&image, &white);
     assert_eq!((full.width, full.height), (16, 16));
     println!("[mask: full] accepted: a 16x16 image, every token regenerated");
@@ -323,7 +323,7 @@ fn bad_images_and_masks_are_refused_and_every_png_variant_is_accepted() {
 fn outpainting_and_expansion_beyond_the_budget_are_refused() {
     let dir = scratch("budget");
     let ckpt = init(&dir);
-    let image = png(&dir, "in.png", &GrayImage::filled(16, 16, 100));
+    let image = png(&dir, "in.png", &Image::filled(16, 16, 1, 100));
     let out = dir.join("o.png");
     let outpaint = |case: &str, sides: &[&str], needles: &[&str]| {
         let mut args = vec!["outpaint", "--checkpoint", s(&ckpt), "--image", s(&image), "--class", "0"];
@@ -354,7 +354,7 @@ fn outpainting_and_expansion_beyond_the_budget_are_refused() {
         args.extend_from_slice(&["--factor", factor]);
         fails(case, &args, needles);
     };
-    let big = png(&dir, "big.png", &GrayImage::filled(128, 128, 50));
+    let big = png(&dir, "big.png", &Image::filled(128, 128, 1, 50));
     expand(
         "expand a 128x128 image x2",
         &big,

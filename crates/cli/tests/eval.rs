@@ -10,7 +10,7 @@ use std::process::Command;
 
 use arpg::checkpoint::{CheckpointError, DType};
 use arpg::config::Arch;
-use arpg::image::GrayImage;
+use arpg::image::Image;
 use arpg::rng::Rng;
 use arpg::sampling::SampleOptions;
 use arpg_tools::data::{self, Dataset, Split};
@@ -154,16 +154,19 @@ fn nearest_neighbours_find_copies() {
 
 #[test]
 fn generated_frames_are_cropped_back_to_28() {
-    let mut img = GrayImage::new(32, 32);
+    let mut img = Image::new(32, 32, 1);
     img.set(2, 2, 200);
     img.set(29, 29, 100);
     img.set(1, 1, 50);
     let c = arpg_tools::eval::to_side(&img);
     assert_eq!((c.width, c.height), (SIDE, SIDE));
-    assert_eq!((c.get(0, 0), c.get(27, 27)), (200, 100));
+    assert_eq!((c.get(0, 0)[0], c.get(27, 27)[0]), (200, 100));
     assert!(!c.pixels.contains(&50));
-    let small = arpg_tools::eval::to_side(&GrayImage::filled(16, 16, 9));
-    assert_eq!((small.get(6, 6), small.get(5, 5), small.get(21, 21), small.get(22, 22)), (9, 0, 9, 0));
+    let small = arpg_tools::eval::to_side(&Image::filled(16, 16, 1, 9));
+    assert_eq!(
+        (small.get(6, 6)[0], small.get(5, 5)[0], small.get(21, 21)[0], small.get(22, 22)[0]),
+        (9, 0, 9, 0)
+    );
 }
 
 /// `n` 28x28 images of three shapes at random places (a bar across, a bar down, a square).
@@ -475,7 +478,7 @@ fn the_cli_trains_a_classifier_and_evaluates_checkpoints() {
         "samples-raster-f32-16steps.png",
     ] {
         let png = std::fs::read(dir.join("sheets").join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
-        assert!(GrayImage::from_png(&png).unwrap().width > 28);
+        assert!(Image::from_png(&png, 1).unwrap().width > 28);
     }
 
     // The markdown table: one row per configuration.

@@ -11,7 +11,7 @@ use arpg::checkpoint::{self, Checkpoint, DType};
 use arpg::choice::Choice;
 use arpg::config::Arch;
 use arpg::engine::Engine;
-use arpg::image::GrayImage;
+use arpg::image::Image;
 use arpg_tools::data::{self, DEFAULT_DIR, Split};
 use arpg_tools::eval::{self, GenReport, InpaintReport, RealReport, ReconReport, Reference, format};
 use burn::tensor::Device;
@@ -135,7 +135,7 @@ fn step_counts(engine: &Engine, steps: &[usize]) -> Vec<usize> {
     }
 }
 
-fn write_png(dir: &Path, name: &str, image: &GrayImage) -> Result<PathBuf> {
+fn write_png(dir: &Path, name: &str, image: &Image) -> Result<PathBuf> {
     let path = dir.join(name);
     fs::write(&path, image.try_to_png()?).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)

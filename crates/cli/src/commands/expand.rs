@@ -35,8 +35,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     ensure!(args.factor >= 2, "--factor must be at least 2");
-    let image = args.image.as_deref().map(args::read_png).transpose()?;
     let Loaded { mut engine, arch, path } = args.model.load()?;
+    let image = args.image.as_deref().map(|p| args::read_png(p, engine.image_channels())).transpose()?;
     engine.rope_mode = args.rope;
     let class = resolve_class(&args.class, &engine)?;
     let opts = args.sample.options()?;

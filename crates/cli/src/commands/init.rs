@@ -22,6 +22,9 @@ pub struct Args {
     /// Model and tokenizer sizes.
     #[arg(long, value_enum, default_value_t = Preset::Tiny)]
     pub preset: Preset,
+    /// Image channels: 1 (grey) or 3 (RGB).
+    #[arg(long, default_value_t = 1)]
+    pub image_channels: usize,
     /// Initialisation seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -48,6 +51,7 @@ pub fn run(args: Args) -> Result<()> {
         }
     };
     let model = model.with_arch(args.arch);
+    let tok = TokenizerConfig { image_channels: args.image_channels, ..tok };
     model.validate().map_err(|e| anyhow!("invalid model config: {e}"))?;
     tok.validate().map_err(|e| anyhow!("invalid tokenizer config: {e}"))?;
     ensure!(args.group_size >= 1, "--group-size must be at least 1");

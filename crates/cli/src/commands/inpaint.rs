@@ -10,7 +10,7 @@ use crate::args::{self, Loaded, ModelArgs, SampleArgs, class_label, on_step, pro
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Image to edit (any PNG; converted to grey).
+    /// Image to edit (any PNG; read in the model's channels: grey or RGB).
     #[arg(long)]
     pub image: PathBuf,
     /// Same size as the image; white (>= 128) = regenerate.
@@ -29,8 +29,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let image = args::read_png(&args.image)?;
-    let mask = args::read_png(&args.mask)?;
+    let Loaded { engine, arch, path } = args.model.load()?;
+    let image = args::read_png(&args.image, engine.image_channels())?;
+    // A mask is grey: white (>= 128) = regenerate.
+    let mask = args::read_png(&args.mask, 1)?;
     ensure!(
         (mask.width, mask.height) == (image.width, image.height),
         "the mask is {}x{} but the image is {}x{}; they must be the same size",
@@ -43,7 +45,6 @@ pub fn run(args: Args) -> Result<()> {
         mask.pixels.iter().any(|&p| p >= MASK_THRESHOLD),
         "nothing to regenerate: the mask has no white pixels (white = regenerate)"
     );
-    let Loaded { engine, arch, path } = args.model.load()?;
     let class = resolve_class(&args.class, &engine)?;
     let opts = args.sample.options()?;
     let bar = args::step_bar("inpaint");

@@ -72,9 +72,11 @@ pub fn run(args: Args) -> Result<()> {
         m.dropout
     );
     println!(
-        "tokenizer   {} codes x {}, {} channels, {} downsamplings (factor {}), {}px images, beta {}",
+        "tokenizer   {} codes x {}, {} image channels, {} feature channels, {} downsamplings (factor {}), \
+         {}px images, beta {}",
         t.codebook_size,
         t.code_dim,
+        t.image_channels,
         t.channels,
         t.downsample,
         t.factor(),

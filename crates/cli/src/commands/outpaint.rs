@@ -12,7 +12,7 @@ use crate::args::{
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Image to extend (any PNG; converted to grey).
+    /// Image to extend (any PNG; read in the model's channels: grey or RGB).
     #[arg(long)]
     pub image: PathBuf,
     /// Tokens to add on the left.
@@ -48,8 +48,8 @@ pub fn run(args: Args) -> Result<()> {
         sides != Sides::default(),
         "nothing to outpaint: give --left, --right, --top and/or --bottom (in tokens)"
     );
-    let image = args::read_png(&args.image)?;
     let Loaded { mut engine, arch, path } = args.model.load()?;
+    let image = args::read_png(&args.image, engine.image_channels())?;
     engine.rope_mode = args.rope;
     let class = resolve_class(&args.class, &engine)?;
     let opts = args.sample.options()?;

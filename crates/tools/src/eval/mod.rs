@@ -29,7 +29,7 @@ use crate::data::Dataset;
 use arpg::checkpoint::CheckpointError;
 use arpg::choice::Choice;
 use arpg::engine::Engine;
-use arpg::image::{GrayImage, grid};
+use arpg::image::{Image, grid};
 use arpg::rng::Rng;
 use arpg::sampling::SampleOptions;
 
@@ -185,7 +185,7 @@ impl Reference {
 
 /// A generated image in the classifier's 28x28 frame: the centre of a larger one (the engine's
 /// 32x32 frame, offset 2), a smaller one centred on black.
-pub fn to_side(image: &GrayImage) -> GrayImage {
+pub fn to_side(image: &Image) -> Image {
     let (padded, _) = image.pad_to(SIDE, SIDE);
     padded.crop((padded.width - SIDE) / 2, (padded.height - SIDE) / 2, SIDE, SIDE)
 }
@@ -204,7 +204,8 @@ pub fn evaluate_reconstruction(
     let (frame, f) = (engine.tokenizer.config.image_size, engine.tokenizer.config.factor());
     let mut pixels = Vec::with_capacity(n * SIDE * SIDE);
     for i in 0..n {
-        let image = GrayImage { width: SIDE, height: SIDE, pixels: reference.test.image(i).to_vec() };
+        let image =
+            Image { channels: 1, width: SIDE, height: SIDE, pixels: reference.test.image(i).to_vec() };
         let (framed, _) = image.pad_to(frame, frame).0.pad_to_multiple(f);
         let (codes, h, w) = pollster::block_on(engine.encode(&framed))?;
         let decoded = pollster::block_on(engine.decode(&[codes], h, w))?;
@@ -237,7 +238,7 @@ pub fn evaluate_generation(
     reference: &Reference,
     n: usize,
     opts: &SampleOptions,
-) -> Result<(GenReport, Vec<GrayImage>), EvalError> {
+) -> Result<(GenReport, Vec<Image>), EvalError> {
     check_fits(engine, reference)?;
     if n < 2 {
         return Err(EvalError::Options("n must be at least 2 for a covariance".into()));
@@ -287,13 +288,12 @@ pub fn evaluate_generation(
 
 /// Up to `per_class` samples of each class, one row per class (samples in the order of
 /// [`evaluate_generation`]: sample `i` is of class `i % classes`).
-pub fn sample_sheet(images: &[GrayImage], n_classes: usize, per_class: usize) -> GrayImage {
+pub fn sample_sheet(images: &[Image], n_classes: usize, per_class: usize) -> Image {
     let mut cells = Vec::new();
     for class in 0..n_classes {
-        let row: Vec<&GrayImage> =
-            images.iter().skip(class).step_by(n_classes.max(1)).take(per_class).collect();
+        let row: Vec<&Image> = images.iter().skip(class).step_by(n_classes.max(1)).take(per_class).collect();
         cells.extend(row.iter().map(|&im| im.clone()));
-        cells.extend((row.len()..per_class).map(|_| GrayImage::new(SIDE, SIDE)));
+        cells.extend((row.len()..per_class).map(|_| Image::new(SIDE, SIDE, 1)));
     }
     grid(&cells, per_class, 2)
 }
