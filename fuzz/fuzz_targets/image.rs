@@ -5,10 +5,9 @@
 //! decoder checks them, so a mutation inside a chunk would otherwise rarely reach its parser).
 //! Besides never panicking: a decoded image (read as grey and as RGB) is non-empty, within
 //! `MAX_PIXELS` and consistent; writing it as PNG and decoding that gives the same pixels; and as
-//! a mask, for token sizes
-//! 1, 4 (the shipped one) and 7, a token is set exactly when one of its pixels (after the
-//! centred padding to whole tokens) is at least `MASK_THRESHOLD`, and `to_image` maps the token
-//! mask back to itself.
+//! a mask, for token sizes 1, 4 (the shipped one) and 7, a token is set exactly when one of its
+//! pixels (after the centred padding to whole tokens) is at least `MASK_THRESHOLD`, and
+//! `to_image` maps the token mask back to itself.
 #![no_main]
 
 use arpg::image::{Image, MASK_THRESHOLD, MAX_PIXELS, TokenMask};
