@@ -12,6 +12,7 @@ use arpg::decode::StepEvent;
 use arpg::engine::Engine;
 use arpg::image::Image;
 use arpg::sampling::{CfgSchedule, Order, SampleOptions, Schedule};
+use arpg::tasks::RopeMode;
 use burn::tensor::Device;
 use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
@@ -197,6 +198,14 @@ impl SampleArgs {
             d.seed
         )
     }
+}
+
+/// How RoPE treats grid cells beyond the training grid (out-painting, expansion).
+#[derive(Args, Debug)]
+pub struct RopeArgs {
+    /// RoPE for grid cells beyond the training grid: plain extrapolation or NTK-scaled frequencies.
+    #[arg(long, value_parser = choice::<RopeMode>(), default_value = RopeMode::default().name())]
+    pub rope: RopeMode,
 }
 
 /// A class id or name (case-insensitive; punctuation ignored, and either half of

@@ -4,10 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{Result, ensure};
 use arpg::choice::Choice;
-use arpg::tasks::RopeMode;
 
 use crate::args::{
-    self, Loaded, ModelArgs, SampleArgs, choice, class_label, on_step, provenance, resolve_class,
+    self, Loaded, ModelArgs, RopeArgs, SampleArgs, class_label, on_step, provenance, resolve_class,
 };
 
 #[derive(clap::Args, Debug)]
@@ -24,9 +23,8 @@ pub struct Args {
     /// Output PNG.
     #[arg(long)]
     pub out: PathBuf,
-    /// RoPE for grid cells beyond the training grid: plain extrapolation or NTK-scaled frequencies.
-    #[arg(long, value_parser = choice::<RopeMode>(), default_value = RopeMode::default().name())]
-    pub rope: RopeMode,
+    #[command(flatten)]
+    pub rope: RopeArgs,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -37,7 +35,7 @@ pub fn run(args: Args) -> Result<()> {
     ensure!(args.factor >= 2, "--factor must be at least 2");
     let Loaded { mut engine, arch, path } = args.model.load()?;
     let image = args.image.as_deref().map(|p| args::read_png(p, engine.image_channels())).transpose()?;
-    engine.rope_mode = args.rope;
+    engine.rope_mode = args.rope.rope;
     let class = resolve_class(&args.class, &engine)?;
     let opts = args.sample.options()?;
     let bar = args::step_bar("expand");

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::{Result, ensure};
 use arpg::choice::Choice;
-use arpg::tasks::{RopeMode, Sides};
+use arpg::tasks::Sides;
 
 use crate::args::{
-    self, Loaded, ModelArgs, SampleArgs, choice, class_label, on_step, provenance, resolve_class,
+    self, Loaded, ModelArgs, RopeArgs, SampleArgs, class_label, on_step, provenance, resolve_class,
 };
 
 #[derive(clap::Args, Debug)]
@@ -33,9 +33,8 @@ pub struct Args {
     /// Output PNG.
     #[arg(long)]
     pub out: PathBuf,
-    /// RoPE for grid cells beyond the training grid: plain extrapolation or NTK-scaled frequencies.
-    #[arg(long, value_parser = choice::<RopeMode>(), default_value = RopeMode::default().name())]
-    pub rope: RopeMode,
+    #[command(flatten)]
+    pub rope: RopeArgs,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -50,7 +49,7 @@ pub fn run(args: Args) -> Result<()> {
     );
     let Loaded { mut engine, arch, path } = args.model.load()?;
     let image = args::read_png(&args.image, engine.image_channels())?;
-    engine.rope_mode = args.rope;
+    engine.rope_mode = args.rope.rope;
     let class = resolve_class(&args.class, &engine)?;
     let opts = args.sample.options()?;
     let bar = args::step_bar("outpaint");
