@@ -52,6 +52,11 @@ CARGO_FUZZ_VERSION := 0.13.2
 FUZZ_TARGET_DIR ?= $(HOME)/.cache/arpg/fuzz-target
 FUZZ_TARGETS := checkpoint image
 FUZZ_SECONDS ?= 5
+# The emoji colour dataset (crates/tools/src/emoji.rs): the npm packages that
+# crates/tools/data/emoji-classes.json pins (name, version, tarball sha256), each unpacked into
+# $(EMOJI_DIR)/<package>/ (the tarball's `package/`), with `.tarball-sha256` written last.
+EMOJI_DIR ?= $(HOME)/.cache/arpg/emoji
+EMOJI_CLASSES := crates/tools/data/emoji-classes.json
 
 # The library (root package), crates/tools and crates/cli: one cargo call, one feature set.
 RUST_PKGS := -p arpg -p arpg-tools -p arpg-cli
@@ -59,7 +64,7 @@ RUST_PKGS := -p arpg -p arpg-tools -p arpg-cli
 section = @printf '\n==== %s ====\n' "$(1)"
 
 .PHONY: help run serve server test toolchain wasm-bindgen-cli wasm wasm-opt cli fmt fmt-check clippy \
-	clippy-wasm test-rust fuzz-deps fuzz-smoke e2e e2e-deps browser-deps dataset clean-pkg
+	clippy-wasm test-rust fuzz-deps fuzz-smoke e2e e2e-deps browser-deps dataset emoji-data clean-pkg
 
 help:
 	@echo 'make run           build pkg/ (wasm) and the server, then serve on http://127.0.0.1:$${PORT:-8080}/'
@@ -74,6 +79,7 @@ help:
 	@echo 'make fuzz-smoke    each fuzz target ($(FUZZ_TARGETS)) for $(FUZZ_SECONDS) s over fuzz/corpus (nightly, cargo-fuzz)'
 	@echo 'make e2e           browser tests in $(E2E_DIR) (Debian chromium, playwright-core)'
 	@echo 'make browser-deps  apt: $(APT_BROWSER_PKGS); npm: playwright-core'
+	@echo 'make emoji-data    npm: the emoji dataset packages (pinned, sha256-checked) -> $(EMOJI_DIR)'
 	@echo 'make screenshots   refresh docs/screenshot-*.png (the browser tests that take them)'
 	@echo 'make clean-pkg     remove pkg/'
 	@echo 'CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)'
@@ -202,7 +208,7 @@ clippy-wasm: toolchain
 	$(CARGO) clippy --release --lib --target $(WASM_TARGET) --features webgpu -- -D warnings
 	$(CARGO) clippy --release --lib --target $(WASM_TARGET) -- -D warnings
 
-test-rust: toolchain dataset
+test-rust: toolchain dataset emoji-data
 	$(call section,cargo test --release $(RUST_PKGS) (then arpg-serve))
 	$(CARGO) test --release $(RUST_PKGS)
 	$(CARGO) test --release -p arpg-serve
@@ -282,6 +288,31 @@ endef
 # Fashion-MNIST (Debian's dataset-fashion-mnist): the training data, read by some Rust tests.
 dataset:
 	@$(call apt-install,dataset-fashion-mnist)
+
+# The emoji dataset's packages, each only when its directory lacks the pinned sha256: `npm pack`
+# fetches the registry tarball into a scratch directory, sha256sum checks it against the pin in
+# $(EMOJI_CLASSES), and it is unpacked beside its final place and moved there whole. Nothing is
+# downloaded when the data is read (arpg-tools' `emoji` module, `arpg emoji-sheet`).
+EMOJI_PINS_JS := for (const s of require(process.argv[1]).sources) \
+	console.log(s.package, s.version, s.tarball_sha256)
+emoji-data:
+	@$(call apt-install,$$(command -v npm >/dev/null || echo nodejs npm))
+	@pins="$$(node -e '$(EMOJI_PINS_JS)' "$(CURDIR)/$(EMOJI_CLASSES)")"; \
+	scratch="$$(mktemp -d)"; trap 'rm -rf "$$scratch"' EXIT; \
+	while read -r pkg version sha; do \
+		dest="$(EMOJI_DIR)/$$pkg"; \
+		[[ "$$(cat "$$dest/.tarball-sha256" 2>/dev/null)" == "$$sha" ]] && continue; \
+		printf '\n==== %s ====\n' "npm pack $$pkg@$$version -> $$dest"; \
+		npm pack --silent --ignore-scripts --pack-destination "$$scratch" "$$pkg@$$version" >/dev/null; \
+		tarball=("$$scratch"/*.tgz); \
+		echo "$$sha  $${tarball[0]}" | sha256sum --check --quiet \
+			|| { echo "error: $$pkg@$$version's tarball does not have the pinned sha256 $$sha" >&2; exit 1; }; \
+		mkdir -p "$$scratch/x" "$$(dirname "$$dest")"; \
+		tar -xzf "$${tarball[0]}" -C "$$scratch/x" --strip-components=1 --no-same-owner; \
+		echo "$$sha" >"$$scratch/x/.tarball-sha256"; \
+		rm -rf "$$dest" "$${tarball[0]}"; mv "$$scratch/x" "$$dest"; \
+	done <<<"$$pins"
+	@du -sh "$(EMOJI_DIR)"
 
 # Debian chromium + chromedriver, and npm playwright-core: installed only when missing.
 browser-deps:

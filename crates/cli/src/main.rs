@@ -1,8 +1,8 @@
 //! `arpg`: generate, in-paint, out-paint and expand images with an ARPG checkpoint; inspect,
 //! quantize and initialise checkpoints; train the tokenizer, the generators and the evaluation
-//! classifier; evaluate and benchmark. One module per command in `commands/`, what they share in
-//! `args` (and `training` for the two trainers). The web app's server is `arpg-serve`
-//! (crates/serve).
+//! classifier; evaluate and benchmark; look at the emoji dataset. One module per command in
+//! `commands/`, what they share in `args` (and `training` for the two trainers). The web app's
+//! server is `arpg-serve` (crates/serve).
 
 mod args;
 mod commands;

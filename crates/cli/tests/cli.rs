@@ -298,3 +298,33 @@ fn a_colour_checkpoint_generates_and_edits_rgb_pngs() {
     assert_eq!(edited.crop(4, 0, 12, 16), image.crop(4, 0, 12, 16));
     assert_eq!(edited.crop(0, 4, 16, 12), image.crop(0, 4, 16, 12));
 }
+
+#[test]
+fn the_emoji_sheet_without_the_packages_points_to_make_emoji_data() {
+    let dir = scratch("emoji-missing");
+    let err = fails(&["emoji-sheet", "--dir", s(&dir.join("nowhere")), "--out", s(&dir.join("x.png"))]);
+    assert!(err.contains("make emoji-data") && err.contains("emoji.json"), "{err}");
+    assert!(!dir.join("x.png").exists());
+    let err = fails(&["emoji-sheet", "--per-class", "0"]);
+    assert!(err.contains("--per-class"), "{err}");
+}
+
+/// Needs the packages of `make emoji-data`; skipped with a note without them.
+#[test]
+fn the_emoji_sheet_has_one_row_per_class_of_rgb_tiles() {
+    let Some(packages) = arpg_tools::emoji::default_dir().filter(|d| d.is_dir()) else {
+        eprintln!("note: no $HOME/.cache/arpg/emoji (run `make emoji-data`): skipping the emoji sheet");
+        return;
+    };
+    let dir = scratch("emoji-sheet");
+    let out = dir.join("sheet.png");
+    let args = ["--out", s(&out), "--size", "16", "--per-class", "3", "--split", "test", "--dir"];
+    let stdout = ok(&[&["emoji-sheet"], &args[..], &[s(&packages)]].concat());
+    assert!(stdout.contains("loaded 5924 train + 651 test images at 16x16"), "{stdout}");
+    assert!(stdout.contains("row 11: flags") && stdout.contains("75 test images"), "{stdout}");
+    let sheet = Image::from_png(&std::fs::read(&out).unwrap(), 3).unwrap();
+    // 3 tiles of 16 with 2 between; 12 rows.
+    assert_eq!((sheet.width, sheet.height), (3 * 16 + 2 * 2, 12 * 16 + 11 * 2));
+    // The corner of the first tile: the white background of a smiley.
+    assert_eq!(sheet.get(0, 0), &[255, 255, 255]);
+}

@@ -1,6 +1,7 @@
 //! One module per subcommand, each with its `Args` and `run`.
 
 mod bench;
+mod emoji_sheet;
 mod eval;
 mod expand;
 mod generate;
@@ -45,6 +46,8 @@ pub enum Command {
     Bench(bench::Args),
     /// Many generations in a row at batch 1, checking that the resident memory stays flat.
     Soak(soak::Args),
+    /// A contact sheet of the emoji colour dataset: a few images per class (`make emoji-data`).
+    EmojiSheet(emoji_sheet::Args),
 }
 
 impl Command {
@@ -63,6 +66,7 @@ impl Command {
             Command::Train(a) => train::run(a),
             Command::Bench(a) => bench::run(a),
             Command::Soak(a) => soak::run(a),
+            Command::EmojiSheet(a) => emoji_sheet::run(a),
         }
     }
 }
