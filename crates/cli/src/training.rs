@@ -8,16 +8,14 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 use arpg::checkpoint::DType;
-use arpg_tools::data::{self, CLASS_NAMES, DEFAULT_DIR, Dataset, Split};
+use arpg::choice::Choice;
+use arpg_tools::data::{Dataset, Source};
 use arpg_tools::train::state::write_atomic;
 use arpg_tools::train::{TrainOptions, Trainer};
 use burn::tensor::Device;
 use clap::{Args, ValueEnum};
 
-use crate::args::{Preset, progress_bar};
-
-/// The dataset name recorded in the checkpoints.
-pub const DATASET: &str = "fashion-mnist";
+use crate::args::{Preset, choice, progress_bar};
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceArg {
@@ -66,10 +64,15 @@ pub struct TrainCommon {
     /// Metrics log, one JSON object per step [default: <out> with extension .metrics.jsonl].
     #[arg(long)]
     pub log: Option<PathBuf>,
-    /// Directory of the gzipped IDX files (Debian package dataset-fashion-mnist).
-    #[arg(long, default_value = DEFAULT_DIR)]
-    pub data_dir: PathBuf,
-    /// Train on the first N training images only (0 = all 60000).
+    /// The dataset [default: fashion-mnist]; recorded in the checkpoint, and a resumed run
+    /// takes its own.
+    #[arg(long, value_parser = choice::<Source>())]
+    pub data: Option<Source>,
+    /// Where the data is [default: /usr/share/datasets/fashion-mnist (Debian package
+    /// dataset-fashion-mnist), or ~/.cache/arpg/emoji (`make emoji-data`)].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Train on the first N training images only (0 = all).
     #[arg(long, default_value_t = 0)]
     pub limit: usize,
     /// Minutes between saves of the state file and the checkpoint.
@@ -113,12 +116,20 @@ impl TrainCommon {
         same(self.seed.map(|v| v.to_string()), saved.seed.to_string(), "seed")
     }
 
-    /// The training images padded to `size`, the first `--limit` of them.
-    pub fn load_data(&self, size: usize) -> Result<Dataset> {
-        let data = data::load(&self.data_dir, Split::Train)?;
-        ensure!(size >= data.width.max(data.height), "the tokenizer's image size {size} is below the data's");
-        let data = if self.limit > 0 { data.take(self.limit) } else { data };
-        Ok(data.padded(size))
+    /// The training images of `source` at `size` x `size`, the first `--limit` of them.
+    pub fn load_data(&self, source: Source, size: usize) -> Result<Dataset> {
+        let dir = self.data_dir.clone().unwrap_or_else(|| source.default_dir());
+        Ok(source.train(&dir, size, self.limit)?)
+    }
+
+    /// The dataset of a run: the state's when resuming (a different `--data` is a mistake).
+    pub fn source(&self, resumed: Option<&str>) -> Result<Source> {
+        let Some(saved) = resumed else { return Ok(self.data.unwrap_or(Source::FashionMnist)) };
+        let source: Source = saved.parse().map_err(anyhow::Error::msg)?;
+        if let Some(given) = self.data.filter(|&d| d != source) {
+            bail!("--data {} differs from the resumed run's {saved}", given.name());
+        }
+        Ok(source)
     }
 
     /// A fresh run must not overwrite a state it could have resumed.
@@ -131,10 +142,6 @@ impl TrainCommon {
         );
         Ok(())
     }
-}
-
-pub fn class_names() -> Vec<String> {
-    CLASS_NAMES.iter().map(|s| s.to_string()).collect()
 }
 
 pub fn device(arg: DeviceArg) -> Device {

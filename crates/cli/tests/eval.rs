@@ -187,7 +187,7 @@ fn shapes(n: usize, seed: u64) -> Dataset {
             }
         }
     }
-    Dataset { width: 28, height: 28, pixels, labels }
+    Dataset { width: 28, height: 28, channels: 1, pixels, labels }
 }
 
 fn small() -> ClassifierConfig {

@@ -54,7 +54,7 @@ fn shapes(n: usize) -> Dataset {
             }
         }
     }
-    Dataset { width: 16, height: 16, pixels, labels }
+    Dataset { width: 16, height: 16, channels: 1, pixels, labels }
 }
 
 /// 4x4 codes: class `k` uses codes `5k` (even rows) and `5k + 1` (odd rows), so the class

@@ -7,7 +7,11 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use arpg::choice::Choice;
+use arpg::image::Image;
 use flate2::read::GzDecoder;
+
+use crate::emoji;
 
 /// Where the Debian package puts the files.
 pub const DEFAULT_DIR: &str = "/usr/share/datasets/fashion-mnist";
@@ -46,6 +50,76 @@ pub enum DataError {
     CountMismatch { images: usize, labels: usize },
     #[error("{} holds label {label} at index {index}; Fashion-MNIST has {} classes", path.display(), CLASS_NAMES.len())]
     BadLabel { path: PathBuf, index: usize, label: u8 },
+    #[error(transparent)]
+    Emoji(#[from] emoji::EmojiError),
+    #[error("the data's {width}x{height} images do not fit the tokenizer's {size}x{size} frame")]
+    TooLarge { width: usize, height: usize, size: usize },
+}
+
+/// The datasets the tools train on, by name (`arpg train --data emoji`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Fashion-MNIST from Debian's package: grey, 28x28 centred on a 32x32 frame, 10 classes.
+    FashionMnist,
+    /// The emoji dataset of `crates/tools/data/emoji-classes.json` (`make emoji-data`): RGB,
+    /// 64x64 (or 32x32), 12 classes.
+    Emoji,
+}
+
+impl Choice for Source {
+    const ALL: &'static [Self] = &[Source::FashionMnist, Source::Emoji];
+    const WHAT: &'static str = "dataset";
+    fn name(self) -> &'static str {
+        match self {
+            Source::FashionMnist => "fashion-mnist",
+            Source::Emoji => "emoji",
+        }
+    }
+}
+
+arpg::from_str_by_name!(Source);
+
+impl Source {
+    /// Where the data is installed.
+    pub fn default_dir(self) -> PathBuf {
+        match self {
+            Source::FashionMnist => PathBuf::from(DEFAULT_DIR),
+            Source::Emoji => emoji::default_dir().unwrap_or_else(|| PathBuf::from(".cache/arpg/emoji")),
+        }
+    }
+
+    pub fn class_names(self) -> Result<Vec<String>, DataError> {
+        Ok(match self {
+            Source::FashionMnist => CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
+            Source::Emoji => emoji::Spec::builtin()?.classes.iter().map(|c| c.name.clone()).collect(),
+        })
+    }
+
+    /// The side and channels of its images as a tokenizer sees them: Fashion-MNIST's 28x28 grey
+    /// padded to 32x32, the emoji at 64x64 RGB.
+    pub fn frame(self) -> (usize, usize) {
+        match self {
+            Source::FashionMnist => (32, 1),
+            Source::Emoji => (64, 3),
+        }
+    }
+
+    /// The training split from `dir`, at `size` x `size` (padded, or for the emoji rendered at
+    /// that size), the first `limit` images when `limit > 0`.
+    pub fn train(self, dir: &Path, size: usize, limit: usize) -> Result<Dataset, DataError> {
+        let data = match self {
+            Source::FashionMnist => load(dir, Split::Train)?,
+            Source::Emoji => {
+                let train = emoji::load(dir, size)?.train;
+                Dataset::from_images(&train.images, train.labels)
+            }
+        };
+        if size < data.width.max(data.height) {
+            return Err(DataError::TooLarge { width: data.width, height: data.height, size });
+        }
+        let data = if limit > 0 { data.take(limit) } else { data };
+        Ok(data.padded(size))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,12 +140,15 @@ impl Split {
     }
 }
 
-/// Grey images (0 = black) of one size, with their class ids.
+/// Images of one size and channel count (0 = black), with their class ids: what the trainers
+/// read. Fashion-MNIST is grey; the emoji dataset (`emoji`) is RGB.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
     pub width: usize,
     pub height: usize,
-    /// `len * height * width` bytes, image after image, row-major.
+    /// 1 (grey) or 3 (RGB), a pixel's channels side by side as in `arpg::image::Image`.
+    pub channels: usize,
+    /// `len * height * width * channels` bytes, image after image, row-major.
     pub pixels: Vec<u8>,
     pub labels: Vec<u8>,
 }
@@ -85,9 +162,32 @@ impl Dataset {
         self.labels.is_empty()
     }
 
+    /// Values per image.
+    fn image_len(&self) -> usize {
+        self.width * self.height * self.channels
+    }
+
     pub fn image(&self, i: usize) -> &[u8] {
-        let n = self.width * self.height;
+        let n = self.image_len();
         &self.pixels[i * n..(i + 1) * n]
+    }
+
+    /// Image `i` as an [`Image`].
+    pub fn to_image(&self, i: usize) -> Image {
+        Image::from_raw(self.width, self.height, self.channels, self.image(i).to_vec())
+            .expect("sizes checked")
+    }
+
+    /// Images of one size and channel count, with their labels.
+    pub fn from_images(images: &[Image], labels: Vec<u8>) -> Dataset {
+        let (width, height, channels) = images.first().map_or((0, 0, 1), |i| (i.width, i.height, i.channels));
+        assert!(
+            images.iter().all(|i| (i.width, i.height, i.channels) == (width, height, channels)),
+            "one size"
+        );
+        assert_eq!(images.len(), labels.len(), "one label per image");
+        let pixels = images.iter().flat_map(|i| i.pixels.iter().copied()).collect();
+        Dataset { width, height, channels, pixels, labels }
     }
 
     /// Distinct class count: the largest label + 1.
@@ -99,7 +199,7 @@ impl Dataset {
     pub fn take(&self, n: usize) -> Dataset {
         let n = n.min(self.len());
         Dataset {
-            pixels: self.pixels[..n * self.width * self.height].to_vec(),
+            pixels: self.pixels[..n * self.image_len()].to_vec(),
             labels: self.labels[..n].to_vec(),
             ..*self
         }
@@ -111,15 +211,8 @@ impl Dataset {
         if self.width >= size && self.height >= size {
             return self.clone();
         }
-        let (x0, y0) = ((size - self.width) / 2, (size - self.height) / 2);
-        let mut pixels = vec![0u8; self.len() * size * size];
-        for (i, out) in pixels.chunks_exact_mut(size * size).enumerate() {
-            for (r, row) in self.image(i).chunks_exact(self.width).enumerate() {
-                let at = (y0 + r) * size + x0;
-                out[at..at + self.width].copy_from_slice(row);
-            }
-        }
-        Dataset { width: size, height: size, pixels, labels: self.labels.clone() }
+        let images: Vec<Image> = (0..self.len()).map(|i| self.to_image(i).pad_to(size, size).0).collect();
+        Dataset::from_images(&images, self.labels.clone())
     }
 }
 
@@ -135,7 +228,7 @@ pub fn load(dir: &Path, split: Split) -> Result<Dataset, DataError> {
     if let Some(index) = labels.iter().position(|&l| l as usize >= CLASS_NAMES.len()) {
         return Err(DataError::BadLabel { path: labels_path, index, label: labels[index] });
     }
-    Ok(Dataset { width, height, pixels, labels })
+    Ok(Dataset { width, height, channels: 1, pixels, labels })
 }
 
 /// A gzipped IDX image file: `(count, rows, cols, pixels)`.
@@ -189,11 +282,28 @@ mod tests {
 
     #[test]
     fn padding_centres_the_image_on_black() {
-        let d = Dataset { width: 2, height: 2, pixels: vec![1, 2, 3, 4, 5, 6, 7, 8], labels: vec![0, 1] };
+        let d = Dataset {
+            width: 2,
+            height: 2,
+            channels: 1,
+            pixels: vec![1, 2, 3, 4, 5, 6, 7, 8],
+            labels: vec![0, 1],
+        };
         let p = d.padded(4);
         assert_eq!((p.width, p.height, p.len()), (4, 4, 2));
         assert_eq!(p.image(1), &[0, 0, 0, 0, 0, 5, 6, 0, 0, 7, 8, 0, 0, 0, 0, 0]);
         assert_eq!(d.n_classes(), 2);
         assert_eq!(d.take(1).pixels, vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn colour_images_pad_and_convert_with_every_channel() {
+        let rgb = Image::from_raw(1, 1, 3, vec![10, 20, 30]).unwrap();
+        let d = Dataset::from_images(&[rgb.clone(), rgb], vec![2, 0]);
+        assert_eq!((d.channels, d.pixels.len(), d.n_classes()), (3, 6, 3));
+        let p = d.padded(3);
+        assert_eq!(p.image(1).len(), 27);
+        assert_eq!(p.to_image(1).get(1, 1), [10, 20, 30]);
+        assert_eq!(p.to_image(1).get(0, 0), [0, 0, 0]);
     }
 }

@@ -9,7 +9,7 @@ use arpg_tools::train::{GeneratorTrainer, TrainOptions, TrainState, Trainer, loa
 use burn::tensor::Device;
 
 use crate::args::{Preset, choice, progress_bar, read_file};
-use crate::training::{DATASET, TrainCommon, class_names, device, run_loop};
+use crate::training::{TrainCommon, device, run_loop};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -46,16 +46,17 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let common = &args.common;
     let device = device(common.device);
-    let (trainer, tokenizer_bytes) = if common.resume {
+    let (trainer, tokenizer_bytes, source) = if common.resume {
         let state = TrainState::load(&common.state_path())?;
-        (Some(resume(&args, &state, &device)?), state.checkpoint)
+        let source = common.source(Some(&state.header.dataset))?;
+        (Some(resume(&args, &state, &device)?), state.checkpoint, source)
     } else {
         common.check_fresh()?;
         let path = args.tokenizer.as_ref().expect("clap requires --tokenizer without --resume");
-        (None, read_file(path)?)
+        (None, read_file(path)?, common.source(None)?)
     };
     let tokenizer = load_tokenizer(&tokenizer_bytes, &Device::flex()).context("cannot load the tokenizer")?;
-    let data = common.load_data(tokenizer.config.image_size)?;
+    let data = common.load_data(source, tokenizer.config.image_size)?;
     let bar = progress_bar(data.len() as u64, "tokenize", "images");
     let tokens = tokenize(&tokenizer, &data, 256, &mut |done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();
@@ -63,14 +64,16 @@ pub fn run(args: Args) -> Result<()> {
     let mut trainer = match trainer {
         Some(t) => t,
         None => {
-            let config = config(&args, tokenizer.config.codebook_size, tokens.grid_h, tokens.grid_w);
+            let names = source.class_names()?;
+            let config =
+                config(&args, tokenizer.config.codebook_size, names.len(), (tokens.grid_h, tokens.grid_w));
             let defaults = TrainOptions::generator();
             let opts = TrainOptions {
                 weight_decay: args.weight_decay.unwrap_or(defaults.weight_decay),
                 label_dropout: args.label_dropout.unwrap_or(defaults.label_dropout),
                 ..common.options(defaults)
             };
-            GeneratorTrainer::new(&config, tokenizer, opts, DATASET, class_names(), &device)?
+            GeneratorTrainer::new(&config, tokenizer, opts, source.name(), names, &device)?
         }
     };
     let name = trainer.config().arch.name();
@@ -110,8 +113,7 @@ fn resume(args: &Args, state: &TrainState, device: &Device) -> Result<GeneratorT
 }
 
 /// A fresh run's model: the preset, sized by the flags, on the tokenizer's grid.
-fn config(args: &Args, vocab: usize, grid_h: usize, grid_w: usize) -> ModelConfig {
-    let n_classes = class_names().len();
+fn config(args: &Args, vocab: usize, n_classes: usize, (grid_h, grid_w): (usize, usize)) -> ModelConfig {
     let base = match args.common.preset {
         Preset::Tiny => ModelConfig::tiny(vocab, n_classes),
         Preset::Test => ModelConfig::test(vocab, n_classes),

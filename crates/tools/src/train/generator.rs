@@ -77,6 +77,12 @@ pub fn tokenize(
             data.width, data.height
         )));
     }
+    if data.channels != tokenizer.config.image_channels {
+        return Err(TrainError::Options(format!(
+            "the images have {} channels, the tokenizer reads {}",
+            data.channels, tokenizer.config.image_channels
+        )));
+    }
     let device = tokenizer.codebook.val().device();
     let mut tokens = Vec::with_capacity(data.len() * (data.width / f) * (data.height / f));
     let all: Vec<usize> = (0..data.len()).collect();

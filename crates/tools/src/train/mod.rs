@@ -383,11 +383,12 @@ impl Core {
     }
 }
 
-/// `images` of `data` as a `[b, 1, h, w]` tensor in `[0, 1]`.
+/// `images` of `data` as a `[b, c, h, w]` tensor in `[0, 1]`.
 fn image_batch(data: &Dataset, images: &[usize], device: &Device) -> Tensor<4> {
     let pixels: Vec<f32> =
         images.iter().flat_map(|&i| data.image(i).iter().map(|&p| p as f32 / 255.0)).collect();
-    Tensor::from_data(TensorData::new(pixels, [images.len(), 1, data.height, data.width]), device)
+    let shape = [images.len(), data.height, data.width, data.channels];
+    Tensor::<4>::from_data(TensorData::new(pixels, shape), device).permute([0, 3, 1, 2]) // [b, h, w, c] -> [b, c, h, w]
 }
 
 /// The tokenizer of any `.arpg` checkpoint (a `train-tokenizer` output or a full model).

@@ -109,6 +109,13 @@ impl Trainer for TokenizerTrainer {
                 data.width, data.height
             )));
         }
+        if data.channels != self.tokenizer().config.image_channels {
+            return Err(TrainError::Options(format!(
+                "the images have {} channels, the tokenizer reads {}",
+                data.channels,
+                self.tokenizer().config.image_channels
+            )));
+        }
         let idx = self.core.begin(data.len())?;
         let lr = self.core.opts.lr_at(self.core.step);
         let x = image_batch(data, &idx, &self.core.device);
