@@ -1,5 +1,5 @@
 //! JS values in and out of the web edge: sampling options, images and masks, class ids, out-painting
-//! sides, the abort signal, PNG text chunks, and what the jobs return.
+//! sides, the abort signal, and what the jobs return.
 //!
 //! Conventions:
 //!
@@ -214,31 +214,6 @@ fn bytes_from_js(v: &JsValue, what: &'static str) -> Result<Vec<u8>, WebError> {
         return Ok(Uint8Array::new(v).to_vec());
     }
     Err(WebError::NotBytes { what })
-}
-
-// ---------------------------------------------------------------- PNG text chunks
-
-/// `{keyword: text}` (undefined or null: none) -> pairs in the object's own order. Keywords and
-/// texts are checked by the PNG writer (a keyword is 1-79 Latin-1 characters).
-pub fn texts_from_js(v: &JsValue) -> Result<Vec<(String, String)>, WebError> {
-    if v.is_undefined() || v.is_null() {
-        return Ok(Vec::new());
-    }
-    if !v.is_object() || Array::is_array(v) {
-        return Err(WebError::NotTexts);
-    }
-    // Any non-null object, also one without a prototype (not `instanceof Object`).
-    Object::entries(v.unchecked_ref())
-        .iter()
-        .map(|entry| {
-            let pair = Array::from(&entry);
-            let key = pair.get(0).as_string().unwrap_or_default();
-            match pair.get(1).as_string() {
-                Some(text) => Ok((key, text)),
-                None => Err(WebError::TextNotString(key)),
-            }
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------- what jobs return

@@ -1,7 +1,8 @@
-//! The web edge's one error type: what JS handed in that cannot be used, what the browser refused,
+//! The web edge's error type: what JS handed in that cannot be used, what the browser refused,
 //! and the library's own [`Error`]. It leaves as a `JsError` whose message is the `Display` text
 //! below (wasm-bindgen's `From<E: std::error::Error> for JsError`), so `?` is the whole conversion.
-//! The pages and the browser tests read these messages: change them together.
+//! The pages and the browser tests read these messages: change them together. (`encodePng`, only
+//! in the CPU build, adds its few own in `png::PngError`.)
 
 use crate::error::Error;
 use crate::image::ImageError;
@@ -39,10 +40,6 @@ pub enum WebError {
     Class(f64),
     #[error("signal must be an AbortSignal (or undefined)")]
     NotASignal,
-    #[error("texts must be an object {{keyword: text}}")]
-    NotTexts,
-    #[error("texts: the text of '{0}' must be a string")]
-    TextNotString(String),
     #[error("encode: a {width}x{height} image is not a multiple of the {factor}-pixel token size")]
     EncodeSize { width: usize, height: usize, factor: usize },
     #[error("decode: {len} tokens for a {grid_h}x{grid_w} grid")]
@@ -62,9 +59,6 @@ pub enum WebError {
     /// A Rust value serde-wasm-bindgen could not turn into JS.
     #[error("cannot pass the result to JS: {0}")]
     ToJs(String),
-    /// The PNG writer refused the image or a text chunk.
-    #[error(transparent)]
-    Png(ImageError),
     #[error(transparent)]
     Engine(#[from] Error),
 }

@@ -1,10 +1,12 @@
 //! The browser edge: the wasm-bindgen surface over `Engine`, meant to live in a Web Worker. This
-//! file is only that surface (what JS sees); the work is in the modules:
+//! file is that surface (what JS sees; only `encodePng` is elsewhere, in `png`, which one build
+//! leaves out), and nothing else: the work is in the modules:
 //!
-//! * `convert`: JS values in and out (options, images, masks, classes, sides, signal, PNG texts).
+//! * `convert`: JS values in and out (options, images, masks, classes, sides, signal).
 //! * `scheduler`: the step hook (progress to JS, a yield to the event loop, cancellation).
 //! * `adapter`: the WebGPU adapter probe, what counts as a software adapter, the backend choice.
-//! * `error`: `WebError`, the edge's one error type; it leaves as a `JsError` with its message.
+//! * `error`: `WebError`, the edge's error type; it leaves as a `JsError` with its message.
+//! * `png`: `encodePng`, the pages' PNG downloads (CPU build only).
 //!
 //! The surface:
 //!
@@ -19,7 +21,7 @@
 //!   paint a preview of the grid so far from those tokens.
 //! * `detectAdapter()`: the adapter and the runtime's `software` verdict, before any model loads.
 //! * `encodePng(image, texts)`: PNG bytes of an image with text chunks (the pages' downloads),
-//!   written by the library's PNG writer; it needs no model.
+//!   written by the library's PNG writer; it needs no model. Only `pkg/cpu` has it (see `png`).
 //! * Two builds: with the `webgpu` feature (`pkg/gpu`) and without (`pkg/cpu`, the CPU backend only,
 //!   a fraction of the size); the worker fetches the one it will use.
 //!
@@ -28,6 +30,9 @@
 mod adapter;
 mod convert;
 mod error;
+// The pages encode with the CPU build whichever backend runs the model: see `png`.
+#[cfg(not(feature = "webgpu"))]
+mod png;
 mod scheduler;
 
 use std::future::Future;
@@ -40,7 +45,7 @@ use wasm_bindgen::prelude::*;
 use self::adapter::{AdapterInfo, Backend};
 use self::convert::{
     class_from_js, classes_from_js, image_from_js, image_to_js, images_to_js, mask_from_js, options_from_js,
-    sides_from_js, signal_from_js, texts_from_js, tokens_to_js,
+    sides_from_js, signal_from_js, tokens_to_js,
 };
 use self::error::WebError;
 use self::scheduler::step_hook;
@@ -61,17 +66,6 @@ pub async fn detect_adapter() -> Result<JsValue, JsError> {
         Some(info) => Ok(serde_wasm_bindgen::to_value(&info).map_err(WebError::from)?),
         None => Ok(JsValue::NULL),
     }
-}
-
-/// An 8-bit grey PNG of `image` (`{width, height, pixels}`) with one text chunk per entry of
-/// `texts` (`{keyword: text}`, optional): `tEXt` for Latin-1 text, else `iTXt` (the writer puts the
-/// `tEXt` ones first, each kind in the object's order) -> `Uint8Array`.
-#[wasm_bindgen(js_name = encodePng)]
-pub fn encode_png(image: JsValue, texts: JsValue) -> Result<Vec<u8>, JsError> {
-    let image = image_from_js(&image, "image")?;
-    let texts = texts_from_js(&texts)?;
-    let pairs: Vec<(&str, &str)> = texts.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    Ok(image.try_to_png_with_text(&pairs).map_err(WebError::Png)?)
 }
 
 /// A job as a Promise: resolves to its value, rejects with its error's message.
