@@ -1,7 +1,6 @@
 // The class-picker page: pick a class, steps, CFG, seed and batch; watch the random-order reveal.
 
-import { $, classNames, drawReveal, putGray, registerServiceWorker, startClient } from "/common.js";
-import { encodeGrayPng, saveBlob } from "/png.js";
+import { $, classNames, downloadPng, drawReveal, putGray, registerServiceWorker, startClient } from "/common.js";
 
 const t0 = performance.now();
 const client = startClient();
@@ -130,7 +129,7 @@ async function download() {
     }
   });
   const names = classNames(client.info);
-  const blob = await encodeGrayPng(grid, {
+  const texts = {
     Software: "arpg (browser)",
     Class: `${last.class} ${names[last.class]}`,
     Seed: String(last.seed),
@@ -138,8 +137,10 @@ async function download() {
     CFG: String(last.cfg),
     Order: last.order,
     Model: client.info.checksum,
+  };
+  await downloadPng(grid, texts, `arpg-${last.class}-seed${last.seed}.png`).catch((e) => {
+    stats.textContent = `download failed: ${e.message}`;
   });
-  saveBlob(blob, `arpg-${last.class}-seed${last.seed}.png`);
 }
 
 $("#generate").addEventListener("click", () => generate());

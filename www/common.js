@@ -1,5 +1,5 @@
 // Shared by both pages: backend choice, the badge and notices, drawing grey images and the
-// token reveal, and the service worker registration (offline use).
+// token reveal, PNG downloads, and the service worker registration (offline use).
 
 import { EngineClient } from "/client.js";
 
@@ -134,6 +134,39 @@ export function drawReveal(ctx, ev, factor, patches, x0 = 0, y0 = 0) {
     }
   }
   ctx.putImageData(img, x0, y0);
+}
+
+// ---- downloads: PNG bytes come from the wasm runtime (`encodePng`, the library's PNG writer).
+
+/** The CPU build of the runtime, loaded on this page at the first download. It is the small one
+ * (the service worker precaches it), needs no model, and does not wait for the model's worker,
+ * which may be busy, loading or restarting. */
+let pngRuntime = null;
+
+/** Save `image` ({width, height, pixels}, grey) as a PNG named `name`, with `texts` ({keyword:
+ * text}) as text chunks. */
+export async function downloadPng(image, texts, name) {
+  pngRuntime ??= import("/pkg/cpu/arpg.js").then(async (mod) => (await mod.default(), mod));
+  let runtime;
+  try {
+    runtime = await pngRuntime;
+  } catch (e) {
+    pngRuntime = null; // try again at the next download
+    throw e;
+  }
+  saveBlob(new Blob([runtime.encodePng(image, texts)], { type: "image/png" }), name);
+}
+
+/** Save a Blob under `name` through a temporary object URL. */
+function saveBlob(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
 /** Keep the app (shell, wasm, checkpoint) available offline. */

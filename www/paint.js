@@ -1,8 +1,7 @@
 // The painting tool: an image, a token-level mask painted over it, and the zero-shot edits
 // (in-paint, out-paint, expand 2x). Image and mask survive reloads (IndexedDB).
 
-import { $, classNames, drawReveal, putGray, registerServiceWorker, startClient } from "/common.js";
-import { encodeGrayPng, saveBlob } from "/png.js";
+import { $, classNames, downloadPng, drawReveal, putGray, registerServiceWorker, startClient } from "/common.js";
 import * as store from "/store.js";
 
 const client = startClient();
@@ -345,7 +344,9 @@ async function download() {
   const texts = { Software: "arpg (browser paint)" };
   if (lastOp) Object.assign(texts, { Operation: lastOp.op, Class: `${lastOp.class} ${names[lastOp.class] || ""}`.trim(), Seed: String(lastOp.seed), Steps: String(lastOp.steps), Order: lastOp.order });
   if (client.info) texts.Model = client.info.checksum;
-  saveBlob(await encodeGrayPng(image, texts), `arpg-paint-${image.width}x${image.height}.png`);
+  await downloadPng(image, texts, `arpg-paint-${image.width}x${image.height}.png`).catch((e) => {
+    stats.textContent = `download failed: ${e.message}`;
+  });
 }
 
 function setCompare(on) {

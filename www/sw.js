@@ -6,10 +6,10 @@
 // the cache as the fallback, so a rebuilt pkg/ is picked up at once and arpg.js never runs with a
 // stale arpg_bg.wasm; offline, the cached copies answer.
 
-const CACHE = "arpg-v3";
+const CACHE = "arpg-v4";
 const SHELL = [
   "/", "/index.html", "/paint.html", "/style.css",
-  "/app.js", "/paint.js", "/common.js", "/client.js", "/worker.js", "/png.js", "/store.js",
+  "/app.js", "/paint.js", "/common.js", "/client.js", "/worker.js", "/store.js",
   // The CPU runtime always (it is also the fallback); pkg/gpu/ is cached when first used.
   "/pkg/cpu/arpg.js", "/pkg/cpu/arpg_bg.wasm",
   // The paint tool's bundled samples (Fashion-MNIST test images, 10 files of < 1 KB).

@@ -11,9 +11,11 @@
 //      module, which then cannot run anything): the page restarts the worker
 //      `deviceLost` is null, or why the WebGPU device is gone (then the page restarts on the CPU).
 //
-// Jobs yield to this worker's event loop between decoding steps (src/web.rs), so a "cancel" is
-// handled while a job runs: the job stops at the next step boundary and answers "cancelled", and
-// the model stays loaded. The page restarts the worker only when it does not answer in time.
+// Jobs yield to this worker's event loop between decoding steps (src/web/scheduler.rs), so a
+// "cancel" is handled while a job runs: the job stops at the next step boundary and answers
+// "cancelled", and the model stays loaded. The page restarts the worker only when it does not
+// answer in time. (Downloads do not come here: the pages encode PNGs with their own copy of the
+// CPU runtime, common.js `downloadPng`.)
 
 // ---- the WebGPU device: whether it is lost is decided here, and only here.
 

@@ -62,6 +62,32 @@ function gpuBuildRequests(context) {
   return urls;
 }
 
+/** Requests for the JS PNG encoder that the wasm's `encodePng` replaced (www/png.js, removed). */
+function pngJsRequests(context) {
+  const urls = [];
+  context.on("request", (r) => new URL(r.url()).pathname === "/png.js" && urls.push(r.url()));
+  return urls;
+}
+
+/** Download the page's PNG (#download) and check it: a valid grey 8-bit PNG named `name`, of
+ * `width` x `height`, with exactly `texts` as text chunks, whose pixels the browser decodes to
+ * `pixels`. */
+async function checkDownload(page, { name, width, height, texts, pixels }) {
+  const file = await h.download(page, "#download");
+  assert.equal(file.name, name);
+  const png = h.readPng(file.bytes);
+  assert.deepEqual(
+    { width: png.width, height: png.height, bitDepth: png.bitDepth, colorType: png.colorType },
+    { width, height, bitDepth: 8, colorType: 0 },
+    "the PNG header",
+  );
+  assert.deepEqual(png.texts, texts, "the PNG text chunks");
+  const decoded = await h.decodePng(page, file.bytes);
+  assert.deepEqual([decoded.width, decoded.height, decoded.rgbEqual], [width, height, true], "the decoded PNG");
+  assert.deepEqual(decoded.grey, pixels, "the PNG's pixels are not the page's image");
+  console.log(`# download ${name}: ${file.bytes.length} bytes, ${width}x${height}, ${Object.keys(texts).length} text chunks`);
+}
+
 test("class page, automatic backend: first image, timed from page load; no WebGPU build fetched for a CPU run", async () => {
   const { context, close } = await h.launch();
   try {
@@ -87,10 +113,11 @@ test("class page, automatic backend: first image, timed from page load; no WebGP
   }
 });
 
-test("class page on the forced CPU backend: a non-blank image; screenshot", async () => {
+test("class page on the forced CPU backend: a non-blank image; screenshot; the download is a PNG of the batch with its settings", async () => {
   const { context, close } = await h.launch();
   try {
     const w = h.watch(context, server.origin);
+    const pngJs = pngJsRequests(context);
     const page = await context.newPage();
     await page.goto(`${server.origin}/?backend=cpu&batch=1&steps=4&seed=7&class=7`);
     await waitRun(page, 60_000);
@@ -118,6 +145,32 @@ test("class page on the forced CPU backend: a non-blank image; screenshot", asyn
     });
     await clickAndWait(page, "#generate", 60_000);
     await page.screenshot({ path: path.join(SHOTS, "screenshot-index.png") });
+
+    // Download: the batch as one grid (3x3 cells of 32x32 for 8 images, the last cell black).
+    const batch = await page.evaluate(() => {
+      const { images, cols, size, cfg } = window.__arpg.last;
+      const { info } = window.__arpg.client;
+      return { images: images.map((i) => Array.from(i.pixels)), cols, size, cfg, checksum: info.checksum, name: info.classNames[7] };
+    });
+    const { images, cols, size } = batch;
+    assert.deepEqual([images.length, cols, size], [8, 3, 32]);
+    const grid = new Array(cols * size * cols * size).fill(0);
+    images.forEach((px, i) => {
+      for (let y = 0; y < size; y++) {
+        for (let x = 0; x < size; x++) grid[(Math.floor(i / cols) * size + y) * cols * size + (i % cols) * size + x] = px[y * size + x];
+      }
+    });
+    await checkDownload(page, {
+      name: "arpg-7-seed7.png",
+      width: cols * size,
+      height: cols * size,
+      texts: {
+        Software: "arpg (browser)", Class: `7 ${batch.name || "Sneaker"}`, Seed: "7", Steps: "4",
+        CFG: String(batch.cfg), Order: "random", Model: batch.checksum,
+      },
+      pixels: grid,
+    });
+    assert.deepEqual(pngJs, [], "the page requested the removed /png.js");
     clean(w);
   } finally {
     await close();
@@ -149,10 +202,11 @@ test("class page on forced WebGPU (software adapter): non-blank, same tokens as 
   }
 });
 
-test("paint tool: in-paint keeps unmasked tokens, out-paint doubles the width, expand doubles both; state survives a reload; screenshot", async () => {
+test("paint tool: in-paint keeps unmasked tokens, out-paint doubles the width, expand doubles both; the download is a PNG of the image; state survives a reload; screenshot", async () => {
   const { context, close } = await h.launch();
   try {
     const w = h.watch(context, server.origin);
+    const pngJs = pngJsRequests(context);
     const page = await context.newPage();
     await page.goto(`${server.origin}/paint.html?backend=cpu&seed=3&steps=4&class=0`);
     await waitRun(page, 60_000); // the first image is generated on its own
@@ -203,6 +257,18 @@ test("paint tool: in-paint keeps unmasked tokens, out-paint doubles the width, e
     assert.equal(await page.evaluate(() => document.body.dataset.image), "128x64");
     const big = await page.evaluate(() => Array.from(window.__arpg.image.pixels));
     assert.ok(h.nonBlank(big), "the expanded image is blank");
+    const model = await page.evaluate(() => ({ checksum: window.__arpg.client.info.checksum, name: window.__arpg.client.info.classNames[0] }));
+    await checkDownload(page, {
+      name: "arpg-paint-128x64.png",
+      width: 128,
+      height: 64,
+      texts: {
+        Software: "arpg (browser paint)", Operation: "expand", Class: `0 ${model.name || "T-shirt/top"}`, Seed: "3",
+        Steps: "4", Order: "random", Model: model.checksum,
+      },
+      pixels: big,
+    });
+    assert.deepEqual(pngJs, [], "the page requested the removed /png.js");
 
     await page.waitForTimeout(400); // the IndexedDB write is debounced
     await page.reload();

@@ -593,6 +593,61 @@ test("options out of range through the wasm API and the UI: readable errors, no 
   }
 });
 
+test("PNG writer through the wasm API (encodePng): the text chunks as given, iTXt beyond Latin-1; bad images and texts refused with a message", async () => {
+  const { context, close } = await h.launch();
+  try {
+    const w = h.watch(context, server.origin);
+    const page = await classPage(context, "backend=cpu");
+    const out = await page.evaluate(async () => {
+      const m = await import("/pkg/cpu/arpg.js");
+      await m.default();
+      const img = { width: 3, height: 2, pixels: new Uint8Array([0, 50, 100, 150, 200, 255]) };
+      const run = (f) => {
+        try {
+          return `accepted: ${f().length} bytes`;
+        } catch (e) {
+          return e.message;
+        }
+      };
+      const bytes = m.encodePng(img, { Title: "grey", Comment: "café", Note: "☕ UTF-8" });
+      return {
+        png: btoa(String.fromCharCode(...bytes)),
+        plain: run(() => m.encodePng({ width: 2, height: 1, pixels: [7, 9] })),
+        errors: [
+          run(() => m.encodePng(null, {})),
+          run(() => m.encodePng({ width: 0, height: 2, pixels: [] }, {})),
+          run(() => m.encodePng({ width: 2, height: 2, pixels: [1, 2, 3] }, {})),
+          run(() => m.encodePng({ width: 2, height: 2 }, {})),
+          run(() => m.encodePng(img, ["Title", "grey"])),
+          run(() => m.encodePng(img, { Seed: 3 })),
+          run(() => m.encodePng(img, { "": "no keyword" })),
+          run(() => m.encodePng(img, { ["k".repeat(80)]: "too long" })),
+        ],
+      };
+    });
+    const bytes = Buffer.from(out.png, "base64");
+    const png = h.readPng(bytes);
+    assert.deepEqual([png.width, png.height, png.bitDepth, png.colorType], [3, 2, 8, 0]);
+    assert.deepEqual(Object.entries(png.texts), [["Title", "grey"], ["Comment", "café"], ["Note", "☕ UTF-8"]]);
+    assert.ok(bytes.includes("iTXtNote"), "the non-Latin-1 text is not an iTXt chunk");
+    assert.deepEqual((await h.decodePng(page, bytes)).grey, [0, 50, 100, 150, 200, 255]);
+    assert.match(out.plain, /^accepted: \d+ bytes$/, "texts are optional");
+    assert.deepEqual(out.errors, [
+      "image must be an object {width, height, pixels}",
+      "image: 'width' must be an integer in 1..=4096",
+      "image: a 2x2 image cannot have 3 pixels",
+      "image: no pixels",
+      "texts must be an object {keyword: text}",
+      "texts: the text of 'Seed' must be a string",
+      'cannot encode PNG: invalid text keyword "" (1-79 Latin-1 characters)',
+      `cannot encode PNG: invalid text keyword "${"k".repeat(80)}" (1-79 Latin-1 characters)`,
+    ]);
+    h.assertClean(w);
+  } finally {
+    await close();
+  }
+});
+
 /** A grey PNG of `width` x `height` (all pixels 0: small even when huge). */
 function greyPng(width, height) {
   const crc = (buf) => {

@@ -6,6 +6,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import zlib from "node:zlib";
 import { chromium } from "playwright-core";
 
 export const ROOT = process.env.ARPG_ROOT || path.resolve(import.meta.dirname, "../..");
@@ -144,6 +145,72 @@ export function assertClean(w, allow = []) {
   const unexpected = w.errors.filter((e) => !allow.some((re) => re.test(e)));
   if (unexpected.length) throw new Error(`unexpected console errors:\n${unexpected.join("\n")}`);
   return w.errors.filter((e) => !unexpected.includes(e));
+}
+
+/** Click `selector` on `page` and return the file it downloads: {name, bytes}. */
+export async function download(page, selector) {
+  const [file] = await Promise.all([page.waitForEvent("download", { timeout: 30_000 }), page.click(selector)]);
+  const failure = await file.failure();
+  if (failure) throw new Error(`the download of ${file.suggestedFilename()} failed: ${failure}`);
+  return { name: file.suggestedFilename(), bytes: fs.readFileSync(await file.path()) };
+}
+
+const PNG_SIGNATURE = Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]);
+
+/** A PNG file's header and text chunks, checked: the signature, every chunk's CRC, IHDR first, IEND
+ * last, at least one IDAT. Returns {width, height, bitDepth, colorType, texts: {keyword: text}}
+ * (tEXt, and uncompressed iTXt). The pixels are the browser's to decode (`decodePng`). */
+export function readPng(bytes) {
+  if (!bytes.subarray(0, 8).equals(PNG_SIGNATURE)) throw new Error("not a PNG (bad signature)");
+  const chunks = [];
+  for (let at = 8; at < bytes.length;) {
+    if (at + 12 > bytes.length) throw new Error(`truncated chunk at byte ${at}`);
+    const len = bytes.readUInt32BE(at);
+    const type = bytes.toString("latin1", at + 4, at + 8);
+    if (at + 12 + len > bytes.length) throw new Error(`truncated ${type} chunk at byte ${at}`);
+    if (zlib.crc32(bytes.subarray(at + 4, at + 8 + len)) !== bytes.readUInt32BE(at + 8 + len)) {
+      throw new Error(`bad CRC in the ${type} chunk at byte ${at}`);
+    }
+    chunks.push({ type, data: bytes.subarray(at + 8, at + 8 + len) });
+    at += 12 + len;
+  }
+  const types = chunks.map((c) => c.type);
+  if (types[0] !== "IHDR" || types.at(-1) !== "IEND" || !types.includes("IDAT")) {
+    throw new Error(`chunks out of order: ${types.join(" ")}`);
+  }
+  const ihdr = chunks[0].data;
+  const texts = {};
+  for (const { type, data } of chunks) {
+    const nul = data.indexOf(0);
+    if (type === "tEXt") texts[data.toString("latin1", 0, nul)] = data.toString("latin1", nul + 1);
+    if (type === "iTXt" && data[nul + 1] === 0) {
+      // keyword \0 flag method language \0 translated keyword \0 text (UTF-8)
+      const lang = data.indexOf(0, nul + 3);
+      const translated = data.indexOf(0, lang + 1);
+      texts[data.toString("latin1", 0, nul)] = data.toString("utf8", translated + 1);
+    }
+  }
+  return { width: ihdr.readUInt32BE(0), height: ihdr.readUInt32BE(4), bitDepth: ihdr[8], colorType: ihdr[9], texts };
+}
+
+/** PNG bytes decoded by the browser on `page` (createImageBitmap): {width, height, grey, rgbEqual}:
+ * the red channel, and whether every pixel has R = G = B at full opacity. */
+export function decodePng(page, bytes) {
+  return page.evaluate(async (b64) => {
+    const data = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const bitmap = await createImageBitmap(new Blob([data], { type: "image/png" }));
+    const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+    const ctx = canvas.getContext("2d");
+    ctx.drawImage(bitmap, 0, 0);
+    const rgba = ctx.getImageData(0, 0, bitmap.width, bitmap.height).data;
+    const grey = [];
+    let rgbEqual = true;
+    for (let i = 0; i < rgba.length; i += 4) {
+      grey.push(rgba[i]);
+      if (rgba[i + 1] !== rgba[i] || rgba[i + 2] !== rgba[i] || rgba[i + 3] !== 255) rgbEqual = false;
+    }
+    return { width: bitmap.width, height: bitmap.height, grey, rgbEqual };
+  }, bytes.toString("base64"));
 }
 
 /** Non-blank: not all pixels equal. */
