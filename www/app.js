@@ -1,6 +1,6 @@
 // The class-picker page: pick a class, steps, CFG, seed and batch; watch the random-order reveal.
 
-import { $, classNames, downloadPng, drawReveal, putGray, registerServiceWorker, startClient } from "/common.js";
+import { $, classNames, downloadPng, drawReveal, paste, putImage, registerServiceWorker, startClient } from "/common.js";
 
 const t0 = performance.now();
 const client = startClient();
@@ -93,12 +93,12 @@ async function generate({ quiet = false } = {}) {
       { classes: Array(n).fill(klass), options: { steps, cfg, order, seed } },
       (ev, ms) => {
         if (mine !== runs) return;
-        drawReveal(ctx, ev, info.factor, client.patches);
+        drawReveal(ctx, ev, info, client.patches);
         stats.textContent = `step ${ev.step + 1}/${ev.steps} · ${ms.toFixed(0)} ms`;
       },
       { quiet },
     );
-    out.result.forEach((img, i) => putGray(ctx, img, (i % cols) * size, Math.floor(i / cols) * size));
+    out.result.forEach((img, i) => putImage(ctx, img, (i % cols) * size, Math.floor(i / cols) * size));
     const perStep = out.stepMs.reduce((a, b) => a + b, 0) / Math.max(1, out.stepMs.length);
     if (firstImageMs === null) firstImageMs = performance.now() - t0;
     stats.textContent = `${out.stepMs.length} steps · ${perStep.toFixed(1)} ms/step · total ${out.ms.toFixed(0)} ms` +
@@ -120,14 +120,10 @@ async function download() {
   if (!last) return;
   const { images, cols, size } = last;
   const rows = Math.ceil(images.length / cols);
-  const grid = { width: cols * size, height: rows * size, pixels: new Uint8Array(cols * size * rows * size) };
-  images.forEach((img, i) => {
-    const ox = (i % cols) * size;
-    const oy = Math.floor(i / cols) * size;
-    for (let y = 0; y < img.height; y++) {
-      grid.pixels.set(img.pixels.subarray(y * img.width, (y + 1) * img.width), (oy + y) * grid.width + ox);
-    }
-  });
+  const channels = images[0].channels || 1;
+  const [width, height] = [cols * size, rows * size];
+  const grid = { width, height, channels, pixels: new Uint8Array(width * height * channels) };
+  images.forEach((img, i) => paste(grid, img, (i % cols) * size, Math.floor(i / cols) * size));
   const names = classNames(client.info);
   const texts = {
     Software: "arpg (browser)",

@@ -1,17 +1,13 @@
-// Shared by both pages: backend choice, the badge and notices, drawing grey images and the
-// token reveal, PNG downloads, and the service worker registration (offline use).
+// Shared by both pages: backend choice, the badge and notices, drawing images (grey or RGB, as
+// the model makes them) and the token reveal, PNG downloads, and the service worker registration
+// (offline use). What a page knows about the model (image size, token grid, channels, class
+// names) comes from the engine's `info`, never from constants here.
 
 import { EngineClient } from "/client.js";
 
-/** Fashion-MNIST's classes, used when the checkpoint carries no names. */
-export const FASHION_CLASSES = [
-  "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-];
-
+/** The checkpoint's class names (`class i` where it has none). */
 export function classNames(info) {
-  const n = info.nClasses;
-  return Array.from({ length: n }, (_, i) => info.classNames[i] || FASHION_CLASSES[i] || `class ${i}`);
+  return Array.from({ length: info.nClasses }, (_, i) => info.classNames[i] || `class ${i}`);
 }
 
 export const $ = (sel) => document.querySelector(sel);
@@ -98,22 +94,49 @@ function noticeKind() {
   return box.hidden ? null : box.dataset.kind;
 }
 
-/** Draw a grey image at (x, y) of a 2D context. */
-export function putGray(ctx, image, x = 0, y = 0) {
+/** The RGB of pixel `i` of `pixels` with `channels` values per pixel (1 grey, 3 RGB). */
+function rgbAt(pixels, channels, i) {
+  const at = i * channels;
+  return channels === 3 ? [pixels[at], pixels[at + 1], pixels[at + 2]] : [pixels[at], pixels[at], pixels[at]];
+}
+
+/** Draw an image ({width, height, channels, pixels}, grey or RGB) at (x, y) of a 2D context. */
+export function putImage(ctx, image, x = 0, y = 0) {
   const { width, height, pixels } = image;
+  const channels = image.channels || 1;
   const data = ctx.createImageData(width, height);
-  for (let i = 0; i < width * height; i++) {
-    const v = pixels[i];
-    data.data.set([v, v, v, 255], i * 4);
-  }
+  for (let i = 0; i < width * height; i++) data.data.set([...rgbAt(pixels, channels, i), 255], i * 4);
   ctx.putImageData(data, x, y);
 }
 
+/** An image's pixels in `channels` channels: RGB to grey by the library's luminance
+ * ((299 R + 587 G + 114 B) / 1000), grey to RGB repeated. `rgba`: canvas ImageData bytes. */
+export function fromRgba(rgba, width, height, channels) {
+  const pixels = new Uint8Array(width * height * channels);
+  for (let i = 0; i < width * height; i++) {
+    const [r, g, b] = [rgba[i * 4], rgba[i * 4 + 1], rgba[i * 4 + 2]];
+    if (channels === 3) pixels.set([r, g, b], i * 3);
+    else pixels[i] = Math.floor((299 * r + 587 * g + 114 * b) / 1000);
+  }
+  return { width, height, channels, pixels };
+}
+
+/** Copy `src` into `dst` (same channels) with its top-left corner at (x, y). */
+export function paste(dst, src, x, y) {
+  const c = dst.channels || 1;
+  for (let row = 0; row < src.height; row++) {
+    const line = src.pixels.subarray(row * src.width * c, (row + 1) * src.width * c);
+    dst.pixels.set(line, ((y + row) * dst.width + x) * c);
+  }
+}
+
 /** The grid decoded so far: decoded cells as their code's preview patch (or grey without
- * patches), cells decoded this step outlined, the rest dark. */
-export function drawReveal(ctx, ev, factor, patches, x0 = 0, y0 = 0) {
+ * patches), cells decoded this step outlined, the rest dark. `info`: the engine's (token size
+ * `factor`, `channels` of the patches). */
+export function drawReveal(ctx, ev, info, patches, x0 = 0, y0 = 0) {
   const { gridH, gridW, tokens, positions } = ev;
-  const f = factor;
+  const f = info.factor;
+  const channels = info.channels || 1;
   const img = ctx.createImageData(gridW * f, gridH * f);
   const fresh = new Set(positions);
   for (let cell = 0; cell < gridH * gridW; cell++) {
@@ -125,9 +148,9 @@ export function drawReveal(ctx, ev, factor, patches, x0 = 0, y0 = 0) {
         let rgb;
         if (code < 0) rgb = [24, 28, 40];
         else {
-          const v = patches ? patches[code * f * f + dy * f + dx] : 160;
+          const patch = patches ? rgbAt(patches, channels, code * f * f + dy * f + dx) : [160, 160, 160];
           const edge = dx === 0 || dy === 0 || dx === f - 1 || dy === f - 1;
-          rgb = fresh.has(cell) && edge ? [255, 170, 0] : [v, v, v];
+          rgb = fresh.has(cell) && edge ? [255, 170, 0] : patch;
         }
         img.data.set([...rgb, 255], ((cy + dy) * gridW * f + cx + dx) * 4);
       }
@@ -143,8 +166,8 @@ export function drawReveal(ctx, ev, factor, patches, x0 = 0, y0 = 0) {
  * which may be busy, loading or restarting. */
 let pngRuntime = null;
 
-/** Save `image` ({width, height, pixels}, grey) as a PNG named `name`, with `texts` ({keyword:
- * text}) as text chunks. */
+/** Save `image` ({width, height, channels, pixels}, grey or RGB) as a PNG named `name`, with
+ * `texts` ({keyword: text}) as text chunks. */
 export async function downloadPng(image, texts, name) {
   pngRuntime ??= import("/pkg/cpu/arpg.js").then(async (mod) => (await mod.default(), mod));
   let runtime;

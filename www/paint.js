@@ -1,19 +1,18 @@
 // The painting tool: an image, a token-level mask painted over it, and the zero-shot edits
 // (in-paint, out-paint, expand 2x). Image and mask survive reloads (IndexedDB).
 
-import { $, classNames, downloadPng, drawReveal, putGray, registerServiceWorker, startClient } from "/common.js";
+import { $, classNames, downloadPng, drawReveal, fromRgba, putImage, registerServiceWorker, startClient } from "/common.js";
 import * as store from "/store.js";
 
 const client = startClient();
 registerServiceWorker();
 
-const TOKEN = 4; // pixels per token side (the model's factor; checked when the model is ready)
-const MAX_SIDE = 128; // 32x32 tokens: the engine's budget
 const view = $("#view");
 const vctx = view.getContext("2d");
 const stats = $("#stats");
 
-let image = null; // {width, height, pixels}
+let image = null; // {width, height, channels, pixels}, in the model's channels
+let token = null; // pixels per token side: the model's (saved with the image)
 let mask = null; // Uint8Array, one byte per token (1 = regenerate)
 let before = null; // the image before the last edit (hold to compare)
 let comparing = false;
@@ -32,7 +31,11 @@ window.__arpg = {
   get lastOp() { return lastOp; },
 };
 
-const grid = () => ({ h: image.height / TOKEN, w: image.width / TOKEN });
+const grid = () => ({ h: image.height / token, w: image.width / token });
+
+/** The model's info (image size, token size, channels, budget), once it is ready. */
+const modelInfo = () => client.info ? Promise.resolve(client.info)
+  : new Promise((resolve) => client.addEventListener("ready", ({ detail }) => resolve(detail), { once: true }));
 const snapshot = () => ({ image, mask: mask && mask.slice(), before });
 const restore = (s) => ({ image, mask, before } = s);
 
@@ -47,7 +50,7 @@ function setImage(img, { keepMask = false, record = true } = {}) {
   const sameSize = image && image.width === img.width && image.height === img.height;
   before = image && record ? image : before;
   image = img;
-  if (!(keepMask && sameSize && mask)) mask = new Uint8Array((img.width / TOKEN) * (img.height / TOKEN));
+  if (!(keepMask && sameSize && mask)) mask = new Uint8Array((img.width / token) * (img.height / token));
   changed();
 }
 
@@ -65,7 +68,7 @@ let persistTimer = 0;
 function persist() {
   clearTimeout(persistTimer);
   persistTimer = setTimeout(() => {
-    if (image) store.put("paint", { image, mask, before }).catch((e) => console.warn("IndexedDB:", e));
+    if (image) store.put("paint", { image, mask, before, token }).catch((e) => console.warn("IndexedDB:", e));
   }, 150);
 }
 
@@ -85,13 +88,13 @@ function draw() {
   scratch.width = shown.width;
   scratch.height = shown.height;
   const sctx = scratch.getContext("2d");
-  putGray(sctx, shown);
-  if (reveal && !comparing) drawReveal(sctx, reveal, TOKEN, client.patches);
+  putImage(sctx, shown);
+  if (reveal && !comparing) drawReveal(sctx, reveal, client.info, client.patches);
   vctx.imageSmoothingEnabled = false;
   vctx.drawImage(scratch, 0, 0, view.width, view.height);
   if (comparing || shown !== image) return;
   const { h, w } = grid();
-  const cell = TOKEN * s;
+  const cell = token * s;
   vctx.fillStyle = "rgba(255, 40, 60, 0.45)";
   for (let i = 0; i < h * w; i++) if (mask[i]) vctx.fillRect((i % w) * cell, Math.floor(i / w) * cell, cell, cell);
   vctx.strokeStyle = "rgba(120, 160, 255, 0.25)";
@@ -167,10 +170,12 @@ function pngSize(bytes) {
   return { width: v.getUint32(16), height: v.getUint32(20) };
 }
 
-/** Any image file -> grey pixels; sides kept when they fit the token grid, else fit into 32x32.
- * Refused with a message (the current image and mask stay): files over 32 MiB, images over
- * 4096x4096 pixels (a PNG from its header, before decoding), anything the browser cannot decode. */
+/** Any image file -> pixels in the model's channels (grey or RGB); sides kept when they fit the
+ * token grid and the budget, else fitted into the model's frame (e.g. 32x32). Refused with a
+ * message (the current image and mask stay): files over 32 MiB, images over 4096x4096 pixels (a
+ * PNG from its header, before decoding), anything the browser cannot decode. */
 async function openFile(file) {
+  const info = await modelInfo();
   const name = JSON.stringify(file.name || "the file");
   if (file.size > MAX_FILE_BYTES) {
     throw new Error(`cannot open ${name}: ${(file.size / 2 ** 20).toFixed(0)} MiB is more than the limit of 32 MiB`);
@@ -190,14 +195,16 @@ async function openFile(file) {
     bitmap.close();
     throw tooLarge(width, height);
   }
-  const fits = width % TOKEN === 0 && height % TOKEN === 0 && width >= 32 && height >= 32 &&
-    width <= MAX_SIDE && height <= MAX_SIDE;
+  const [f, frame] = [info.factor, info.imageSize];
+  const maxSide = Math.floor(Math.sqrt(info.maxCells)) * f; // a square within the token budget
+  const fits = width % f === 0 && height % f === 0 && width >= frame && height >= frame &&
+    width <= maxSide && height <= maxSide;
   let dw = width, dh = height, cw = width, ch = height;
   if (!fits) {
-    const k = Math.min(1, 32 / Math.max(width, height));
+    const k = Math.min(1, frame / Math.max(width, height));
     dw = Math.max(1, Math.round(width * k));
     dh = Math.max(1, Math.round(height * k));
-    cw = ch = 32;
+    cw = ch = frame;
   }
   const c = document.createElement("canvas");
   c.width = cw;
@@ -207,13 +214,10 @@ async function openFile(file) {
   cx.fillRect(0, 0, cw, ch);
   cx.drawImage(bitmap, Math.floor((cw - dw) / 2), Math.floor((ch - dh) / 2), dw, dh);
   bitmap.close();
-  const rgba = cx.getImageData(0, 0, cw, ch).data;
-  const pixels = new Uint8Array(cw * ch);
-  for (let i = 0; i < cw * ch; i++) {
-    pixels[i] = Math.floor((299 * rgba[i * 4] + 587 * rgba[i * 4 + 1] + 114 * rgba[i * 4 + 2]) / 1000);
-  }
+  const opened = fromRgba(cx.getImageData(0, 0, cw, ch).data, cw, ch, info.channels);
   before = null;
-  setImage({ width: cw, height: ch, pixels });
+  token = f;
+  setImage(opened);
 }
 
 $("#file").addEventListener("change", (e) => e.target.files[0] && openFile(e.target.files[0]).catch(fail));
@@ -268,7 +272,7 @@ async function job(op, args, apply) {
   try {
     const out = await client.run(op, { ...args, class: klass, options: opts }, (ev, ms) => {
       if (mine !== jobs) return;
-      reveal = image && ev.gridH * TOKEN === image.height && ev.gridW * TOKEN === image.width ? ev : null;
+      reveal = image && ev.gridH * token === image.height && ev.gridW * token === image.width ? ev : null;
       draw();
       stats.textContent = `${op}: step ${ev.step + 1}/${ev.steps} · ${ms.toFixed(0)} ms`;
     });
@@ -287,11 +291,12 @@ async function job(op, args, apply) {
   }
 }
 
-const current = () => ({ width: image.width, height: image.height, pixels: image.pixels });
+const current = () => ({ width: image.width, height: image.height, channels: image.channels || 1, pixels: image.pixels });
 
 function newImage() {
   return job("generate", { classes: [Number($("#class").value) || 0] }, (r) => {
     before = null;
+    token = client.info.factor;
     setImage(r[0]);
   });
 }
@@ -302,7 +307,7 @@ function inpaint() {
   if (!mask.some(Boolean)) return fail(new Error("paint the tokens to regenerate first"));
   const pm = new Uint8Array(image.width * image.height);
   for (let y = 0; y < image.height; y++) {
-    for (let x = 0; x < image.width; x++) pm[y * image.width + x] = mask[Math.floor(y / TOKEN) * w + Math.floor(x / TOKEN)] ? 255 : 0;
+    for (let x = 0; x < image.width; x++) pm[y * image.width + x] = mask[Math.floor(y / token) * w + Math.floor(x / token)] ? 255 : 0;
   }
   return job("inpaint", { image: current(), mask: pm }, (r) => setImage(r, { keepMask: true }));
 }
@@ -405,8 +410,9 @@ if (params.has("steps")) $("#steps").value = params.get("steps");
 if (params.has("order")) $("#order").value = params.get("order");
 
 const restored = store.get("paint").then((saved) => {
-  if (saved && saved.image && saved.image.width % TOKEN === 0 && saved.image.height % TOKEN === 0) {
-    ({ image, mask, before } = saved);
+  const t = saved && saved.token;
+  if (saved && saved.image && t > 0 && saved.image.width % t === 0 && saved.image.height % t === 0) {
+    ({ image, mask, before, token } = saved);
     changed();
     return true;
   }
@@ -414,11 +420,14 @@ const restored = store.get("paint").then((saved) => {
 }).catch(() => false);
 
 client.addEventListener("ready", async ({ detail: info }) => {
-  if (info.factor !== TOKEN) console.warn(`the model's tokens are ${info.factor}px, the tool assumes ${TOKEN}px`);
   const sel = $("#class");
   const keep = sel.value || params.get("class") || "0";
   sel.replaceChildren(...classNames(info).map((name, i) => new Option(name, String(i))));
   sel.value = keep;
-  if (!(await restored) && !image && !client.busy) newImage();
+  const wasRestored = await restored;
+  // An image saved with another model's tokens or channels is not this model's to edit.
+  const other = image && (token !== info.factor || (image.channels || 1) !== info.channels);
+  if (other) image = mask = before = null;
+  if (!(wasRestored && !other) && !image && !client.busy) newImage();
 });
 changed();

@@ -51,7 +51,7 @@ use self::error::WebError;
 use self::scheduler::step_hook;
 use crate::checkpoint::sha256_hex;
 use crate::choice::Choice;
-use crate::engine::Engine;
+use crate::engine::{Engine, MAX_CELLS};
 use crate::image::Image;
 
 #[wasm_bindgen(start)]
@@ -98,6 +98,8 @@ struct EngineInfo {
     grid_h: usize,
     grid_w: usize,
     codebook_size: usize,
+    /// The most tokens one job may decode (`engine::MAX_CELLS`).
+    max_cells: usize,
 }
 
 #[wasm_bindgen]
@@ -153,7 +155,7 @@ impl WebEngine {
     }
 
     /// `{backend, requested, reason, adapter, checksum, arch, classNames, nClasses, imageSize,
-    /// channels, factor, gridH, gridW, codebookSize}`.
+    /// channels, factor, gridH, gridW, codebookSize, maxCells}`.
     pub fn info(&self) -> Result<JsValue, JsError> {
         let c = self.engine.model_config();
         let t = &self.engine.tokenizer.config;
@@ -172,6 +174,7 @@ impl WebEngine {
             grid_h: c.grid_h,
             grid_w: c.grid_w,
             codebook_size: t.codebook_size,
+            max_cells: MAX_CELLS,
         };
         Ok(serde_wasm_bindgen::to_value(&info).map_err(WebError::from)?)
     }
