@@ -30,7 +30,7 @@ pub enum ImageError {
     Encode(String),
     #[error("image is {width}x{height}, more than the limit of {max} pixels")]
     TooLarge { width: usize, height: usize, max: usize },
-    #[error("a {width}x{height} image of {channels} channels cannot have {len} values")]
+    #[error("a {width}x{height} {} image cannot have {len} values", if *channels == 3 { "RGB" } else { "grey" })]
     SizeMismatch { width: usize, height: usize, channels: usize, len: usize },
     #[error("an image has 1 (grey) or 3 (RGB) channels, not {0}")]
     Channels(usize),

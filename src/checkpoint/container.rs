@@ -331,7 +331,7 @@ pub fn read<'a>(kind: &Kind, bytes: &'a [u8]) -> Result<Parsed<'a>> {
     // Checksum before trusting any other field.
     let (body, checksum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
     if Sha256::digest(body).as_slice() != checksum {
-        return Err(CheckpointError::BadChecksum);
+        return Err(CheckpointError::BadChecksum { kind: kind.name });
     }
     let mut r = Reader::new(&body[10..], "header");
     let dtype_id = r.u8()?;

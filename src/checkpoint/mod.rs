@@ -85,8 +85,8 @@ pub enum CheckpointError {
     BadMagic { kind: &'static str },
     #[error("unsupported {kind} version {found} (this build reads version {reads})")]
     UnsupportedVersion { kind: &'static str, found: u16, reads: u16 },
-    #[error("checksum mismatch: the file is corrupted or truncated")]
-    BadChecksum,
+    #[error("{kind} checksum mismatch: the file is corrupted or truncated")]
+    BadChecksum { kind: &'static str },
     #[error("unknown tensor dtype id {0} (expected 0 = f32 or 1 = int8)")]
     BadDType(u8),
     #[error("bad group size {group_size} for dtype {dtype} (int8 needs > 0, f32 needs 0)")]
@@ -545,7 +545,11 @@ mod tests {
         for i in 10..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0x10;
-            assert_eq!(Checkpoint::from_bytes(&bad), Err(CheckpointError::BadChecksum), "byte {i}");
+            assert_eq!(
+                Checkpoint::from_bytes(&bad),
+                Err(CheckpointError::BadChecksum { kind: "checkpoint" }),
+                "byte {i}"
+            );
         }
     }
 

@@ -635,7 +635,7 @@ test("PNG writer through the wasm API (encodePng): the text chunks as given, iTX
     assert.deepEqual(out.errors, [
       "image must be an object {width, height, pixels}",
       "image: 'width' must be an integer in 1..=4096",
-      "image: a 2x2 image cannot have 3 pixels",
+      "image: a 2x2 grey image cannot have 3 values",
       "image: no pixels",
       "texts must be an object {keyword: text}",
       "texts: the text of 'Seed' must be a string",

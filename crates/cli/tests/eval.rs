@@ -263,8 +263,11 @@ fn the_classifier_file_round_trips_and_rejects_damage() {
     let file = Some;
     let mut flipped = bytes.clone();
     flipped[60] ^= 1;
-    assert_eq!(load(&flipped), file(CheckpointError::BadChecksum));
-    assert_eq!(load(&bytes[..bytes.len() - 1]), file(CheckpointError::BadChecksum));
+    assert_eq!(load(&flipped), file(CheckpointError::BadChecksum { kind: "classifier file" }));
+    assert_eq!(
+        load(&bytes[..bytes.len() - 1]),
+        file(CheckpointError::BadChecksum { kind: "classifier file" })
+    );
     assert!(matches!(load(&bytes[..40]), Some(CheckpointError::TooShort { .. })));
     assert_eq!(
         load(b"ARPGCKPT0000"),
