@@ -191,7 +191,7 @@ fn shapes(n: usize, seed: u64) -> Dataset {
 }
 
 fn small() -> ClassifierConfig {
-    ClassifierConfig { conv1: 4, conv2: 8, hidden: 16, n_classes: 10 }
+    ClassifierConfig { conv1: 4, conv2: 8, hidden: 16, ..ClassifierConfig::default() }
 }
 
 #[test]
@@ -225,7 +225,7 @@ fn the_classifier_beats_chance_on_a_slice_of_fashion_mnist() {
     let test = data::load(dir, Split::Test).unwrap().take(500);
     let opts =
         ClassifierTraining { epochs: 2, batch: 32, lr: 2e-3, seed: 1, ..ClassifierTraining::default() };
-    let config = ClassifierConfig { conv1: 8, conv2: 16, hidden: 64, n_classes: 10 };
+    let config = ClassifierConfig { conv1: 8, conv2: 16, hidden: 64, ..ClassifierConfig::default() };
     let (c, _) = train_classifier(&config, &train, &opts, &Device::flex(), &mut |_| {}).unwrap();
     let acc = c.accuracy(&test.pixels, &test.labels);
     assert!(acc > 0.55, "test accuracy {acc} (chance is 0.1)");
@@ -271,7 +271,7 @@ fn the_classifier_file_round_trips_and_rejects_damage() {
     assert!(matches!(load(&bytes[..40]), Some(CheckpointError::TooShort { .. })));
     assert_eq!(
         load(b"ARPGCKPT0000"),
-        file(CheckpointError::TooShort { kind: "classifier file", len: 12, min: 91 })
+        file(CheckpointError::TooShort { kind: "classifier file", len: 12, min: 99 })
     );
     let mut other = bytes.clone();
     other[..8].copy_from_slice(b"ARPGCKPT");
@@ -292,6 +292,38 @@ fn the_classifier_file_round_trips_and_rejects_damage() {
         ),
         "a NaN weight must be refused on write, not stored as 0"
     );
+}
+
+#[test]
+fn a_colour_classifier_reads_rgb_images_of_its_side_and_keeps_them_in_its_file() {
+    let device = Device::flex();
+    let config = ClassifierConfig { channels: 3, side: 8, ..small() };
+    let c = config.init_seeded(5, &device);
+    let meta = ClassifierMeta { test_accuracy: None, seed: 5, epochs: 0, train_images: 0 };
+    let (back, _) =
+        format::from_bytes(&format::to_bytes(&c, &meta, DType::F32, 0).unwrap(), &device).unwrap();
+    assert_eq!(back.config, config);
+    // Two 8x8 RGB images: the scores see the channels (one image red, one blue).
+    let red: Vec<u8> = (0..64).flat_map(|_| [255, 0, 0]).collect();
+    let blue: Vec<u8> = (0..64).flat_map(|_| [0, 0, 255]).collect();
+    let scores = back.score(&[red, blue].concat());
+    assert_eq!((scores.labels.len(), scores.features.len()), (2, 2 * config.hidden));
+    assert_ne!(scores.features[..config.hidden], scores.features[config.hidden..]);
+    assert!(ClassifierConfig { channels: 2, ..config.clone() }.validate().is_err());
+    assert!(ClassifierConfig { side: 30, ..config }.validate().is_err());
+}
+
+#[test]
+fn the_shipped_classifier_file_loads_with_its_recorded_accuracy() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/classifier.bin");
+    let (c, meta) = format::from_bytes(&std::fs::read(path).unwrap(), &Device::flex()).unwrap();
+    assert_eq!(c.config, ClassifierConfig::default());
+    let acc = meta.test_accuracy.expect("measured when saved");
+    assert!((0.9..0.95).contains(&acc), "recorded test accuracy {acc}");
+    assert_eq!((meta.seed, meta.epochs, meta.train_images), (0, 3, 60_000));
+    // Re-encoded, not retrained: the weights still score exactly what was recorded.
+    let test = data::load(std::path::Path::new(data::DEFAULT_DIR), Split::Test).unwrap();
+    assert_eq!(c.accuracy(&test.pixels, &test.labels) as f32, acc);
 }
 
 #[test]

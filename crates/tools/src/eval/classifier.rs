@@ -1,9 +1,11 @@
-//! A small CNN classifier for 28x28 Fashion-MNIST, independent of the generator: it scores the
-//! class accuracy of generated images, and its penultimate activations are the features of the
-//! Fréchet distance.
+//! A small CNN classifier, independent of the generator: it scores the class accuracy of
+//! generated images, and its penultimate activations are the features of the Fréchet distance.
+//! It reads square images of one side and channel count (its config: Fashion-MNIST's 28x28 grey
+//! by default; the emoji's RGB at 64 or 32).
 //!
-//! conv 3x3 (1 -> c1) + ReLU + max-pool 2 -> conv 3x3 (c1 -> c2) + ReLU + max-pool 2 -> linear
-//! (c2 * 7 * 7 -> hidden) + ReLU = the features -> linear (hidden -> classes) = the logits.
+//! conv 3x3 (channels -> c1) + ReLU + max-pool 2 -> conv 3x3 (c1 -> c2) + ReLU + max-pool 2 ->
+//! linear (c2 * (side/4)^2 -> hidden) + ReLU = the features -> linear (hidden -> classes) = the
+//! logits.
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -16,13 +18,16 @@ use super::ClassifierError;
 use arpg::rng::Rng;
 use arpg::weights;
 
-/// Image side the classifier reads (Fashion-MNIST's own).
+/// Fashion-MNIST's image side, the default classifier's.
 pub const SIDE: usize = 28;
 /// Images per forward pass when scoring.
 const BATCH: usize = 250;
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ClassifierConfig {
+    /// Of the images: 1 (grey) or 3 (RGB), and their side (a multiple of 4).
+    pub channels: usize,
+    pub side: usize,
     /// Channels of the first and second convolution.
     pub conv1: usize,
     pub conv2: usize,
@@ -32,19 +37,27 @@ pub struct ClassifierConfig {
 }
 
 impl Default for ClassifierConfig {
-    /// The shipped size: 32 and 64 channels, 128 features, 10 classes (421,642 parameters).
+    /// The shipped size: 28x28 grey, 32 and 64 channels, 128 features, 10 classes (421,642
+    /// parameters).
     fn default() -> Self {
-        Self { conv1: 32, conv2: 64, hidden: 128, n_classes: 10 }
+        Self { channels: 1, side: SIDE, conv1: 32, conv2: 64, hidden: 128, n_classes: 10 }
     }
 }
 
 impl ClassifierConfig {
     pub fn validate(&self) -> Result<(), ClassifierError> {
         let sizes = [self.conv1, self.conv2, self.hidden, self.n_classes];
-        if sizes.iter().any(|&s| s == 0 || s > 4096) || self.n_classes < 2 {
+        let image_ok =
+            matches!(self.channels, 1 | 3) && self.side.is_multiple_of(4) && (4..=256).contains(&self.side);
+        if sizes.iter().any(|&s| s == 0 || s > 4096) || self.n_classes < 2 || !image_ok {
             return Err(ClassifierError::InvalidConfig(format!("{self:?}")));
         }
         Ok(())
+    }
+
+    /// Values per image.
+    pub fn image_len(&self) -> usize {
+        self.side * self.side * self.channels
     }
 
     /// Fresh weights from burn's initialisers (the backend RNG); see [`Self::init_seeded`].
@@ -55,10 +68,10 @@ impl ClassifierConfig {
                 .init(device)
         };
         Classifier {
-            conv1: conv(1, self.conv1),
+            conv1: conv(self.channels, self.conv1),
             conv2: conv(self.conv1, self.conv2),
             pool: MaxPool2dConfig::new([2, 2]).init(),
-            fc: LinearConfig::new(self.conv2 * (SIDE / 4) * (SIDE / 4), self.hidden).init(device),
+            fc: LinearConfig::new(self.conv2 * (self.side / 4) * (self.side / 4), self.hidden).init(device),
             head: LinearConfig::new(self.hidden, self.n_classes).init(device),
             config: self.clone(),
         }
@@ -108,27 +121,28 @@ pub struct Scores {
 }
 
 impl Classifier {
-    /// Images `[b, 1, 28, 28]` in `[0, 1]` -> features `[b, hidden]`.
+    /// Images `[b, channels, side, side]` in `[0, 1]` -> features `[b, hidden]`.
     pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = self.pool.forward(relu(self.conv1.forward(images * 2.0 - 1.0))); // [b, c1, 14, 14]
-        let x = self.pool.forward(relu(self.conv2.forward(x))); // [b, c2, 7, 7]
+        let x = self.pool.forward(relu(self.conv1.forward(images * 2.0 - 1.0))); // [b, c1, side/2, side/2]
+        let x = self.pool.forward(relu(self.conv2.forward(x))); // [b, c2, side/4, side/4]
         let [b, c, h, w] = x.dims();
         relu(self.fc.forward(x.reshape([b, c * h * w]))) // [b, hidden]
     }
 
-    /// Images `[b, 1, 28, 28]` in `[0, 1]` -> logits `[b, classes]`.
+    /// Images `[b, channels, side, side]` in `[0, 1]` -> logits `[b, classes]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         self.head.forward(self.features(images))
     }
 
-    /// Classify `pixels` (28x28 grey images back to back, 0 = black), in batches. Native
-    /// read-back.
+    /// Classify `pixels` (images of the config's side and channels back to back, 0 = black), in
+    /// batches. Native read-back.
     pub fn score(&self, pixels: &[u8]) -> Scores {
-        let n = pixels.len() / (SIDE * SIDE);
+        let per_image = self.config.image_len();
+        let n = pixels.len() / per_image;
         let device = self.fc.weight.val().device();
         let (mut labels, mut features) = (Vec::with_capacity(n), Vec::with_capacity(n * self.config.hidden));
-        for chunk in pixels[..n * SIDE * SIDE].chunks(BATCH * SIDE * SIDE) {
-            let x = images_tensor(chunk, &device);
+        for chunk in pixels[..n * per_image].chunks(BATCH * per_image) {
+            let x = images_tensor(chunk, &self.config, &device);
             let f = self.features(x);
             let logits = self.head.forward(f.clone());
             let f = f.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 features");
@@ -147,9 +161,10 @@ impl Classifier {
     }
 }
 
-/// 28x28 grey images back to back -> `[b, 1, 28, 28]` in `[0, 1]`.
-pub fn images_tensor(pixels: &[u8], device: &Device) -> Tensor<4> {
-    let b = pixels.len() / (SIDE * SIDE);
+/// Images of `config`'s side and channels back to back -> `[b, channels, side, side]` in `[0, 1]`.
+pub fn images_tensor(pixels: &[u8], config: &ClassifierConfig, device: &Device) -> Tensor<4> {
+    let (s, c) = (config.side, config.channels);
+    let b = pixels.len() / config.image_len();
     let values: Vec<f32> = pixels.iter().map(|&p| p as f32 / 255.0).collect();
-    Tensor::from_data(TensorData::new(values, [b, 1, SIDE, SIDE]), device)
+    Tensor::<4>::from_data(TensorData::new(values, [b, s, s, c]), device).permute([0, 3, 1, 2]) // [b, s, s, c] -> [b, c, s, s]
 }

@@ -3,16 +3,17 @@
 //!
 //! ```text
 //! offset  size  field
-//!     15    16  u32 x 4: conv1, conv2, hidden, n_classes
-//!     31     4  f32 test accuracy measured when saved (NaN = not measured)
-//!     35     8  u64 training seed
-//!     43     4  u32 training epochs
-//!     47     4  u32 training images
+//!     15    24  u32 x 6: channels, side, conv1, conv2, hidden, n_classes
+//!     39     4  f32 test accuracy measured when saved (NaN = not measured)
+//!     43     8  u64 training seed
+//!     51     4  u32 training epochs
+//!     55     4  u32 training images
 //! ```
 //!
-//! Version 1 (until 2026-12-04) was the same without the container's metadata length: a v1 file
-//! becomes v2 by setting the version to 2, inserting four zero bytes at offset 55 and
-//! recomputing the SHA-256 at the end.
+//! Version 1 (until 2026-12-04, 28x28 grey only) had neither the image's channels and side nor
+//! the container's metadata length: a v1 file becomes v2 by setting the version to 2, inserting
+//! four zero bytes at offset 55 and then `1u32, 28u32` at offset 15, and recomputing the SHA-256
+//! at the end.
 
 use arpg::checkpoint::container::{self, Reader, Writer};
 use arpg::checkpoint::{DType, Kind};
@@ -21,7 +22,7 @@ use arpg::weights;
 use super::ClassifierError;
 use super::classifier::{Classifier, ClassifierConfig};
 
-pub const KIND: Kind = Kind { magic: b"ARPGCLSF", version: 2, fields_len: 36, name: "classifier file" };
+pub const KIND: Kind = Kind { magic: b"ARPGCLSF", version: 2, fields_len: 44, name: "classifier file" };
 
 /// What the file records besides the weights.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -45,9 +46,15 @@ pub fn to_bytes(
 ) -> Result<Vec<u8>> {
     let c = &classifier.config;
     let mut w = Writer::default();
-    for (v, what) in
-        [(c.conv1, "conv1"), (c.conv2, "conv2"), (c.hidden, "hidden"), (c.n_classes, "n_classes")]
-    {
+    let sizes = [
+        (c.channels, "channels"),
+        (c.side, "side"),
+        (c.conv1, "conv1"),
+        (c.conv2, "conv2"),
+        (c.hidden, "hidden"),
+        (c.n_classes, "n_classes"),
+    ];
+    for (v, what) in sizes {
         w.size(v, what);
     }
     w.f32(meta.test_accuracy.unwrap_or(f32::NAN));
@@ -62,8 +69,14 @@ pub fn to_bytes(
 pub fn from_bytes(bytes: &[u8], device: &burn::tensor::Device) -> Result<(Classifier, ClassifierMeta)> {
     let parsed = container::read(&KIND, bytes)?;
     let mut r = Reader::new(parsed.fields, "header");
-    let config =
-        ClassifierConfig { conv1: r.size()?, conv2: r.size()?, hidden: r.size()?, n_classes: r.size()? };
+    let config = ClassifierConfig {
+        channels: r.size()?,
+        side: r.size()?,
+        conv1: r.size()?,
+        conv2: r.size()?,
+        hidden: r.size()?,
+        n_classes: r.size()?,
+    };
     let accuracy = r.f32()?;
     let meta = ClassifierMeta {
         test_accuracy: accuracy.is_finite().then_some(accuracy),

@@ -10,7 +10,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::ClassifierError;
-use super::classifier::{Classifier, ClassifierConfig, SIDE, images_tensor};
+use super::classifier::{Classifier, ClassifierConfig, images_tensor};
 use crate::data::Dataset;
 use crate::train::optim;
 use arpg::rng::Rng;
@@ -51,10 +51,14 @@ pub fn train_classifier(
     on_step: &mut dyn FnMut(&ClassifierStep),
 ) -> Result<(Classifier, f64), ClassifierError> {
     config.validate()?;
-    if (data.width, data.height) != (SIDE, SIDE) {
+    if (data.width, data.height, data.channels) != (config.side, config.side, config.channels) {
         return Err(ClassifierError::Options(format!(
-            "{}x{} images, expected 28x28",
-            data.width, data.height
+            "{}x{} images of {} channels, the classifier reads {s}x{s} of {}",
+            data.width,
+            data.height,
+            data.channels,
+            config.channels,
+            s = config.side
         )));
     }
     if data.is_empty() || opts.epochs == 0 || opts.batch == 0 || !opts.lr.is_finite() || opts.lr <= 0.0 {
@@ -80,7 +84,7 @@ pub fn train_classifier(
         for idx in order.chunks(opts.batch) {
             let pixels: Vec<u8> = idx.iter().flat_map(|&i| data.image(i).iter().copied()).collect();
             let labels: Vec<i64> = idx.iter().map(|&i| data.labels[i] as i64).collect();
-            let logits = model.forward(images_tensor(&pixels, &ad)); // [b, classes]
+            let logits = model.forward(images_tensor(&pixels, config, &ad)); // [b, classes]
             let loss = cross_entropy(logits, labels, &ad);
             let value = loss.clone().into_scalar::<f32>();
             if !value.is_finite() {
