@@ -104,16 +104,23 @@ impl Source {
         }
     }
 
+    /// One split from `dir` as it comes: Fashion-MNIST at its native 28x28, the emoji rendered
+    /// at `size` x `size` (64 or 32 in the dataset's definition).
+    pub fn split(self, dir: &Path, split: Split, size: usize) -> Result<Dataset, DataError> {
+        Ok(match self {
+            Source::FashionMnist => load(dir, split)?,
+            Source::Emoji => {
+                let data = emoji::load(dir, size)?;
+                let part = if split == Split::Train { data.train } else { data.test };
+                Dataset::from_images(&part.images, part.labels)
+            }
+        })
+    }
+
     /// The training split from `dir`, at `size` x `size` (padded, or for the emoji rendered at
     /// that size), the first `limit` images when `limit > 0`.
     pub fn train(self, dir: &Path, size: usize, limit: usize) -> Result<Dataset, DataError> {
-        let data = match self {
-            Source::FashionMnist => load(dir, Split::Train)?,
-            Source::Emoji => {
-                let train = emoji::load(dir, size)?.train;
-                Dataset::from_images(&train.images, train.labels)
-            }
-        };
+        let data = self.split(dir, Split::Train, size)?;
         if size < data.width.max(data.height) {
             return Err(DataError::TooLarge { width: data.width, height: data.height, size });
         }

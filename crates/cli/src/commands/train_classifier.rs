@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Result, ensure};
 use arpg::checkpoint::DType;
 use arpg::choice::Choice;
-use arpg_tools::data::{self, DEFAULT_DIR, Split};
+use arpg_tools::data::{Source, Split};
 use arpg_tools::eval::{self, ClassifierConfig, ClassifierMeta, ClassifierTraining, format};
 use burn::tensor::Device;
 
@@ -16,9 +16,16 @@ pub const DEFAULT_CLASSIFIER: &str = "models/classifier.bin";
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Classifier file to write.
-    #[arg(long, default_value = DEFAULT_CLASSIFIER)]
-    pub out: PathBuf,
+    /// Classifier file to write [default: models/classifier.bin for Fashion-MNIST,
+    /// models/classifier-emoji-<size>.bin for the emoji].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The dataset: its training split trains, its test split measures.
+    #[arg(long, value_parser = choice::<Source>(), default_value = Source::FashionMnist.name())]
+    pub data: Source,
+    /// Image side for the emoji (rendered at it; Fashion-MNIST is 28).
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
     #[arg(long, default_value_t = 3)]
     pub epochs: usize,
     /// Seed of the initialisation and the data order.
@@ -29,7 +36,7 @@ pub struct Args {
     /// Peak learning rate (cosine decay to 1/100 of it).
     #[arg(long, default_value_t = 2e-3)]
     pub lr: f64,
-    /// Train on the first N training images only (0 = all 60000).
+    /// Train on the first N training images only (0 = all).
     #[arg(long, default_value_t = 0)]
     pub limit: usize,
     /// Storage of the weights.
@@ -38,15 +45,20 @@ pub struct Args {
     /// Weights per int8 scale (with --dtype int8).
     #[arg(long, default_value_t = 64)]
     pub group_size: usize,
-    /// Directory of the gzipped IDX files (Debian package dataset-fashion-mnist).
-    #[arg(long, default_value = DEFAULT_DIR)]
-    pub data_dir: PathBuf,
+    /// Where the data is [default: the dataset's own place].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<()> {
     ensure!(args.group_size >= 1, "--group-size must be at least 1");
-    let mut train = data::load(&args.data_dir, Split::Train)?;
-    let test = data::load(&args.data_dir, Split::Test)?;
+    let dir = args.data_dir.clone().unwrap_or_else(|| args.data.default_dir());
+    let mut train = args.data.split(&dir, Split::Train, args.size)?;
+    let test = args.data.split(&dir, Split::Test, args.size)?;
+    let out = args.out.clone().unwrap_or_else(|| match args.data {
+        Source::FashionMnist => PathBuf::from(DEFAULT_CLASSIFIER),
+        Source::Emoji => PathBuf::from(format!("models/classifier-emoji-{}.bin", args.size)),
+    });
     if args.limit > 0 {
         train = train.take(args.limit);
     }
@@ -57,7 +69,13 @@ pub fn run(args: Args) -> Result<()> {
         seed: args.seed,
         ..ClassifierTraining::default()
     };
-    let config = ClassifierConfig::default();
+    ensure!(train.width == train.height, "the classifier reads square images");
+    let config = ClassifierConfig {
+        channels: train.channels,
+        side: train.width,
+        n_classes: args.data.class_names()?.len(),
+        ..ClassifierConfig::default()
+    };
     let device = Device::flex();
     let pb = progress_bar(0, "train", "steps");
     let mut on_step = |s: &eval::ClassifierStep| {
@@ -82,11 +100,11 @@ pub fn run(args: Args) -> Result<()> {
     let accuracy = stored.accuracy(&test.pixels, &test.labels);
     meta.test_accuracy = Some(accuracy as f32);
     let bytes = format::to_bytes(&classifier, &meta, dtype, args.group_size)?;
-    write_file(&args.out, &bytes)?;
+    write_file(&out, &bytes)?;
     let params: usize = arpg::weights::export(&classifier, "").iter().map(|t| t.data.len()).sum();
     println!(
         "wrote {} ({dtype}, {params} parameters, {} bytes): {} training images x {} epochs in {seconds:.1}s",
-        args.out.display(),
+        out.display(),
         bytes.len(),
         train.len(),
         args.epochs
