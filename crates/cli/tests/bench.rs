@@ -65,7 +65,7 @@ fn bench_json_reports_every_field() {
     // Step 99 is beyond the 16 tokens: skipped (and said so); 8 is the comparison step count.
     assert_eq!(
         methods,
-        [("arpg", 4), ("arpg", 8), ("arpg-no-shared-kv", 8), ("maskgit", 8), ("raster", 16)],
+        [("arpg", 4), ("arpg", 8), ("maskgit", 4), ("maskgit", 8), ("arpg-no-shared-kv", 8), ("raster", 16)],
         "{report}"
     );
     assert!(report["notes"].to_string().contains("[99] skipped"), "{}", report["notes"]);

@@ -18,7 +18,7 @@ pub struct Args {
     /// ones where that is impossible.
     #[arg(long, default_value = "www/models/arpg-fmnist-int8.arpg")]
     pub checkpoint: PathBuf,
-    /// ARPG step counts, comma-separated (the --compare-steps count is always added).
+    /// ARPG and MaskGIT step counts, comma-separated (the --compare-steps count is always added).
     #[arg(long, value_delimiter = ',', default_value = "4,8,16,32,64")]
     pub steps: Vec<usize>,
     /// Step count at which ARPG, ARPG without shared KV and MaskGIT are compared.
