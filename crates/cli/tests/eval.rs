@@ -327,6 +327,20 @@ fn the_shipped_classifier_file_loads_with_its_recorded_accuracy() {
 }
 
 #[test]
+fn the_shipped_emoji_classifier_scores_its_recorded_accuracy_on_the_test_emoji() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/classifier-emoji-64.bin");
+    let (c, meta) = format::from_bytes(&std::fs::read(path).unwrap(), &Device::flex()).unwrap();
+    assert_eq!((c.config.channels, c.config.side, c.config.n_classes), (3, 64, 12));
+    let acc = meta.test_accuracy.expect("measured when saved");
+    let Some(dir) = arpg_tools::emoji::default_dir().filter(|d| d.is_dir()) else {
+        println!("note: no $HOME/.cache/arpg/emoji (run `make emoji-data`): the accuracy is not re-measured");
+        return;
+    };
+    let test = data::Source::Emoji.split(&dir, Split::Test, 64).unwrap();
+    assert_eq!(c.accuracy(&test.pixels, &test.labels) as f32, acc);
+}
+
+#[test]
 fn the_pipeline_runs_end_to_end_on_a_random_checkpoint() {
     let engine = common::engine(Arch::Arpg); // 16x16 images, 4x4 tokens, 3 classes
     let classifier = small().init_seeded(1, &Device::flex());
