@@ -328,3 +328,27 @@ fn the_emoji_sheet_has_one_row_per_class_of_rgb_tiles() {
     // The corner of the first tile: the white background of a smiley.
     assert_eq!(sheet.get(0, 0), &[255, 255, 255]);
 }
+
+#[test]
+fn recon_reports_the_tokenizers_error_and_code_use_on_a_split() {
+    // The shipped grey model on Fashion-MNIST's test images: its card says MSE 0.0034.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../www/models/arpg-fmnist-int8.arpg");
+    let out = ok(&["recon", "--checkpoint", s(&shipped), "--limit", "200"]);
+    let field = |name: &str| -> f64 {
+        let after = out.split(name).nth(1).unwrap_or_else(|| panic!("no {name} in {out:?}"));
+        after.trim().split([' ', ',']).next().unwrap().parse().unwrap()
+    };
+    assert!(out.starts_with("200 test images of fashion-mnist: "), "{out}");
+    assert!((0.002..0.005).contains(&field("MSE")), "{out}");
+    assert!((field("PSNR") - 10.0 * (1.0 / field("MSE")).log10()).abs() < 0.01, "{out}");
+    assert!(out.trim_end().ends_with("of 256 codes used"), "{out}");
+    // An RGB checkpoint reads the emoji in colour (random weights: a poor reconstruction).
+    if arpg_tools::emoji::default_dir().is_some_and(|d| d.is_dir()) {
+        let dir = scratch("recon");
+        let rgb = dir.join("rgb.arpg");
+        ok(&["init", "--out", s(&rgb), "--preset", "test", "--image-channels", "3", "--seed", "2"]);
+        let out =
+            ok(&["recon", "--checkpoint", s(&rgb), "--data", "emoji", "--split", "test", "--limit", "5"]);
+        assert!(out.starts_with("5 test images of emoji: MSE "), "{out}");
+    }
+}

@@ -137,6 +137,19 @@ pub enum Split {
     Test,
 }
 
+impl Choice for Split {
+    const ALL: &'static [Self] = &[Split::Train, Split::Test];
+    const WHAT: &'static str = "split";
+    fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        }
+    }
+}
+
+arpg::from_str_by_name!(Split);
+
 impl Split {
     /// File names of the images and the labels.
     pub fn files(self) -> (&'static str, &'static str) {

@@ -10,6 +10,7 @@ mod inpaint;
 mod inspect;
 mod outpaint;
 mod quantize;
+mod recon;
 mod soak;
 mod train;
 mod train_classifier;
@@ -34,6 +35,8 @@ pub enum Command {
     Quantize(quantize::Args),
     /// Write a randomly initialised checkpoint (for tests before a trained one exists).
     Init(init::Args),
+    /// How well a checkpoint's tokenizer reconstructs a dataset split: MSE, PSNR, codes used.
+    Recon(recon::Args),
     /// Quality of a checkpoint: class accuracy, Fréchet distance, memorisation, in-painting.
     Eval(eval::Args),
     /// Train the small CNN classifier `arpg eval` scores samples with.
@@ -60,6 +63,7 @@ impl Command {
             Command::Inspect(a) => inspect::run(a),
             Command::Quantize(a) => quantize::run(a),
             Command::Init(a) => init::run(a),
+            Command::Recon(a) => recon::run(a),
             Command::Eval(a) => eval::run(a),
             Command::TrainClassifier(a) => train_classifier::run(a),
             Command::TrainTokenizer(a) => train_tokenizer::run(a),
