@@ -80,6 +80,14 @@ pub struct ModelConfig {
     /// as the presence of the `pos.weight` tensor.
     #[serde(default)]
     pub pos_embed: bool,
+    /// ARPG with a position table only (ours): the model also reads and writes the half grid
+    /// (`model::Level::Half`: the picture at half the size, `grid_h/2 x grid_w/2` tokens), with
+    /// rows of its own in the position table and RoPE at the same place in the picture. It trains
+    /// on either grid alone and on the half grid followed by the full one, so expansion 2x from a
+    /// half-size picture is a task it has seen. The checkpoint records it as the position table's
+    /// row count.
+    #[serde(default)]
+    pub multi_scale: bool,
 }
 
 impl ModelConfig {
@@ -99,6 +107,7 @@ impl ModelConfig {
             rope_base: 10_000.0,
             dropout: 0.1,
             pos_embed: true,
+            multi_scale: false,
         }
     }
 
@@ -117,6 +126,7 @@ impl ModelConfig {
             rope_base: 10_000.0,
             dropout: 0.0,
             pos_embed: true,
+            multi_scale: false,
         }
     }
 
@@ -157,6 +167,7 @@ impl ModelConfig {
     pub fn with_arch(mut self, arch: Arch) -> Self {
         self.arch = arch;
         self.pos_embed &= arch.is_arpg();
+        self.multi_scale &= arch.is_arpg();
         self
     }
 
@@ -166,6 +177,17 @@ impl ModelConfig {
 
     pub fn seq_len(&self) -> usize {
         self.grid_h * self.grid_w
+    }
+
+    /// Cells of the half grid (multi-scale models).
+    pub fn half_len(&self) -> usize {
+        (self.grid_h / 2) * (self.grid_w / 2)
+    }
+
+    /// Rows of the position table: the full grid's cells, the half grid's (multi-scale), the
+    /// class slot.
+    pub fn pos_rows(&self) -> usize {
+        self.seq_len() + if self.multi_scale { self.half_len() } else { 0 } + 1
     }
 
     /// Embedding rows: codes, `[MASK]`, classes, null class.
@@ -208,6 +230,10 @@ impl ModelConfig {
         }
         if self.pos_embed && !self.arch.is_arpg() {
             return Err(format!("pos_embed is for ARPG only, not {}", self.arch.name()));
+        }
+        let even = self.grid_h.is_multiple_of(2) && self.grid_w.is_multiple_of(2);
+        if self.multi_scale && !(self.pos_embed && even) {
+            return Err("multi_scale needs the position table and an even grid".into());
         }
         if !self.rope_base.is_finite() || self.rope_base <= 1.0 || !(0.0..1.0).contains(&self.dropout) {
             return Err("rope_base must be finite and > 1, and dropout in [0, 1)".into());

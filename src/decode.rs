@@ -11,9 +11,9 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::config::ModelConfig;
 use crate::error::Error;
 use crate::kv_cache::KvCache;
-use crate::model::{Arpg, Frame, Slots};
+use crate::model::{Arpg, Cell, Frame, Level, Slot, Slots};
 use crate::rng::Rng;
-use crate::rope::{self, Pos, Rope};
+use crate::rope::Rope;
 use crate::sampling::{self, Order, SampleOptions};
 
 /// What a step just did, for progress bars and the random-order reveal.
@@ -58,6 +58,11 @@ impl AfterStep for StepWait {
 pub struct Plan {
     pub grid_h: usize,
     pub grid_w: usize,
+    /// The grid's level: `Half` decodes a half-size picture on a multi-scale model.
+    pub level: Level,
+    /// `(cell, code)` of the half grid (`grid_h/2 x grid_w/2`) known before decoding: the
+    /// half-size picture that a multi-scale model expands.
+    pub context: Vec<(usize, u32)>,
     /// `(cell, code)` known before decoding (in-painting, out-painting, expansion).
     pub prefill: Vec<(usize, u32)>,
     pub phases: Vec<Vec<usize>>,
@@ -73,6 +78,8 @@ impl Plan {
         Self {
             grid_h,
             grid_w,
+            level: Level::Full,
+            context: vec![],
             prefill: vec![],
             phases: vec![(0..grid_h * grid_w).collect()],
             ntk_scale: 1.0,
@@ -211,12 +218,15 @@ impl<'a> ArpgRun<'a> {
         let class_slot = model.slots(&run.rope, &[&[None]], plan.frame, &run.device);
         let ids = class_ids(&model.config, classes, opts.guided());
         model.feed(int_tensor(ids, [rows, 1], &run.device), &class_slot, None, &mut run.cache);
-        if !plan.prefill.is_empty() {
-            let (cells, codes): (Vec<usize>, Vec<u32>) = plan.prefill.iter().copied().unzip();
-            let ids: Vec<i64> = codes.iter().map(|&c| c as i64).collect();
-            let at = run.slots(&[cells]);
+        let half = |p: usize| Some(Cell::at(p, plan.grid_w / 2, Level::Half));
+        let known: Vec<(Slot, u32)> = (plan.context.iter().map(|&(p, c)| (half(p), c)))
+            .chain(plan.prefill.iter().map(|&(p, c)| (run.cell(p), c)))
+            .collect();
+        if !known.is_empty() {
+            let (at, ids): (Vec<Slot>, Vec<i64>) = known.iter().map(|&(s, c)| (s, c as i64)).unzip();
+            let at = model.slots(&run.rope, &[&at], plan.frame, &run.device);
             model.feed(
-                int_tensor(ids.repeat(rows), [rows, codes.len()], &run.device),
+                int_tensor(ids.repeat(rows), [rows, known.len()], &run.device),
                 &at,
                 None,
                 &mut run.cache,
@@ -228,13 +238,17 @@ impl<'a> ArpgRun<'a> {
         run
     }
 
+    /// The slot of the plan's cell `p`.
+    fn cell(&self, p: usize) -> Slot {
+        Some(Cell::at(p, self.plan.grid_w, self.plan.level))
+    }
+
     /// Slots for one list of cells shared by every row, or one list per image (the `[cond; null]`
     /// rows repeat them).
     fn slots(&self, cells: &[Vec<usize>]) -> Slots {
-        let pos: Vec<Vec<Pos>> =
-            cells.iter().map(|c| c.iter().map(|&p| rope::cell(p, self.plan.grid_w)).collect()).collect();
+        let pos: Vec<Vec<Slot>> = cells.iter().map(|c| c.iter().map(|&p| self.cell(p)).collect()).collect();
         let n_rows = if pos.len() == 1 { 1 } else { self.rows };
-        let per_row: Vec<&[Pos]> = (0..n_rows).map(|r| pos[r % pos.len()].as_slice()).collect();
+        let per_row: Vec<&[Slot]> = (0..n_rows).map(|r| pos[r % pos.len()].as_slice()).collect();
         self.model.slots(&self.rope, &per_row, self.plan.frame, &self.device)
     }
 

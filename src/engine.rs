@@ -188,8 +188,9 @@ impl Engine {
                 mask.width, mask.height, image.width, image.height
             )));
         }
-        let (framed, at) = self.frame(&self.in_channels(image)?)?;
-        let (framed_mask, _) = self.frame(mask)?;
+        let size = self.tokenizer.config.image_size;
+        let (framed, at) = self.frame(&self.in_channels(image)?, size)?;
+        let (framed_mask, _) = self.frame(mask, size)?;
         let f = self.tokenizer.config.factor();
         let token_mask = TokenMask::from_pixel_mask(&framed_mask, f);
         if token_mask.count() == 0 {
@@ -222,7 +223,7 @@ impl Engine {
         if sides == Sides::default() {
             return Err(Error::Options("out-painting needs at least one side to extend".into()));
         }
-        let (framed, _) = self.frame(&self.in_channels(image)?)?;
+        let (framed, _) = self.frame(&self.in_channels(image)?, self.tokenizer.config.image_size)?;
         // The budget is checked before anything is encoded or any plan is built.
         let f = self.tokenizer.config.factor();
         let (h, w) = (framed.height / f, framed.width / f);
@@ -240,6 +241,9 @@ impl Engine {
     }
 
     /// A `factor`x larger image: from `image` (its tokens become the coarse cells) or from scratch.
+    /// A multi-scale model expands 2x the way it trained: `image` (up to half the training frame
+    /// is fitted to half of it) is read as the half grid of a grid twice its size; from scratch,
+    /// a training-size image is generated first and then expanded.
     pub async fn expand<R: AfterStep>(
         &self,
         image: Option<&Image>,
@@ -252,20 +256,49 @@ impl Engine {
             return Err(Error::Options(format!("expansion factor must be 2, 3 or 4, got {factor}")));
         }
         let c = self.model_config();
-        let f = self.tokenizer.config.factor();
-        let mut plan = match image {
+        let half = c.multi_scale && factor == 2;
+        let (tokens, h, w) = match image {
             Some(img) => {
-                let (framed, _) = self.frame(&self.in_channels(img)?)?;
+                let min = if half {
+                    self.tokenizer.config.image_size / 2
+                } else {
+                    self.tokenizer.config.image_size
+                };
+                let (framed, _) = self.frame(&self.in_channels(img)?, min)?;
+                let f = self.tokenizer.config.factor();
                 let (h, w) = (framed.height / f, framed.width / f);
                 check_budget("expansion", h.checked_mul(factor), w.checked_mul(factor))?;
-                let (tokens, h, w) = self.encode(&framed).await?;
-                tasks::expand(Some(&tokens), h, w, factor)
+                self.encode(&framed).await?
             }
             None => {
                 check_budget("expansion", c.grid_h.checked_mul(factor), c.grid_w.checked_mul(factor))?;
-                tasks::expand(None, c.grid_h, c.grid_w, factor)
+                if !half {
+                    return self
+                        .expand_plan(tasks::expand(None, c.grid_h, c.grid_w, factor), class, opts, on_step)
+                        .await;
+                }
+                let plan = Plan::full(c.grid_h, c.grid_w);
+                let sampled = self.sample(&[class], &plan, opts, on_step).await?;
+                (sampled.tokens.into_iter().next().unwrap_or_default(), c.grid_h, c.grid_w)
             }
         };
+        let plan = match half {
+            true => {
+                tasks::expand_half(&tokens, h, w, (2 * h).div_ceil(c.grid_h).max((2 * w).div_ceil(c.grid_w)))
+            }
+            false => tasks::expand(Some(&tokens), h, w, factor),
+        };
+        self.expand_plan(plan, class, opts, on_step).await
+    }
+
+    /// Decode an expansion plan into its image.
+    async fn expand_plan<R: AfterStep>(
+        &self,
+        mut plan: Plan,
+        class: usize,
+        opts: &SampleOptions,
+        on_step: &mut dyn FnMut(&StepEvent) -> R,
+    ) -> Result<Image, Error> {
         plan.ntk_scale = self.ntk_scale(&plan);
         let sampled = self.sample(&[class], &plan, opts, on_step).await?;
         Ok(self.decode(&sampled.tokens, plan.grid_h, plan.grid_w).await?.remove(0))
@@ -286,11 +319,12 @@ impl Engine {
         Ok(image.to_channels(self.image_channels())?)
     }
 
-    /// Put `image` in the frame the tokenizer was trained on: smaller images are centred on a
-    /// black `image_size` square (Fashion-MNIST's 28x28 -> 32x32), larger ones padded to a
-    /// multiple of the downsampling factor. Returns the frame and where the image sits in it.
-    fn frame(&self, image: &Image) -> Result<(Image, (usize, usize)), Error> {
-        let (size, f) = (self.tokenizer.config.image_size, self.tokenizer.config.factor());
+    /// Put `image` in a frame of at least `size` pixels a side (the tokenizer's `image_size`, or
+    /// half of it for a multi-scale model's half grid): smaller images are centred on a black
+    /// `size` square (Fashion-MNIST's 28x28 -> 32x32), larger ones padded to a multiple of the
+    /// downsampling factor. Returns the frame and where the image sits in it.
+    fn frame(&self, image: &Image, size: usize) -> Result<(Image, (usize, usize)), Error> {
+        let f = self.tokenizer.config.factor();
         if image.width == 0 || image.height == 0 {
             return Err(Error::Input("the image is empty".into()));
         }

@@ -25,10 +25,55 @@ use crate::config::{Arch, ModelConfig};
 use crate::kv_cache::{Kv, KvCache};
 use crate::rope::{self, Pos, Rope, RopeTables};
 
-/// How a cell of the sampling grid maps onto the training grid (the "frame") for the learned
-/// position embedding: `(r, c)` -> `((r - top) / div, (c - left) / div)`, clamped into the frame.
-/// The identity on the training grid; out-painting puts the frame on the source image, expansion
-/// divides by the growth factor. RoPE still sees the plain grid coordinates.
+/// Which grid a cell is on. Every model reads the full grid (its training grid, e.g. the 16x16
+/// tokens of a 64x64 picture). A multi-scale model (`config.multi_scale`) also reads the half
+/// grid: the tokens of the same picture rendered at half the size (8x8 tokens of its 32x32
+/// version), each covering 2x2 cells of the full grid.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Level {
+    #[default]
+    Full,
+    Half,
+}
+
+/// A grid cell `(row, col)` on a level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cell {
+    pub row: usize,
+    pub col: usize,
+    pub level: Level,
+}
+
+impl Cell {
+    /// The cell of raster index `i` on a grid `w` cells wide.
+    pub fn at(i: usize, w: usize, level: Level) -> Self {
+        Self { row: i / w, col: i % w, level }
+    }
+
+    /// RoPE coordinates, in cells of the full grid: a half-grid cell sits at the centre of the
+    /// 2x2 full cells it covers, so both levels share one geometry.
+    pub fn pos(self) -> (f32, f32) {
+        match self.level {
+            Level::Full => (self.row as f32, self.col as f32),
+            Level::Half => (2.0 * self.row as f32 + 0.5, 2.0 * self.col as f32 + 0.5),
+        }
+    }
+}
+
+/// A slot of a pass-1 or pass-2 call: the class (`None`) or a cell.
+pub type Slot = Option<Cell>;
+
+/// `tokens` (raster order on a grid `w` wide, at `level`) in the order `order`: a training
+/// sequence for [`Arpg::forward_train`].
+pub fn in_order(tokens: &[u32], order: &[usize], w: usize, level: Level) -> Vec<(Cell, u32)> {
+    order.iter().map(|&p| (Cell::at(p, w, level), tokens[p])).collect()
+}
+
+/// How a cell of the sampling grid maps onto the position table (the "frame"): a full cell
+/// `(r, c)` -> `((r - top) / div, (c - left) / div)`, clamped into the training grid; a half cell
+/// the same on the half-size table, with the offsets halved. The identity on the training grid;
+/// out-painting puts the frame on the source image, expansion divides by the growth factor.
+/// RoPE still sees the plain grid coordinates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Frame {
     pub top: usize,
@@ -43,15 +88,20 @@ impl Default for Frame {
 }
 
 impl Frame {
-    /// The row of the position table for `pos` in an `h x w` frame; the class slot (`None`) has
-    /// the last row, `h * w`.
-    pub fn row(&self, pos: Pos, h: usize, w: usize) -> usize {
-        match pos {
-            None => h * w,
-            Some((r, c)) => {
-                let r = (r.saturating_sub(self.top) / self.div).min(h - 1);
-                let c = (c.saturating_sub(self.left) / self.div).min(w - 1);
-                r * w + c
+    /// The row of the position table for `slot`: the full grid's `h * w` rows, then (multi-scale
+    /// models) the half grid's, then the class slot's, the last (`config.pos_rows() - 1`).
+    pub fn row(&self, slot: Slot, config: &ModelConfig) -> usize {
+        let (h, w) = (config.grid_h, config.grid_w);
+        let place = |r: usize, c: usize, top: usize, left: usize, h: usize, w: usize| {
+            let r = (r.saturating_sub(top) / self.div).min(h - 1);
+            let c = (c.saturating_sub(left) / self.div).min(w - 1);
+            r * w + c
+        };
+        match slot {
+            None => config.pos_rows() - 1,
+            Some(Cell { row, col, level: Level::Full }) => place(row, col, self.top, self.left, h, w),
+            Some(Cell { row, col, level: Level::Half }) => {
+                h * w + place(row, col, self.top / 2, self.left / 2, h / 2, w / 2)
             }
         }
     }
@@ -276,8 +326,8 @@ pub(crate) fn head(c: &ModelConfig, device: &Device) -> Linear {
 #[derive(Module, Debug)]
 pub struct Arpg {
     pub embed: Embedding,
-    /// `[grid_h * grid_w + 1, d]`: one learned vector per cell of the training grid, then one for
-    /// the class slot (absent unless `config.pos_embed`).
+    /// `[config.pos_rows(), d]`: one learned vector per cell of the training grid (and of the half
+    /// grid, multi-scale), then one for the class slot (absent unless `config.pos_embed`).
     pub pos: Option<Embedding>,
     pub content: Vec<Block>,
     pub content_norm: RmsNorm,
@@ -298,7 +348,7 @@ impl Arpg {
         let shared = config.arch != Arch::ArpgNoSharedKv;
         Self {
             embed: embedding(config, device),
-            pos: config.pos_embed.then(|| table(config.seq_len() + 1, config.d_model, device)),
+            pos: config.pos_embed.then(|| table(config.pos_rows(), config.d_model, device)),
             content: (0..n_content).map(|_| Block::new(config, device)).collect(),
             content_norm: norm(config.d_model, device),
             shared_kv: shared.then(|| KvProj::new(config.d_model, device)),
@@ -316,13 +366,15 @@ impl Arpg {
 
     /// Slots at `positions` (per image, all of one length; one list = shared by the batch), their
     /// position-table rows mapped through `frame`.
-    pub fn slots(&self, rope: &Rope, positions: &[&[Pos]], frame: Frame, device: &Device) -> Slots {
-        let (h, w) = (self.config.grid_h, self.config.grid_w);
+    pub fn slots(&self, rope: &Rope, positions: &[&[Slot]], frame: Frame, device: &Device) -> Slots {
         let t = positions.first().map_or(0, |p| p.len());
         let rows: Vec<i64> =
-            positions.iter().flat_map(|seq| seq.iter().map(move |&p| frame.row(p, h, w) as i64)).collect();
+            positions.iter().flat_map(|seq| seq.iter().map(|&p| frame.row(p, &self.config) as i64)).collect();
+        let pos: Vec<Vec<Pos>> =
+            positions.iter().map(|seq| seq.iter().map(|p| p.map(Cell::pos)).collect()).collect();
+        let pos: Vec<&[Pos]> = pos.iter().map(Vec::as_slice).collect();
         Slots {
-            rope: rope.batch_tables(positions, device),
+            rope: rope.batch_tables(&pos, device),
             rows: Tensor::from_data(TensorData::new(rows, [positions.len(), t]), device),
         }
     }
@@ -383,36 +435,29 @@ impl Arpg {
         self.head.forward(self.out_norm.forward(x))
     }
 
-    /// The training forward. `classes[i]` is an embedding id (class or null), `tokens[i]` the
-    /// `h*w` codes in raster order, `orders[i]` a permutation of the grid cells.
-    /// Returns logits `[b, T, vocab]` where slot `j` predicts `tokens[i][orders[i][j]]`, seeing only
-    /// the class and the `j` tokens before it in the order.
-    pub fn forward_train(
-        &self,
-        classes: &[usize],
-        tokens: &[Vec<u32>],
-        orders: &[Vec<usize>],
-        grid_w: usize,
-        device: &Device,
-    ) -> Tensor<3> {
+    /// The training forward. `classes[i]` is an embedding id (class or null), `seqs[i]` the
+    /// sample's cells and codes in generation order (all of one length; see [`in_order`]).
+    /// Returns logits `[b, T, vocab]` where slot `j` predicts the code of `seqs[i][j]`, seeing
+    /// only the class and the `j` tokens before it.
+    pub fn forward_train(&self, classes: &[usize], seqs: &[Vec<(Cell, u32)>], device: &Device) -> Tensor<3> {
         let b = classes.len();
-        let t = orders[0].len();
+        let t = seqs[0].len();
         let mut ids = Vec::with_capacity(b * t);
-        let mut content_pos: Vec<Vec<Pos>> = Vec::with_capacity(b);
-        let mut query_pos: Vec<Vec<Pos>> = Vec::with_capacity(b);
-        for i in 0..b {
-            // content: [class, x_o0, ..., x_o(T-2)]; queries: positions o0 .. o(T-1)
-            ids.push(classes[i] as i64);
-            ids.extend(orders[i][..t - 1].iter().map(|&p| tokens[i][p] as i64));
-            let mut cp = vec![None];
-            cp.extend(orders[i][..t - 1].iter().map(|&p| rope::cell(p, grid_w)));
-            content_pos.push(cp);
-            query_pos.push(orders[i].iter().map(|&p| rope::cell(p, grid_w)).collect());
+        let mut content_pos: Vec<Vec<Slot>> = Vec::with_capacity(b);
+        let mut query_pos: Vec<Vec<Slot>> = Vec::with_capacity(b);
+        for (class, seq) in classes.iter().zip(seqs) {
+            // content: [class, x_0, ..., x_(T-2)]; queries: the cells of x_0 .. x_(T-1)
+            ids.push(*class as i64);
+            ids.extend(seq[..t - 1].iter().map(|&(_, code)| code as i64));
+            content_pos.push(
+                std::iter::once(None).chain(seq[..t - 1].iter().map(|&(cell, _)| Some(cell))).collect(),
+            );
+            query_pos.push(seq.iter().map(|&(cell, _)| Some(cell)).collect());
         }
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [b, t]), device);
         let rope = self.rope(1.0);
-        let content_refs: Vec<&[Pos]> = content_pos.iter().map(Vec::as_slice).collect();
-        let query_refs: Vec<&[Pos]> = query_pos.iter().map(Vec::as_slice).collect();
+        let content_refs: Vec<&[Slot]> = content_pos.iter().map(Vec::as_slice).collect();
+        let query_refs: Vec<&[Slot]> = query_pos.iter().map(Vec::as_slice).collect();
         let content = self.slots(&rope, &content_refs, Frame::default(), device);
         let queries = self.slots(&rope, &query_refs, Frame::default(), device);
         let mask = causal_mask(t, device);

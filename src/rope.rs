@@ -9,12 +9,13 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-/// A slot's position: a grid cell `(row, col)`, or `None` for the class slot.
-pub type Pos = Option<(usize, usize)>;
+/// A slot's position: grid coordinates `(row, col)` (whole numbers for a cell of the grid, halves
+/// between cells: see `model::Cell::pos`), or `None` for the class slot.
+pub type Pos = Option<(f32, f32)>;
 
 /// The grid cell of raster index `i` on a grid `w` cells wide.
 pub fn cell(i: usize, w: usize) -> Pos {
-    Some((i / w, i % w))
+    Some(((i / w) as f32, (i % w) as f32))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -59,7 +60,7 @@ impl Rope {
             Some((r, c)) => {
                 for coord in [r, c] {
                     out.extend(freqs.iter().map(|f| {
-                        let a = coord as f32 * f;
+                        let a = coord * f;
                         (a.cos(), a.sin())
                     }));
                 }

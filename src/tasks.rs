@@ -64,8 +64,7 @@ pub fn inpaint(tokens: &[u32], mask: &TokenMask) -> Plan {
         grid_w: mask.w,
         prefill: keep.into_iter().map(|p| (p, tokens[p])).collect(),
         phases: vec![redo],
-        ntk_scale: 1.0,
-        frame: Frame::default(),
+        ..Plan::full(mask.h, mask.w)
     }
 }
 
@@ -85,8 +84,8 @@ pub fn outpaint(tokens: &[u32], h: usize, w: usize, sides: Sides) -> Plan {
         grid_w: gw,
         prefill: known.into_iter().map(|p| (p, tokens[src(p).unwrap_or(0)])).collect(),
         phases: vec![new],
-        ntk_scale: 1.0,
         frame: Frame { top: sides.top, left: sides.left, div: 1 },
+        ..Plan::full(gh, gw)
     }
 }
 
@@ -108,7 +107,18 @@ pub fn expand(tokens: Option<&[u32]>, h: usize, w: usize, factor: usize) -> Plan
         grid_w: gw,
         prefill,
         phases,
-        ntk_scale: 1.0,
         frame: Frame { top: 0, left: 0, div: factor },
+        ..Plan::full(gh, gw)
+    }
+}
+
+/// Resolution expansion on a multi-scale model, the task it trained on: the `h x w` tokens of a
+/// picture become the half grid of a `2h x 2w` full grid, which is decoded whole. `div` maps the
+/// grid onto the position table (1 when `2h x 2w` is the training grid, 2 beyond it).
+pub fn expand_half(tokens: &[u32], h: usize, w: usize, div: usize) -> Plan {
+    Plan {
+        context: tokens.iter().copied().enumerate().collect(),
+        frame: Frame { top: 0, left: 0, div },
+        ..Plan::full(2 * h, 2 * w)
     }
 }

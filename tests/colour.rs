@@ -6,7 +6,7 @@ use arpg::checkpoint::{Checkpoint, DType, inspect};
 use arpg::engine::Engine;
 use arpg::image::Image;
 use arpg::sampling::SampleOptions;
-use common::{colour_engine, device, engine};
+use common::{colour_engine, device, engine, multi_scale_engine};
 use pollster::block_on;
 
 fn opts() -> SampleOptions {
@@ -87,4 +87,39 @@ fn a_grey_image_given_to_a_colour_model_is_read_as_rgb() {
     // The original cells come back as the grey image, repeated in every channel.
     let kept = out.crop(0, 0, 16, 16);
     assert_eq!(kept, grey.to_channels(3).unwrap());
+}
+
+/// An 8x8 RGB picture (half the test frame) of one colour.
+fn flat(rgb: [u8; 3]) -> Image {
+    Image::from_raw(8, 8, 3, rgb.repeat(64)).unwrap()
+}
+
+#[test]
+fn a_multi_scale_checkpoint_records_its_half_grid() {
+    let ckpt = multi_scale_engine().to_checkpoint();
+    for dtype in [DType::F32, DType::Int8] {
+        let bytes = ckpt.to_bytes(dtype, 64).unwrap();
+        assert!(inspect(&bytes).unwrap().model.multi_scale);
+        assert!(Engine::from_bytes(&bytes, &device()).unwrap().model_config().multi_scale);
+    }
+    assert!(!colour_engine().to_checkpoint().model.multi_scale);
+}
+
+#[test]
+fn a_multi_scale_model_expands_a_half_size_picture_to_the_training_size() {
+    let e = multi_scale_engine();
+    let expand = |img: &Image| block_on(e.expand(Some(img), 2, 1, &opts(), &mut |_| {})).unwrap();
+    // The 8x8 picture is the half grid of the 16x16 training frame (a single-scale model frames
+    // it to 16x16 first and gives 32x32).
+    let (red, blue) = (expand(&flat([230, 20, 20])), expand(&flat([20, 20, 230])));
+    assert_eq!((red.width, red.height, red.channels), (16, 16, 3));
+    assert_ne!(red, blue, "the half-size picture conditions the expansion");
+    assert_eq!(red, expand(&flat([230, 20, 20])), "same picture, same seed, same result");
+    let single =
+        block_on(colour_engine().expand(Some(&flat([230, 20, 20])), 2, 1, &opts(), &mut |_| {})).unwrap();
+    assert_eq!((single.width, single.height), (32, 32));
+    // A training-size picture grows beyond the frame; from scratch, a training-size sample first.
+    assert_eq!((expand(&quadrants()).width, expand(&quadrants()).height), (32, 32));
+    let scratch = block_on(e.expand(None, 2, 1, &opts(), &mut |_| {})).unwrap();
+    assert_eq!((scratch.width, scratch.height), (32, 32));
 }

@@ -5,7 +5,7 @@ mod common;
 
 use arpg::config::{Arch, ModelConfig};
 use arpg::kv_cache::KvCache;
-use arpg::model::{self, Arpg, Frame};
+use arpg::model::{self, Arpg, Cell, Frame, Level, Slot};
 use arpg::rng::Rng;
 use arpg::rope::{self, Pos, Rope};
 use arpg::tasks::{self, Sides};
@@ -28,20 +28,14 @@ fn training_forward_is_causal_in_the_order() {
         let order = rng.permutation(t);
         let tokens = random_tokens(&mut rng, t);
         let class = [c.class_id(trial % CLASSES)];
-        let base = to_vec(m.forward_train(
-            &class,
-            std::slice::from_ref(&tokens),
-            std::slice::from_ref(&order),
-            c.grid_w,
-            &device,
-        ));
+        let seq = |tokens: &[u32]| [model::in_order(tokens, &order, c.grid_w, Level::Full)];
+        let base = to_vec(m.forward_train(&class, &seq(&tokens), &device));
         // Change the token at order position `s`: logits of order positions <= s must not move
         // (they see only tokens before them), and some later one must.
         for s in [0, t / 2, t - 1] {
             let mut changed = tokens.clone();
             changed[order[s]] = (changed[order[s]] + 1) % VOCAB as u32;
-            let out =
-                to_vec(m.forward_train(&class, &[changed], std::slice::from_ref(&order), c.grid_w, &device));
+            let out = to_vec(m.forward_train(&class, &seq(&changed), &device));
             let v = c.vocab_size;
             let upto = (s + 1) * v;
             assert!(max_abs_diff(&base[..upto], &out[..upto]) == 0.0, "order position <= {s} saw the future");
@@ -73,12 +67,12 @@ fn check_arpg_parity(m: &Arpg) {
     // slot -> block index; slot 0 is the class (block 0)
     let mut slot_block = vec![0usize];
     let mut slot_ids = vec![c.class_id(1) as i64];
-    let mut slot_pos: Vec<Pos> = vec![None];
+    let mut slot_pos: Vec<Slot> = vec![None];
     m.feed(ids(&slot_ids, &device), &slots(m, &slot_pos), None, &mut cache);
     let mut done = 0;
     for (bi, &k) in blocks.iter().enumerate() {
         let cells = &order[done..done + k];
-        let qpos: Vec<Pos> = cells.iter().map(|&p| rope::cell(p, c.grid_w)).collect();
+        let qpos: Vec<Slot> = cells.iter().map(|&p| cell(p, c.grid_w)).collect();
         let q_rope = slots(m, &qpos);
         let cached = to_vec(m.query(1, &q_rope, None, &cache));
 
@@ -107,9 +101,9 @@ fn rows_at_their_own_cells_match_each_row_alone() {
     let m = arpg(Arch::Arpg);
     let c = &m.config;
     let at = |cells: &[&[usize]]| {
-        let pos: Vec<Vec<Pos>> =
-            cells.iter().map(|r| r.iter().map(|&p| rope::cell(p, c.grid_w)).collect()).collect();
-        let refs: Vec<&[Pos]> = pos.iter().map(Vec::as_slice).collect();
+        let pos: Vec<Vec<Slot>> =
+            cells.iter().map(|r| r.iter().map(|&p| cell(p, c.grid_w)).collect()).collect();
+        let refs: Vec<&[Slot]> = pos.iter().map(Vec::as_slice).collect();
         m.slots(&m.rope(1.0), &refs, Frame::default(), &device)
     };
     let int = |v: Vec<i64>, b: usize| {
@@ -188,7 +182,7 @@ fn pass_two_owns_no_kv_and_the_cache_has_its_formula_size() {
     let fill = |m: &Arpg| {
         let mut cache = m.new_cache();
         let codes: Vec<i64> = (0..c.seq_len() as i64).map(|i| i % VOCAB as i64).collect();
-        let pos: Vec<Pos> = (0..codes.len()).map(|p| rope::cell(p, c.grid_w)).collect();
+        let pos: Vec<Slot> = (0..codes.len()).map(|p| cell(p, c.grid_w)).collect();
         let batch = Tensor::<2, Int>::from_data(TensorData::new(codes.repeat(2), [2, codes.len()]), &device);
         m.feed(batch, &slots(m, &pos), None, &mut cache);
         cache
@@ -218,7 +212,7 @@ fn queries_see_their_cell_from_the_first_step() {
     let logits = |m: &Arpg| {
         let mut cache = m.new_cache();
         m.feed(ids(&[m.config.class_id(1) as i64], &device()), &slots(m, &[None]), None, &mut cache);
-        to_vec(m.query(1, &slots(m, &[Some((0, 0)), Some((1, 2))]), None, &cache))
+        to_vec(m.query(1, &slots(m, &[at(0, 0), at(1, 2)]), None, &cache))
     };
     let with = logits(&arpg(Arch::Arpg));
     assert!(max_abs_diff(&with[..VOCAB], &with[VOCAB..]) > 1e-3, "two cells, one prediction");
@@ -229,20 +223,41 @@ fn queries_see_their_cell_from_the_first_step() {
 
 #[test]
 fn the_frame_maps_grid_cells_onto_the_training_grid() {
-    let (h, w) = (4, 4);
+    let c = config(Arch::Arpg);
+    let (h, w) = (c.grid_h, c.grid_w);
+    assert_eq!((h, w), (4, 4));
     let same = Frame::default();
-    assert_eq!(same.row(Some((2, 3)), h, w), 11);
-    assert_eq!(same.row(None, h, w), 16, "the class slot has the last row");
-    assert_eq!(same.row(Some((6, 1)), h, w), 13, "beyond the grid: its nearest edge");
+    assert_eq!(same.row(at(2, 3), &c), 11);
+    assert_eq!(same.row(None, &c), 16, "the class slot has the last row");
+    assert_eq!(same.row(at(6, 1), &c), 13, "beyond the grid: its nearest edge");
     // Out-painting: the source sits at (1, 2) of a 8 x 6 canvas and keeps its own cells.
     let out = tasks::outpaint(&[0; 16], h, w, Sides { top: 1, left: 2, right: 0, bottom: 3 }).frame;
-    assert_eq!(out.row(Some((1, 2)), h, w), 0);
-    assert_eq!(out.row(Some((4, 5)), h, w), 15);
-    assert_eq!(out.row(Some((0, 0)), h, w), 0, "above-left of the source: its corner");
-    assert_eq!(out.row(Some((7, 3)), h, w), 13);
+    assert_eq!(out.row(at(1, 2), &c), 0);
+    assert_eq!(out.row(at(4, 5), &c), 15);
+    assert_eq!(out.row(at(0, 0), &c), 0, "above-left of the source: its corner");
+    assert_eq!(out.row(at(7, 3), &c), 13);
     // Expansion x2: every 2 x 2 block takes its coarse cell.
     let big = tasks::expand(None, h, w, 2).frame;
-    assert_eq!([(2, 4), (3, 5)].map(|p| big.row(Some(p), h, w)), [6, 6]);
+    assert_eq!([at(2, 4), at(3, 5)].map(|p| big.row(p, &c)), [6, 6]);
+}
+
+#[test]
+fn a_multi_scale_table_has_the_half_grid_between_the_full_grid_and_the_class() {
+    let c = ModelConfig { multi_scale: true, ..config(Arch::Arpg) };
+    let half = |row, col| Some(Cell { row, col, level: Level::Half });
+    assert_eq!(c.pos_rows(), 16 + 4 + 1);
+    let same = Frame::default();
+    assert_eq!(same.row(at(3, 3), &c), 15);
+    assert_eq!([half(0, 0), half(1, 0), half(1, 1)].map(|p| same.row(p, &c)), [16, 18, 19]);
+    assert_eq!(same.row(None, &c), 20);
+    // Expanding a full-size picture (its tokens as the half grid of a grid twice as large): both
+    // grids map onto their tables by the growth factor.
+    let beyond = tasks::expand_half(&[0; 16], 4, 4, 2).frame;
+    assert_eq!(beyond.row(half(3, 2), &c), 16 + 3);
+    assert_eq!(beyond.row(at(7, 6), &c), 15);
+    // A half cell sits at the centre of the 2 x 2 full cells it covers.
+    assert_eq!(half(1, 2).map(Cell::pos), Some((2.5, 4.5)));
+    assert_eq!(at(1, 2).map(Cell::pos), Some((1.0, 2.0)));
 }
 
 #[test]
@@ -258,24 +273,23 @@ fn rope_follows_the_papers_conventions() {
     // Pairs are adjacent dims: a vector living in dims (2, 3) stays there, with its norm.
     let mut e = vec![0.0; d];
     e[2] = 1.0;
-    let r = rotate(&e, Some((3, 5)), &rope);
+    let r = rotate(&e, Some((3.0, 5.0)), &rope);
     assert!(r.iter().enumerate().all(|(i, &v)| i == 2 || i == 3 || v.abs() < 1e-7), "{r:?}");
     assert!((r[2] * r[2] + r[3] * r[3] - 1.0).abs() < 1e-5);
     // ... and the first half turns with the row, the second with the column.
-    assert_eq!(rotate(&e, Some((3, 5)), &rope), rotate(&e, Some((3, 0)), &rope));
+    assert_eq!(rotate(&e, Some((3.0, 5.0)), &rope), rotate(&e, Some((3.0, 0.0)), &rope));
     let mut f = vec![0.0; d];
     f[d / 2] = 1.0;
-    assert_eq!(rotate(&f, Some((3, 5)), &rope), rotate(&f, Some((0, 5)), &rope));
-    assert_ne!(rotate(&f, Some((3, 5)), &rope), rotate(&f, Some((3, 4)), &rope));
+    assert_eq!(rotate(&f, Some((3.0, 5.0)), &rope), rotate(&f, Some((0.0, 5.0)), &rope));
+    assert_ne!(rotate(&f, Some((3.0, 5.0)), &rope), rotate(&f, Some((3.0, 4.0)), &rope));
 
     // q.k depends only on the position offset.
     let y: Vec<f32> = (0..d).map(|_| rng.next_f64() as f32 - 0.5).collect();
-    let at =
-        |p: (usize, usize), q: (usize, usize)| dot(&rotate(&x, Some(p), &rope), &rotate(&y, Some(q), &rope));
-    let base = at((1, 2), (4, 7));
-    for shift in [(1, 1), (3, 0), (0, 5), (6, 2)] {
-        let moved = at((1 + shift.0, 2 + shift.1), (4 + shift.0, 7 + shift.1));
+    let at = |p: (f32, f32), q: (f32, f32)| dot(&rotate(&x, Some(p), &rope), &rotate(&y, Some(q), &rope));
+    let base = at((1.0, 2.0), (4.0, 7.0));
+    for shift in [(1.0, 1.0), (3.0, 0.0), (0.0, 5.0), (6.0, 2.0)] {
+        let moved = at((1.0 + shift.0, 2.0 + shift.1), (4.0 + shift.0, 7.0 + shift.1));
         assert!((base - moved).abs() < 1e-4, "shift {shift:?}: {base} vs {moved}");
     }
-    assert!((base - at((1, 2), (5, 7))).abs() > 1e-4, "a different offset gives a different score");
+    assert!((base - at((1.0, 2.0), (5.0, 7.0))).abs() > 1e-4, "a different offset gives a different score");
 }

@@ -216,9 +216,9 @@ fn probe_logits(e: &Engine) -> Vec<f32> {
         burn::tensor::TensorData::new(vec![m.config.class_id(1) as i64, 3, 9, 4], [1, 4]),
         &device,
     );
-    let pos = [None, Some((0, 0)), Some((1, 2)), Some((3, 3))];
+    let pos = [None, at(0, 0), at(1, 2), at(3, 3)];
     m.feed(ids, &slots(m, &pos), None, &mut cache);
-    let q = [Some((2, 1)), Some((0, 3))];
+    let q = [at(2, 1), at(0, 3)];
     to_vec(m.query(1, &slots(m, &q), None, &cache))
 }
 

@@ -21,7 +21,9 @@
 //!
 //! The **metadata** holds the dataset name, a `u16` count of class names and the class names;
 //! each string is a `u16` byte length followed by UTF-8. An ARPG model's learned position table
-//! (`model.pos.weight`, [`POS_TENSOR`]) is optional: its presence sets `ModelConfig::pos_embed`.
+//! (`model.pos.weight`, [`POS_TENSOR`]) is optional: its presence sets `ModelConfig::pos_embed`,
+//! and its row count `ModelConfig::multi_scale` (`grid_h * grid_w + 1` rows: one grid; plus
+//! `grid_h/2 * grid_w/2`: also the half grid).
 //! The image's channels (1 grey, 3 RGB: `TokenizerConfig::image_channels`) are the input
 //! channels of the tokenizer's first convolution ([`IMAGE_TENSOR`], `[width, channels, 3, 3]`),
 //! so a colour checkpoint needs no other field and grey files stay as they were.
@@ -225,7 +227,8 @@ fn info(parsed: &container::Parsed, len: usize) -> Result<CheckpointInfo> {
         grid_w: r.size()?,
         rope_base: r.f32()?,
         dropout: r.f32()?,
-        pos_embed: false, // set from the tensor table below
+        pos_embed: false,   // set from the tensor table below
+        multi_scale: false, // set from the tensor table below
     };
     let mut tokenizer = TokenizerConfig {
         codebook_size: r.size()?,
@@ -255,7 +258,7 @@ fn info(parsed: &container::Parsed, len: usize) -> Result<CheckpointInfo> {
     }
     m.finish()?;
     let tensors = parsed.table()?;
-    let model = ModelConfig { pos_embed: tensors.iter().any(|(name, _)| name == POS_TENSOR), ..model };
+    let model = with_position_table(model, &tensors)?;
     if let Some((_, shape)) = tensors.iter().find(|(name, _)| name == IMAGE_TENSOR) {
         tokenizer.image_channels = shape.get(1).copied().unwrap_or(0);
         tokenizer.validate().map_err(|e| CheckpointError::InvalidConfig(format!("tokenizer: {e}")))?;
@@ -271,6 +274,25 @@ fn info(parsed: &container::Parsed, len: usize) -> Result<CheckpointInfo> {
         meta,
         tensors,
     })
+}
+
+/// `model` with `pos_embed` and `multi_scale` read from the position table's presence and rows.
+fn with_position_table(model: ModelConfig, tensors: &[(String, Vec<usize>)]) -> Result<ModelConfig> {
+    let Some((_, shape)) = tensors.iter().find(|(name, _)| name == POS_TENSOR) else { return Ok(model) };
+    let one = ModelConfig { pos_embed: true, ..model };
+    let two = ModelConfig { multi_scale: true, ..one.clone() };
+    let rows = shape.first().copied().unwrap_or(0);
+    match rows {
+        _ if rows == one.pos_rows() => Ok(one),
+        _ if rows == two.pos_rows() && two.validate().is_ok() => Ok(two),
+        _ => Err(CheckpointError::InvalidConfig(format!(
+            "the position table has {rows} rows; a {}x{} grid needs {} (or {} with the half grid)",
+            model.grid_h,
+            model.grid_w,
+            one.pos_rows(),
+            two.pos_rows()
+        ))),
+    }
 }
 
 /// `(max, mean)` absolute difference between the values of tensors with the same

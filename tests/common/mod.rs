@@ -8,9 +8,8 @@ pub mod corrupt;
 use arpg::baselines::Raster;
 use arpg::config::{Arch, ModelConfig, TokenizerConfig};
 use arpg::engine::{Engine, Generator};
-use arpg::model::{Arpg, Frame, Slots};
+use arpg::model::{Arpg, Cell, Frame, Level, Slot, Slots};
 use arpg::rng::Rng;
-use arpg::rope::Pos;
 use arpg::weights;
 use burn::tensor::Device;
 
@@ -57,9 +56,19 @@ pub fn colour_engine() -> Engine {
     engine_with(Arch::Arpg, TokenizerConfig { image_channels: 3, ..TokenizerConfig::test() })
 }
 
+/// The RGB test engine with a multi-scale model (a 2x2 half grid beside the 4x4 one).
+pub fn multi_scale_engine() -> Engine {
+    let config = ModelConfig { multi_scale: true, ..config(Arch::Arpg) };
+    engine_of(&config, TokenizerConfig { image_channels: 3, ..TokenizerConfig::test() })
+}
+
 fn engine_with(arch: Arch, tokenizer: TokenizerConfig) -> Engine {
+    engine_of(&config(arch), tokenizer)
+}
+
+fn engine_of(config: &ModelConfig, tokenizer: TokenizerConfig) -> Engine {
     let device = device();
-    let mut e = Engine::new(&config(arch), &tokenizer, &device);
+    let mut e = Engine::new(config, &tokenizer, &device);
     e.generator = match e.generator {
         Generator::Arpg(m) => Generator::Arpg(reseed(m, "model", 3)),
         Generator::Raster(m) => Generator::Raster(reseed(m, "model", 4)),
@@ -78,7 +87,17 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
+/// The full-grid cell `(row, col)`.
+pub fn at(row: usize, col: usize) -> Slot {
+    Some(Cell { row, col, level: Level::Full })
+}
+
+/// The full-grid cell of raster index `p` on a grid `w` wide.
+pub fn cell(p: usize, w: usize) -> Slot {
+    Some(Cell::at(p, w, Level::Full))
+}
+
 /// Slots at `pos` (shared by the batch) on the training grid, plain RoPE.
-pub fn slots(m: &Arpg, pos: &[Pos]) -> Slots {
+pub fn slots(m: &Arpg, pos: &[Slot]) -> Slots {
     m.slots(&m.rope(1.0), &[pos], Frame::default(), &device())
 }

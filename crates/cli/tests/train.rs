@@ -63,7 +63,14 @@ fn token_set(n: usize) -> TokenSet {
     let labels: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
     let tokens =
         labels.iter().flat_map(|&k| (0..16).map(move |p| (5 * k as usize + (p / 4) % 2) as u32)).collect();
-    TokenSet { grid_h: 4, grid_w: 4, tokens, labels }
+    TokenSet { grid_h: 4, grid_w: 4, tokens, labels, half_tokens: vec![] }
+}
+
+/// `set` with the same pictures at half the size: 2x2 codes, class `k` uses code `5k + 2`.
+fn with_half(set: TokenSet) -> TokenSet {
+    let tokens = set.labels.iter().flat_map(|&k| [5 * k as u32 + 2; 4]).collect();
+    let half = TokenSet { grid_h: 2, grid_w: 2, tokens, labels: set.labels.clone(), half_tokens: vec![] };
+    set.with_half(half).unwrap()
 }
 
 fn quick(steps: u64, lr: f64) -> TrainOptions {
@@ -75,8 +82,11 @@ fn mean(xs: &[f32]) -> f32 {
 }
 
 fn generator(arch: Arch, dropout: f32, opts: TrainOptions) -> GeneratorTrainer {
+    trainer(ModelConfig { dropout, ..ModelConfig::test(16, 3).with_arch(arch) }, opts)
+}
+
+fn trainer(config: ModelConfig, opts: TrainOptions) -> GeneratorTrainer {
     let device = Device::flex().autodiff();
-    let config = ModelConfig { dropout, ..ModelConfig::test(16, 3).with_arch(arch) };
     let tok = VqTokenizer::new(&TokenizerConfig::test(), &Device::flex());
     GeneratorTrainer::new(&config, tok, opts, "synthetic", names(3), &device).unwrap()
 }
@@ -125,6 +135,47 @@ fn every_architecture_trains_through_the_one_loop() {
         assert!(last < 0.8 * first, "{arch:?} loss {first} -> {last}: {losses:?}");
         assert_eq!(t.checkpoint().model.arch, arch);
     }
+}
+
+#[test]
+fn a_multi_scale_model_trains_on_each_grid_and_on_both_and_resumes_exactly() {
+    let _guard = serial();
+    let config = ModelConfig { multi_scale: true, dropout: 0.1, ..ModelConfig::test(16, 3) };
+    let data = with_half(token_set(48));
+    let mut t = trainer(config.clone(), quick(30, 1e-2));
+    let stats: Vec<_> = (0..30).map(|_| t.step(&data).unwrap()).collect();
+    // Batches of 12: the half grid (4 slots), the full grid (16) or both (20).
+    let mut slots: Vec<usize> = stats.iter().map(|s| s.tokens / 12).collect();
+    slots.sort();
+    slots.dedup();
+    assert_eq!(slots, vec![4, 16, 20]);
+    let losses: Vec<f32> = stats.iter().map(|s| s.loss).collect();
+    // Each step shows one of three grids, so the loss is noisy: compare means over 5 and 10 steps.
+    let (first, last) = (mean(&losses[..5]), mean(&losses[20..]));
+    assert!(last < 0.7 * first, "multi-scale loss {first} -> {last}: {losses:?}");
+    assert!(t.checkpoint().model.multi_scale);
+
+    let no_half = token_set(48);
+    assert!(matches!(t.step(&no_half), Err(TrainError::Options(_))), "the half-size tokens are required");
+    let other_pictures =
+        TokenSet { grid_h: 2, grid_w: 2, tokens: vec![0; 48 * 4], labels: vec![0; 48], half_tokens: vec![] };
+    assert!(token_set(48).with_half(other_pictures).is_err());
+
+    let dir = scratch("multi-scale");
+    let device = Device::flex().autodiff();
+    check_resume(
+        trainer(config, quick(12, 5e-3)),
+        5,
+        3,
+        |t| {
+            let s = t.step(&data).unwrap();
+            (s.step, s.loss, s.grad_norm)
+        },
+        |t| t.to_state().unwrap(),
+        |s| GeneratorTrainer::from_state(s, &device).unwrap(),
+        &dir.join("multi-scale.state"),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Train `k` steps, save; then (a) go on `n` steps, (b) reload the state and take the same `n`

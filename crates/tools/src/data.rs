@@ -104,6 +104,21 @@ impl Source {
         }
     }
 
+    /// The frame's background (the pixel a shifted picture fills with) and, per class, whether a
+    /// mirrored picture keeps its class: for `augment`. Garments mirror; emoji mirror except the
+    /// classes that hold text, symbols that read one way, and flags (`emoji::UNMIRRORED`).
+    pub fn augment_rules(self) -> Result<(Vec<u8>, Vec<bool>), DataError> {
+        Ok(match self {
+            Source::FashionMnist => (vec![0], vec![true; CLASS_NAMES.len()]),
+            Source::Emoji => {
+                let spec = emoji::Spec::builtin()?;
+                let mirror =
+                    spec.classes.iter().map(|c| !emoji::UNMIRRORED.contains(&c.id.as_str())).collect();
+                (spec.background.to_vec(), mirror)
+            }
+        })
+    }
+
     /// One split from `dir` as it comes: Fashion-MNIST at its native 28x28, the emoji rendered
     /// at `size` x `size` (64 or 32 in the dataset's definition).
     pub fn split(self, dir: &Path, split: Split, size: usize) -> Result<Dataset, DataError> {

@@ -54,6 +54,10 @@ pub const CLASSES_JSON: &str = include_str!("../data/emoji-classes.json");
 /// Skin-tone modifiers, picked by `sort_order % 5`.
 pub const TONES: [&str; 5] = ["1F3FB", "1F3FC", "1F3FD", "1F3FE", "1F3FF"];
 
+/// Classes whose pictures change meaning when mirrored (sign tiles and marks hold letters,
+/// digits and arrows; a mirrored flag is another flag or none): not mirrored by `augment`.
+pub const UNMIRRORED: [&str; 3] = ["sign_tiles", "shapes_marks", "flags"];
+
 /// `$HOME/.cache/arpg/emoji`, where `make emoji-data` unpacks the packages.
 pub fn default_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/arpg/emoji"))

@@ -68,7 +68,11 @@ pub fn run(args: Args) -> Result<()> {
         m.vocab_size,
         m.n_classes,
         m.rope_base,
-        if m.pos_embed { " + learned cell embedding" } else { "" },
+        match (m.pos_embed, m.multi_scale) {
+            (true, true) => " + learned cell embedding of the full and the half grid (multi-scale)",
+            (true, false) => " + learned cell embedding",
+            _ => "",
+        },
         m.dropout
     );
     println!(

@@ -5,7 +5,12 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, ensure};
 use arpg::choice::Choice;
 use arpg::config::{Arch, ModelConfig};
-use arpg_tools::train::{GeneratorTrainer, TrainOptions, TrainState, Trainer, load_tokenizer, tokenize};
+use arpg::tokenizer::VqTokenizer;
+use arpg_tools::augment;
+use arpg_tools::data::{Dataset, Source};
+use arpg_tools::train::{
+    GeneratorTrainer, TokenSet, TrainOptions, TrainState, Trainer, load_tokenizer, tokenize,
+};
 use burn::tensor::Device;
 
 use crate::args::{Preset, choice, progress_bar, read_file};
@@ -37,6 +42,15 @@ pub struct Args {
     /// Model width instead of the preset's; heads of 64 dims, SwiGLU width 8/3 of it.
     #[arg(long)]
     pub d_model: Option<usize>,
+    /// ARPG: also train on the pictures at half the size (8x8 tokens of the 32x32 emoji beside
+    /// the 16x16 of the 64x64), alone and followed by the full size, so that 2x expansion is a
+    /// task the model has seen (`ModelConfig::multi_scale`).
+    #[arg(long)]
+    pub multi_scale: bool,
+    /// Train on class-keeping variants of the pictures: shifts by one token where only
+    /// background leaves the frame, mirrors where the class allows (`arpg_tools::augment`).
+    #[arg(long)]
+    pub augment: bool,
     /// ARPG without the learned position table (RoPE only, as the paper; how the checkpoints
     /// before 2026-11-30 were trained).
     #[arg(long)]
@@ -56,28 +70,60 @@ pub fn run(args: Args) -> Result<()> {
         (None, read_file(path)?, common.source(None)?)
     };
     let tokenizer = load_tokenizer(&tokenizer_bytes, &Device::flex()).context("cannot load the tokenizer")?;
-    let data = common.load_data(source, tokenizer.config.image_size)?;
-    let bar = progress_bar(data.len() as u64, "tokenize", "images");
-    let tokens = tokenize(&tokenizer, &data, 256, &mut |done, _| bar.set_position(done as u64))?;
-    bar.finish_and_clear();
-
     let mut trainer = match trainer {
         Some(t) => t,
         None => {
             let names = source.class_names()?;
-            let config =
-                config(&args, tokenizer.config.codebook_size, names.len(), (tokens.grid_h, tokens.grid_w));
+            let grid = tokenizer.config.image_size / tokenizer.config.factor();
+            let config = config(&args, tokenizer.config.codebook_size, names.len(), (grid, grid));
             let defaults = TrainOptions::generator();
             let opts = TrainOptions {
                 weight_decay: args.weight_decay.unwrap_or(defaults.weight_decay),
                 label_dropout: args.label_dropout.unwrap_or(defaults.label_dropout),
+                augment: args.augment,
                 ..common.options(defaults)
             };
-            GeneratorTrainer::new(&config, tokenizer, opts, source.name(), names, &device)?
+            GeneratorTrainer::new(&config, tokenizer.clone(), opts, source.name(), names, &device)?
         }
     };
+    let (augment, multi_scale) = (trainer.options().augment, trainer.config().multi_scale);
+    let tokens = token_set(&tokenizer, source, common, augment, multi_scale)?;
     let name = trainer.config().arch.name();
     run_loop(&mut trainer, &tokens, common, name)
+}
+
+/// The training tokens: the pictures at the tokenizer's size (with their variants when
+/// `augment`) and, for a multi-scale model, the same pictures rendered at half the size.
+fn token_set(
+    tokenizer: &VqTokenizer,
+    source: Source,
+    common: &TrainCommon,
+    augment: bool,
+    multi_scale: bool,
+) -> Result<TokenSet> {
+    let (size, f) = (tokenizer.config.image_size, tokenizer.config.factor());
+    let data = common.load_data(source, size)?;
+    let (background, mirror) = source.augment_rules()?;
+    let variants = augment.then(|| augment::variants(&data, f, &background, |label| mirror[label as usize]));
+    if let Some(v) = &variants {
+        eprintln!("augment: {} pictures, {} variants", data.len(), v.len());
+    }
+    let encode = |data: Dataset, unit: usize| -> Result<TokenSet> {
+        let data = match &variants {
+            Some(v) => augment::apply(&data, v, unit, &background),
+            None => data,
+        };
+        let bar = progress_bar(data.len() as u64, "tokenize", "images");
+        let tokens = tokenize(tokenizer, &data, 256, &mut |done, _| bar.set_position(done as u64))?;
+        bar.finish_and_clear();
+        Ok(tokens)
+    };
+    let tokens = encode(data, f)?;
+    if !multi_scale {
+        return Ok(tokens);
+    }
+    let half = common.load_data(source, size / 2)?;
+    Ok(tokens.with_half(encode(half, f / 2)?)?)
 }
 
 /// The trainer of a saved run; the options given again must be the run's.
@@ -102,9 +148,11 @@ fn resume(args: &Args, state: &TrainState, device: &Device) -> Result<GeneratorT
             && args.dropout.is_none_or(|d| d == t.config().dropout)
             && args.layers.is_none_or(|l| l == t.config().n_layers)
             && args.d_model.is_none_or(|d| d == t.config().d_model)
-            && !(args.no_pos_embed && t.config().pos_embed),
-        "--weight-decay, --label-dropout, --dropout, --layers, --d-model and --no-pos-embed must match \
-         the resumed run"
+            && !(args.no_pos_embed && t.config().pos_embed)
+            && (!args.multi_scale || t.config().multi_scale)
+            && (!args.augment || t.options().augment),
+        "--weight-decay, --label-dropout, --dropout, --layers, --d-model, --no-pos-embed, --multi-scale \
+         and --augment must match the resumed run"
     );
     if args.tokenizer.is_some() {
         eprintln!("note: --tokenizer is ignored with --resume (the state holds the tokenizer)");
@@ -124,6 +172,7 @@ fn config(args: &Args, vocab: usize, n_classes: usize, (grid_h, grid_w): (usize,
         dropout: args.dropout.unwrap_or(base.dropout),
         n_layers: args.layers.unwrap_or(base.n_layers),
         pos_embed: base.pos_embed && !args.no_pos_embed,
+        multi_scale: args.multi_scale,
         ..base
     }
     .with_arch(args.mode.unwrap_or(Arch::Arpg));

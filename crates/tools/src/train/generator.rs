@@ -1,7 +1,10 @@
 //! Training the generator, one loop for every architecture:
 //!
 //! * ARPG (and its no-shared-KV ablation): a random permutation per sample; slot `j` predicts
-//!   the `j+1`-th token of the order; mean cross-entropy over all T predictions.
+//!   the `j+1`-th token of the order; mean cross-entropy over all T predictions. A multi-scale
+//!   model draws per step which grids the batch shows ([`Grids`]): the full grid, the half grid,
+//!   or the half grid followed by the full one (each in its own random order), the expansion it
+//!   will be asked for.
 //! * Raster AR: slot `j` predicts cell `j`; mean cross-entropy over all T predictions.
 //! * MaskGIT: `ceil(T * cos(pi/2 * u))` random cells masked (`u` uniform); cross-entropy on the
 //!   masked cells only.
@@ -20,6 +23,8 @@ use crate::data::Dataset;
 use arpg::checkpoint::{Checkpoint, DType};
 use arpg::config::ModelConfig;
 use arpg::engine::{Engine, Generator};
+use arpg::model::{Cell, Level, in_order};
+use arpg::rng::Rng;
 use arpg::tokenizer::VqTokenizer;
 
 /// `$body` with `$m` bound to the module inside any `Generator`.
@@ -33,7 +38,8 @@ macro_rules! each {
     };
 }
 
-/// A tokenized data set: `h x w` codes per image (raster order) and the class ids.
+/// A tokenized data set: `h x w` codes per image (raster order) and the class ids; for a
+/// multi-scale model also the codes of the same pictures at half the size.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TokenSet {
     pub grid_h: usize,
@@ -41,6 +47,8 @@ pub struct TokenSet {
     /// `len * grid_h * grid_w` codes.
     pub tokens: Vec<u32>,
     pub labels: Vec<u8>,
+    /// `len * (grid_h/2) * (grid_w/2)` codes of the half-size pictures, or none.
+    pub half_tokens: Vec<u32>,
 }
 
 impl TokenSet {
@@ -59,6 +67,42 @@ impl TokenSet {
     pub fn tokens(&self, i: usize) -> &[u32] {
         let t = self.seq_len();
         &self.tokens[i * t..(i + 1) * t]
+    }
+
+    /// Picture `i`'s half-size codes (`None` without them).
+    pub fn half(&self, i: usize) -> Option<&[u32]> {
+        let t = (self.grid_h / 2) * (self.grid_w / 2);
+        self.half_tokens.get(i * t..(i + 1) * t)
+    }
+
+    /// The same pictures with their half-size codes from `half` (the same pictures tokenized at
+    /// half the size, in the same order).
+    pub fn with_half(self, half: TokenSet) -> Result<TokenSet, TrainError> {
+        if (half.grid_h * 2, half.grid_w * 2) != (self.grid_h, self.grid_w) || half.labels != self.labels {
+            return Err(TrainError::Options("the half-size tokens are not of the same pictures".into()));
+        }
+        Ok(TokenSet { half_tokens: half.tokens, ..self })
+    }
+}
+
+/// Which grids a multi-scale model's training batch shows, drawn per step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grids {
+    Full,
+    Half,
+    HalfThenFull,
+}
+
+impl Grids {
+    /// One draw from `u` uniform in [0, 1): full 40%, half 20%, half then full 40%. The full grid
+    /// is what the app generates; the half grid alone keeps half-size generation (the first
+    /// phase of an expansion from scratch) in the model; half then full is the expansion.
+    pub fn draw(u: f64) -> Grids {
+        match u {
+            u if u < 0.4 => Grids::Full,
+            u if u < 0.6 => Grids::Half,
+            _ => Grids::HalfThenFull,
+        }
     }
 }
 
@@ -92,7 +136,30 @@ pub fn tokenize(
         tokens.extend(codes.into_iter().map(|c| c as u32));
         progress(chunk[chunk.len() - 1] + 1, data.len());
     }
-    Ok(TokenSet { grid_h: data.height / f, grid_w: data.width / f, tokens, labels: data.labels.clone() })
+    Ok(TokenSet {
+        grid_h: data.height / f,
+        grid_w: data.width / f,
+        tokens,
+        labels: data.labels.clone(),
+        half_tokens: vec![],
+    })
+}
+
+/// Picture `i`'s training sequence for ARPG on `grids`, each grid in a random order.
+fn sequence(data: &TokenSet, i: usize, grids: Grids, rng: &mut Rng) -> Vec<(Cell, u32)> {
+    let (h, w) = (data.grid_h, data.grid_w);
+    let mut half = || {
+        let tokens = data.half(i).expect("checked in check_batch");
+        in_order(tokens, &rng.permutation(tokens.len()), w / 2, Level::Half)
+    };
+    let mut seq = match grids {
+        Grids::Full => vec![],
+        Grids::Half | Grids::HalfThenFull => half(),
+    };
+    if grids != Grids::Half {
+        seq.extend(in_order(data.tokens(i), &rng.permutation(h * w), w, Level::Full));
+    }
+    seq
 }
 
 pub struct GeneratorTrainer {
@@ -172,9 +239,13 @@ impl GeneratorTrainer {
                 data.grid_h, data.grid_w, c.grid_h, c.grid_w
             )));
         }
+        if c.multi_scale && data.half(0).is_none() {
+            return Err(TrainError::Options("a multi-scale model needs the half-size tokens too".into()));
+        }
         for &i in idx {
+            let codes = data.tokens(i).iter().chain(data.half(i).unwrap_or_default());
             if data.labels[i] as usize >= c.n_classes
-                || data.tokens(i).iter().any(|&x| x as usize >= c.vocab_size)
+                || codes.into_iter().any(|&x| x as usize >= c.vocab_size)
             {
                 return Err(TrainError::Options(format!("example {i} has a class or code out of range")));
             }
@@ -235,10 +306,11 @@ impl Trainer for GeneratorTrainer {
         let model = self.model.take().expect("present between steps");
         let (logits, targets, weights) = match &model {
             Generator::Arpg(m) => {
-                let orders: Vec<Vec<usize>> = (0..b).map(|_| rng.permutation(t)).collect();
-                let targets =
-                    orders.iter().zip(&tokens).flat_map(|(o, tk)| o.iter().map(|&p| tk[p] as i64)).collect();
-                (m.forward_train(&classes, &tokens, &orders, c.grid_w, &device), targets, None)
+                let grids = if c.multi_scale { Grids::draw(rng.next_f64()) } else { Grids::Full };
+                let seqs: Vec<Vec<(Cell, u32)>> =
+                    idx.iter().map(|&i| sequence(data, i, grids, rng)).collect();
+                let targets = seqs.iter().flatten().map(|&(_, code)| code as i64).collect();
+                (m.forward_train(&classes, &seqs, &device), targets, None)
             }
             Generator::Raster(m) => (m.forward_train(&classes, &tokens, &device), in_order, None),
             Generator::MaskGit(m) => {
@@ -258,6 +330,7 @@ impl Trainer for GeneratorTrainer {
                 (m.forward(&ids, &cells, &device), in_order, Some(weights))
             }
         };
+        let [_, slots, _] = logits.dims();
         let loss = cross_entropy(logits, targets, weights, &device);
         let value = match self.core.check(&loss) {
             Ok(v) => v,
@@ -288,7 +361,7 @@ impl Trainer for GeneratorTrainer {
             loss: value,
             lr,
             grad_norm: norm,
-            tokens: b * t,
+            tokens: b * slots,
             seconds,
             extra: vec![],
         })

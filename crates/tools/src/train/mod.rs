@@ -113,6 +113,10 @@ pub struct TrainOptions {
     pub label_dropout: f32,
     /// Tokenizer: restart a code after this many steps without use (0 = never).
     pub dead_code_steps: u64,
+    /// Generator: train on class-keeping variants of the pictures (see `augment`), made before
+    /// tokenizing.
+    #[serde(default)]
+    pub augment: bool,
 }
 
 impl TrainOptions {
@@ -129,6 +133,7 @@ impl TrainOptions {
             seed: 0,
             label_dropout: 0.0,
             dead_code_steps: 20,
+            augment: false,
         }
     }
 
@@ -146,6 +151,7 @@ impl TrainOptions {
             seed: 0,
             label_dropout: 0.1,
             dead_code_steps: 0,
+            augment: false,
         }
     }
 
