@@ -15,7 +15,7 @@ use arpg::rng::Rng;
 use arpg::sampling::SampleOptions;
 use arpg_tools::data::{self, Dataset, Split};
 use arpg_tools::eval::frechet::{Stats, frechet_distance, sqrt_psd, symmetric_eigen};
-use arpg_tools::eval::nearest::{median, nearest_distances};
+use arpg_tools::eval::nearest::{COPY_RMSE, copies, median, nearest_distances, shrink};
 use arpg_tools::eval::{
     ClassifierConfig, ClassifierError, ClassifierMeta, ClassifierTraining, Reference, SIDE, format,
     train_classifier,
@@ -147,22 +147,42 @@ fn nearest_neighbours_find_copies() {
     queries[20] = queries[20].wrapping_add(51); // image 8 with one pixel off by 51
     let d = nearest_distances(&queries, &pool, 16);
     assert_eq!(d[0], 0.0);
-    assert!((d[1] - 51.0 / 255.0).abs() < 1e-12, "{}", d[1]);
+    // Per-value RMSE: one value of 16 off by 51.
+    assert!((d[1] - 51.0 / 255.0 / 4.0).abs() < 1e-12, "{}", d[1]);
+    assert_eq!(copies(&[0.0, COPY_RMSE - 1e-6, COPY_RMSE, 0.3]), 0.5);
     assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
     assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
 }
 
 #[test]
-fn generated_frames_are_cropped_back_to_28() {
+fn shrinking_averages_each_block_per_channel_and_rounds() {
+    // One 4x4 RGB image: the top-left 2x2 block holds red 10, 11, 12, 12 (mean 11.25 -> 11) and
+    // blue 1, 2, 2, 2 (mean 1.75 -> 2); everything else is 255.
+    let mut img = Image::filled(4, 4, 3, 255);
+    for (i, (r, b)) in [(10, 1), (11, 2), (12, 2), (12, 2)].into_iter().enumerate() {
+        let p = ((i / 2) * 4 + i % 2) * 3;
+        img.pixels[p] = r;
+        img.pixels[p + 2] = b;
+    }
+    let small = shrink(&img.pixels, 4, 3, 2);
+    assert_eq!(small.len(), 12);
+    assert_eq!(&small[..3], &[11, 255, 2]);
+    assert!(small[3..].iter().all(|&v| v == 255));
+    assert_eq!(shrink(&img.pixels, 4, 3, 1), img.pixels);
+}
+
+#[test]
+fn generated_frames_are_cropped_back_to_the_classifiers_side() {
+    let reference = grey_reference();
     let mut img = Image::new(32, 32, 1);
     img.set(2, 2, 200);
     img.set(29, 29, 100);
     img.set(1, 1, 50);
-    let c = arpg_tools::eval::to_side(&img);
+    let c = reference.to_frame(&img);
     assert_eq!((c.width, c.height), (SIDE, SIDE));
     assert_eq!((c.get(0, 0)[0], c.get(27, 27)[0]), (200, 100));
     assert!(!c.pixels.contains(&50));
-    let small = arpg_tools::eval::to_side(&Image::filled(16, 16, 1, 9));
+    let small = reference.to_frame(&Image::filled(16, 16, 1, 9));
     assert_eq!(
         (small.get(6, 6)[0], small.get(5, 5)[0], small.get(21, 21)[0], small.get(22, 22)[0]),
         (9, 0, 9, 0)
@@ -192,6 +212,12 @@ fn shapes(n: usize, seed: u64) -> Dataset {
 
 fn small() -> ClassifierConfig {
     ClassifierConfig { conv1: 4, conv2: 8, hidden: 16, ..ClassifierConfig::default() }
+}
+
+/// A random small classifier over 28x28 shapes; the training shapes are also the pool.
+fn grey_reference() -> Reference {
+    let classifier = small().init_seeded(1, &Device::flex());
+    Reference::new(classifier, shapes(120, 5), shapes(60, 6), shapes(120, 5), None).unwrap()
 }
 
 #[test]
@@ -343,14 +369,14 @@ fn the_shipped_emoji_classifier_scores_its_recorded_accuracy_on_the_test_emoji()
 #[test]
 fn the_pipeline_runs_end_to_end_on_a_random_checkpoint() {
     let engine = common::engine(Arch::Arpg); // 16x16 images, 4x4 tokens, 3 classes
-    let classifier = small().init_seeded(1, &Device::flex());
-    let reference = Reference::new(classifier, shapes(120, 5), shapes(60, 6)).unwrap();
+    let reference = grey_reference();
     assert!((0.0..=1.0).contains(&reference.classifier_accuracy));
 
     let real = reference.real(20, 0).unwrap();
     assert_eq!(real.n, 20);
     assert!(real.fd_floor.is_finite() && real.fd_floor >= 0.0);
     assert!(real.nn_median.is_finite() && real.nn_median > 0.0);
+    assert!((0.0..=1.0).contains(&real.copies));
 
     let rr = arpg_tools::eval::evaluate_reconstruction(&engine, &reference, 10).unwrap();
     assert_eq!(rr.n, 10);
@@ -365,6 +391,7 @@ fn the_pipeline_runs_end_to_end_on_a_random_checkpoint() {
     assert!((0.0..=1.0).contains(&r.accuracy) && r.class_accuracy.iter().all(|a| (0.0..=1.0).contains(a)));
     assert!(r.fd.is_finite() && r.fd >= 0.0, "{}", r.fd);
     assert!(r.nn_min.is_finite() && r.nn_min <= r.nn_median);
+    assert!((0.0..=1.0).contains(&r.copies));
     let sheet = arpg_tools::eval::sample_sheet(&images, 3, 4);
     assert_eq!((sheet.width, sheet.height), (4 * 28 + 3 * 2, 3 * 28 + 2 * 2));
 
@@ -380,8 +407,71 @@ fn the_pipeline_runs_end_to_end_on_a_random_checkpoint() {
 
     // A model with more classes than the classifier is refused.
     let few = ClassifierConfig { n_classes: 2, ..small() }.init_seeded(1, &Device::flex());
-    let narrow = Reference::new(few, shapes(20, 7), shapes(20, 8)).unwrap();
+    let narrow = Reference::new(few, shapes(20, 7), shapes(20, 8), shapes(20, 7), None).unwrap();
     assert!(arpg_tools::eval::evaluate_generation(&engine, &narrow, 4, &opts).is_err());
+    assert!(
+        arpg_tools::eval::evaluate_expansion(&engine, &reference, &opts, 1).is_err(),
+        "no half-size images"
+    );
+}
+
+/// `n` RGB pictures `side` pixels square: a white background with a block of the class's colour.
+fn colour_shapes(n: usize, side: usize, seed: u64) -> Dataset {
+    let mut rng = Rng::new(seed);
+    let images: Vec<Image> = (0..n)
+        .map(|i| {
+            let mut img = Image::filled(side, side, 3, 255);
+            let (a, b) = (rng.below(side / 2), rng.below(side / 2));
+            for (p, v) in img.pixels.chunks_exact_mut(3).enumerate() {
+                if (a..a + side / 2).contains(&(p / side)) && (b..b + side / 2).contains(&(p % side)) {
+                    v.copy_from_slice(&[[200, 30, 30], [30, 200, 30], [30, 30, 200]][i % 3]);
+                }
+            }
+            img
+        })
+        .collect();
+    Dataset::from_images(&images, (0..n).map(|i| (i % 3) as u8).collect())
+}
+
+#[test]
+fn colour_data_is_scored_in_rgb_with_memorisation_at_half_the_side_and_expansion_against_bicubic() {
+    let engine = common::multi_scale_engine(); // 16x16 RGB, 4x4 tokens, a 2x2 half grid
+    let config = ClassifierConfig { channels: 3, side: 16, ..small() };
+    let classifier = config.init_seeded(1, &Device::flex());
+    let (train, test) = (colour_shapes(60, 16, 1), colour_shapes(20, 16, 2));
+    // The half-size pictures: the same as box-filtered down (what the pool is compared at).
+    let half =
+        |d: &Dataset| Dataset { width: 8, height: 8, pixels: shrink(&d.pixels, 16, 3, 2), ..d.clone() };
+    let reference =
+        Reference::new(classifier, train.clone(), test.clone(), half(&train), Some(half(&test))).unwrap();
+    // A training picture is its own nearest neighbour at the pool's side.
+    let nn = reference.nearest(train.image(3));
+    assert_eq!(nn, vec![0.0]);
+    let real = reference.real(20, 0).unwrap();
+    assert_eq!(real.nn_probes, 20);
+
+    let opts = SampleOptions { steps: 2, seed: 3, ..SampleOptions::default() };
+    let (r, images) = arpg_tools::eval::evaluate_generation(&engine, &reference, 6, &opts).unwrap();
+    assert!(images.iter().all(|im| (im.width, im.height, im.channels) == (16, 16, 3)));
+    assert!((0.0..=1.0).contains(&r.copies));
+    let (ir, _) = arpg_tools::eval::evaluate_inpainting(&engine, &reference, 4, &opts, 1).unwrap();
+    assert_eq!(ir.violations, 0);
+
+    let (er, sheet) = arpg_tools::eval::evaluate_expansion(&engine, &reference, &opts, 2).unwrap();
+    assert_eq!((er.n, er.steps), (20, 2));
+    assert!(er.fd.is_finite() && er.bicubic_fd.is_finite());
+    // Input, bicubic, ours, real: four 16x16 cells a row, two rows.
+    assert_eq!((sheet.width, sheet.height, sheet.channels), (4 * 16 + 3 * 2, 2 * 16 + 2, 3));
+}
+
+#[test]
+fn bicubic_upscaling_keeps_a_flat_picture_flat_and_its_size() {
+    let flat = Image::filled(8, 8, 3, 77);
+    let up = arpg_tools::eval::upscale(&flat, 16);
+    assert_eq!((up.width, up.height, up.channels), (16, 16, 3));
+    assert!(up.pixels.iter().all(|&v| v == 77));
+    let grey = arpg_tools::eval::upscale(&Image::filled(4, 4, 1, 9), 8);
+    assert_eq!((grey.width, grey.channels, grey.pixels[0]), (8, 1, 9));
 }
 
 fn gz(bytes: &[u8]) -> Vec<u8> {

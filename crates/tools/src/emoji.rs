@@ -568,6 +568,17 @@ mod tests {
     }
 
     #[test]
+    fn the_classes_kept_unmirrored_are_classes_of_the_definition() {
+        let spec = Spec::builtin().unwrap();
+        assert!(UNMIRRORED.iter().all(|u| spec.class_ids().contains(u)), "{UNMIRRORED:?}");
+        let (background, mirror) = crate::data::Source::Emoji.augment_rules().unwrap();
+        assert_eq!(background, spec.background.to_vec());
+        let kept: Vec<&str> =
+            spec.classes.iter().zip(&mirror).filter(|(_, m)| !**m).map(|(c, _)| c.id.as_str()).collect();
+        assert_eq!(kept, UNMIRRORED);
+    }
+
+    #[test]
     fn the_builtin_definition_has_twelve_classes_that_add_up_to_its_totals() {
         let spec = Spec::builtin().unwrap();
         assert_eq!(spec.classes.len(), 12);

@@ -1,6 +1,6 @@
 //! `arpg eval`: the quality numbers of a checkpoint (class accuracy, Fréchet distance,
-//! memorisation, in-painting) as a markdown table or JSON, with sheets of samples and tasks as
-//! PNGs.
+//! memorisation, in-painting, and for the emoji expansion against bicubic) as a markdown table or
+//! JSON, with sheets of samples and tasks as PNGs.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -12,13 +12,18 @@ use arpg::choice::Choice;
 use arpg::config::Arch;
 use arpg::engine::Engine;
 use arpg::image::Image;
-use arpg_tools::data::{self, DEFAULT_DIR, Split};
-use arpg_tools::eval::{self, GenReport, InpaintReport, RealReport, ReconReport, Reference, format};
+use arpg_tools::data::{Source, Split};
+use arpg_tools::eval::{
+    self, COPY_RMSE, ExpandReport, GenReport, InpaintReport, RealReport, ReconReport, Reference, format,
+};
 use burn::tensor::Device;
 use serde_json::json;
 
 use super::train_classifier::DEFAULT_CLASSIFIER;
-use crate::args::DecodeArgs;
+use crate::args::{DecodeArgs, choice};
+
+/// The emoji's evaluation classifier (64x64 RGB).
+const EMOJI_CLASSIFIER: &str = "models/classifier-emoji-64.bin";
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -46,12 +51,17 @@ pub struct Args {
     pub task_steps: usize,
     #[command(flatten)]
     pub decode: DecodeArgs,
-    /// Classifier file (from `arpg train-classifier`).
-    #[arg(long, default_value = DEFAULT_CLASSIFIER)]
-    pub classifier: PathBuf,
-    /// Directory of the gzipped IDX files (Debian package dataset-fashion-mnist).
-    #[arg(long, default_value = DEFAULT_DIR)]
-    pub data_dir: PathBuf,
+    /// The dataset the checkpoint was trained on: its test split is the reference.
+    #[arg(long, value_parser = choice::<Source>(), default_value = "fashion-mnist")]
+    pub data: Source,
+    /// Classifier file (from `arpg train-classifier`) [default: models/classifier.bin for
+    /// Fashion-MNIST, models/classifier-emoji-64.bin for the emoji].
+    #[arg(long)]
+    pub classifier: Option<PathBuf>,
+    /// Where the data is [default: the dataset's: /usr/share/datasets/fashion-mnist,
+    /// ~/.cache/arpg/emoji].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
     /// Where the PNG sheets go.
     #[arg(long, default_value = "docs/eval")]
     pub out_dir: PathBuf,
@@ -168,6 +178,7 @@ pub fn run(args: Args) -> Result<()> {
 
     let gen_rows = generation_rows(&args, &models, &reference)?;
     let inpaint_rows = inpaint_rows(&args, &models, &reference)?;
+    let expand_rows = expand_rows(&args, &models, &reference)?;
     let main = &models[0];
     eprintln!("{}: out-painting and expansion sheets ...", main.file);
     let sheets = eval::task_sheets(&main.engine, &reference, &args.decode.options(args.task_steps)?)?;
@@ -180,10 +191,12 @@ pub fn run(args: Args) -> Result<()> {
             |m: &Candidate, r: serde_json::Value| json!({"file": m.file, "weights": m.weights, "report": r});
         let gens: Vec<_> = gen_rows.iter().map(|(m, r)| row(m, json!(r))).collect();
         let inps: Vec<_> = inpaint_rows.iter().map(|(m, r)| row(m, json!(r))).collect();
+        let exps: Vec<_> = expand_rows.iter().map(|(m, r)| row(m, json!(r))).collect();
         let d = &args.decode;
         let out = json!({
+            "data": args.data.name(),
             "classifier": {
-                "file": args.classifier.display().to_string(),
+                "file": classifier_path(&args).display().to_string(),
                 "config": reference.classifier.config,
                 "meta": cls_meta,
                 "test_accuracy": reference.classifier_accuracy,
@@ -195,6 +208,7 @@ pub fn run(args: Args) -> Result<()> {
             "reconstruction": recon,
             "generation": gens,
             "inpainting": inps,
+            "expansion": exps,
             "sheets_seconds": sheets.seconds,
             "out_dir": args.out_dir.display().to_string(),
             "notes": notes,
@@ -203,7 +217,11 @@ pub fn run(args: Args) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         let notes: Vec<String> = std::iter::once(recon_note(&recon)).chain(notes).collect();
-        print_markdown(&args, &reference, &real, &gen_rows, &inpaint_rows, &notes, total);
+        print_markdown(&args, &reference, &real, &gen_rows, &notes);
+        print_inpainting(&inpaint_rows);
+        print_expansion(&expand_rows);
+        println!();
+        println!("Sheets in `{}`; whole evaluation {total:.0}s.", args.out_dir.display());
     }
     for (m, r) in &inpaint_rows {
         ensure!(
@@ -234,20 +252,36 @@ fn models(args: &Args, notes: &mut Vec<String>) -> Result<Vec<Candidate>> {
     Ok(models)
 }
 
-/// The classifier and the real data every score is measured against.
+fn classifier_path(args: &Args) -> PathBuf {
+    let default = match args.data {
+        Source::FashionMnist => DEFAULT_CLASSIFIER,
+        Source::Emoji => EMOJI_CLASSIFIER,
+    };
+    args.classifier.clone().unwrap_or_else(|| PathBuf::from(default))
+}
+
+/// The classifier and the real data every score is measured against: the data in the
+/// classifier's frame; for the emoji also at half the side, where memorisation is judged (the
+/// nearest-neighbour pool) and what expansion starts from.
 fn reference(args: &Args) -> Result<(Reference, format::ClassifierMeta)> {
-    let cls_bytes = fs::read(&args.classifier).with_context(|| {
-        format!(
-            "cannot read classifier {} (write one with `arpg train-classifier`)",
-            args.classifier.display()
-        )
+    let path = classifier_path(args);
+    let cls_bytes = fs::read(&path).with_context(|| {
+        format!("cannot read classifier {} (write one with `arpg train-classifier`)", path.display())
     })?;
     let (classifier, cls_meta) = format::from_bytes(&cls_bytes, &Device::flex())
-        .with_context(|| format!("cannot load classifier {}", args.classifier.display()))?;
-    let train = data::load(&args.data_dir, Split::Train)?;
-    let test = data::load(&args.data_dir, Split::Test)?;
+        .with_context(|| format!("cannot load classifier {}", path.display()))?;
+    let (source, side) = (args.data, classifier.config.side);
+    let dir = args.data_dir.clone().unwrap_or_else(|| source.default_dir());
+    let train = source.split(&dir, Split::Train, side)?;
+    let test = source.split(&dir, Split::Test, side)?;
+    let (pool, half_test) = match source {
+        Source::FashionMnist => (train.clone(), None),
+        Source::Emoji => {
+            (source.split(&dir, Split::Train, side / 2)?, Some(source.split(&dir, Split::Test, side / 2)?))
+        }
+    };
     eprintln!("scoring {} test images and {} real training images ...", test.len(), args.n);
-    Ok((Reference::new(classifier, train, test)?, cls_meta))
+    Ok((Reference::new(classifier, train, test, pool, half_test)?, cls_meta))
 }
 
 /// Samples of every model at each of its step counts: scores, and one sheet each.
@@ -295,6 +329,27 @@ fn inpaint_rows<'a>(
     Ok(rows)
 }
 
+/// The half-size test images expanded 2x by every ARPG model, against bicubic upscaling (data
+/// with half-size images only).
+fn expand_rows<'a>(
+    args: &Args,
+    models: &'a [Candidate],
+    reference: &Reference,
+) -> Result<Vec<(&'a Candidate, ExpandReport)>> {
+    if reference.half_test.is_none() {
+        return Ok(vec![]);
+    }
+    let opts = args.decode.options(args.task_steps)?;
+    let mut rows = vec![];
+    for m in models.iter().filter(|m| m.engine.model_config().arch.is_arpg()) {
+        eprintln!("{} ({}): expanding the half-size test images ...", m.file, m.weights);
+        let (report, sheet) = eval::evaluate_expansion(&m.engine, reference, &opts, 12)?;
+        write_png(&args.out_dir, &format!("expand-vs-bicubic-{}.png", tag(m)), &sheet)?;
+        rows.push((m, report));
+    }
+    Ok(rows)
+}
+
 fn pct(x: f64) -> String {
     format!("{:.1}%", 100.0 * x)
 }
@@ -316,14 +371,12 @@ fn print_markdown(
     reference: &Reference,
     real: &RealReport,
     gen_rows: &[(&Candidate, GenReport)],
-    inpaint_rows: &[(&Candidate, InpaintReport)],
     notes: &[String],
-    total: f64,
 ) {
     println!(
         "Classifier `{}`: {} on the {} test images. N = {} samples per row (balanced over the classes), \
          seed {}, CFG {} ({:?} schedule), temperature {}, {:?} step schedule, {:?} order.",
-        args.classifier.display(),
+        classifier_path(args).display(),
         pct(reference.classifier_accuracy),
         reference.test.len(),
         args.n,
@@ -334,26 +387,29 @@ fn print_markdown(
         args.decode.schedule,
         args.decode.order
     );
+    let pool = reference.pool.width;
     println!(
         "Real data: FD floor {:.3} ({} training images vs the test split; classifier accuracy on them {}); \
-         a test image's nearest training image is at L2 {:.2} (median of {}).",
+         a test image's nearest training image ({pool}x{pool}) is at RMSE {:.4} (median of {}), and {} of \
+         them are within RMSE {COPY_RMSE} of one.",
         real.fd_floor,
         real.n,
         pct(real.train_accuracy),
         real.nn_median,
-        real.nn_probes
+        real.nn_probes,
+        pct(real.copies)
     );
     for n in notes {
         println!("{n}");
     }
     println!();
     println!(
-        "| model | file | weights | steps | class acc. | FD | NN L2 median / min | gen. s | img/s | total s |"
+        "| model | file | weights | steps | class acc. | FD | NN RMSE median / min | within {COPY_RMSE} | gen. s | img/s | total s |"
     );
-    println!("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (m, r) in gen_rows {
         println!(
-            "| {} | {} | {} | {} | {} | {:.3} | {:.2} / {:.2} | {:.1} | {:.1} | {:.1} |",
+            "| {} | {} | {} | {} | {} | {:.3} | {:.4} / {:.4} | {} | {:.1} | {:.1} | {:.1} |",
             r.arch,
             m.file,
             m.weights,
@@ -362,14 +418,38 @@ fn print_markdown(
             r.fd,
             r.nn_median,
             r.nn_min,
+            pct(r.copies),
             r.gen_seconds,
             r.images_per_second,
             r.seconds
         );
     }
-    print_inpainting(inpaint_rows);
+}
+
+fn print_expansion(rows: &[(&Candidate, ExpandReport)]) {
+    if rows.is_empty() {
+        return;
+    }
     println!();
-    println!("Sheets in `{}`; whole evaluation {total:.0}s.", args.out_dir.display());
+    println!(
+        "| 2x expansion | file | weights | steps | N | class acc. | FD | bicubic class acc. | bicubic FD | s |"
+    );
+    println!("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (m, r) in rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {:.3} | {} | {:.3} | {:.1} |",
+            m.engine.model_config().arch.name(),
+            m.file,
+            m.weights,
+            r.steps,
+            r.n,
+            pct(r.accuracy),
+            r.fd,
+            pct(r.bicubic_accuracy),
+            r.bicubic_fd,
+            r.seconds
+        );
+    }
 }
 
 fn print_inpainting(inpaint_rows: &[(&Candidate, InpaintReport)]) {

@@ -1,17 +1,25 @@
 //! Evaluation of a generator with an independent classifier (native only).
 //!
-//! * **Generation**: `n` class-conditional samples, balanced over the classes, cropped from the
-//!   engine's 32x32 frame back to Fashion-MNIST's 28x28; class accuracy (the classifier agrees
-//!   with the requested class) and the Fréchet distance of the classifier's features against the
-//!   test split. The floor of that distance at the same `n` is a real training subset of `n`
-//!   images against the same test split.
+//! Every image is scored in the classifier's frame (its side and channels: Fashion-MNIST's 28x28
+//! grey, the emoji's 64x64 RGB); a generated image is cropped from the engine's frame to it
+//! (Fashion-MNIST's 32x32 frame back to 28x28).
+//!
+//! * **Generation**: `n` class-conditional samples, balanced over the classes; class accuracy
+//!   (the classifier agrees with the requested class) and the Fréchet distance of the
+//!   classifier's features against the test split. The floor of that distance at the same `n` is
+//!   a real training subset of `n` images against the same test split.
 //! * **Reconstruction**: `n` test images through the VQ tokenizer alone (encode, decode), scored
 //!   like samples: what the tokenizer loses, and so the best the generator can reach.
-//! * **Memorisation**: the L2 distance of samples to their nearest training image, next to the
-//!   same distance for real test images (a copied training image would be ~0).
+//! * **Memorisation**: the distance (per-value RMSE) of every sample to its nearest training
+//!   image, at the pool's side (the emoji: 32x32, samples box-filtered down), and the share of
+//!   samples within [`nearest::COPY_RMSE`] of one, next to the same share for real test images (a
+//!   few different emoji are near-identical pictures, so that share is not zero).
 //! * **In-painting**: half of each of `n` test images masked (right and top half, alternating),
 //!   re-generated with the true label; class accuracy of the results, and the count of pixels
 //!   outside the masked tokens that changed (must be 0).
+//! * **Expansion** (data with half-size test images, the emoji): each test image's half-size
+//!   version expanded 2x by the model and by bicubic upscaling, both scored against the real
+//!   full-size test images.
 //! * **Sheets**: grids of samples, in-paintings, out-paintings and expansions.
 
 pub mod classifier;
@@ -36,13 +44,14 @@ use arpg::sampling::SampleOptions;
 pub use classifier::{Classifier, ClassifierConfig, SIDE, Scores};
 pub use format::ClassifierMeta;
 pub use frechet::{Stats, frechet_distance};
-pub use tasks::{InpaintReport, TaskSheets, evaluate_inpainting, task_sheets};
+pub use nearest::COPY_RMSE;
+pub use tasks::{
+    ExpandReport, InpaintReport, TaskSheets, evaluate_expansion, evaluate_inpainting, task_sheets, upscale,
+};
 pub use train::{ClassifierStep, ClassifierTraining, train_classifier};
 
 /// Images generated together in one call of `Engine::generate`.
 pub const BATCH: usize = 64;
-/// Samples (and test images) checked against every training image for memorisation.
-pub const NN_PROBES: usize = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifierError {
@@ -68,18 +77,23 @@ pub enum EvalError {
 /// The real images every evaluation is compared with, scored once.
 pub struct Reference {
     pub classifier: Classifier,
-    /// 28x28 training images (the nearest-neighbour pool and the floor's subset).
+    /// Training images in the classifier's frame (the floor's subset).
     pub train: Dataset,
-    /// 28x28 test images (the Fréchet reference and the in-painting inputs).
+    /// Test images in the classifier's frame (the Fréchet reference and the in-painting inputs).
     pub test: Dataset,
+    /// The nearest-neighbour pool: the training images at the side memorisation is judged at
+    /// (a divisor of the classifier's side; images are box-filtered down to it).
+    pub pool: Dataset,
+    /// The test images at half the side, when the data has them: the expansion inputs.
+    pub half_test: Option<Dataset>,
     /// The classifier's accuracy on `test`.
     pub classifier_accuracy: f64,
     /// Feature statistics of `test`.
     pub test_stats: Stats,
 }
 
-/// What real images score: the floor of the Fréchet distance at `n` and the typical
-/// nearest-neighbour distance.
+/// What real images score: the floor of the Fréchet distance at `n` and the nearest-neighbour
+/// distances of real test images.
 #[derive(Clone, Debug, Serialize)]
 pub struct RealReport {
     pub n: usize,
@@ -87,8 +101,10 @@ pub struct RealReport {
     pub fd_floor: f64,
     /// The classifier's accuracy on those `n` training images.
     pub train_accuracy: f64,
-    /// Median distance of a test image to its nearest training image.
+    /// Median RMSE of a test image to its nearest training image, and the share within
+    /// [`COPY_RMSE`].
     pub nn_median: f64,
+    pub copies: f64,
     pub nn_probes: usize,
 }
 
@@ -119,10 +135,11 @@ pub struct GenReport {
     pub class_accuracy: Vec<f64>,
     /// Fréchet distance of the samples' features to the test split's.
     pub fd: f64,
-    /// Median and smallest distance of a sample to its nearest training image.
+    /// Median and smallest RMSE of a sample to its nearest training image, and the share of
+    /// samples within [`COPY_RMSE`] of one.
     pub nn_median: f64,
     pub nn_min: f64,
-    pub nn_probes: usize,
+    pub copies: f64,
     /// Generation time alone, and the whole evaluation of this configuration.
     pub gen_seconds: f64,
     pub images_per_second: f64,
@@ -140,25 +157,64 @@ fn check_fits(engine: &Engine, reference: &Reference) -> Result<(), EvalError> {
 }
 
 impl Reference {
-    /// Score the test split. Both data sets must hold 28x28 images.
-    pub fn new(classifier: Classifier, train: Dataset, test: Dataset) -> Result<Self, EvalError> {
+    /// Score the test split. `train` and `test` hold images of the classifier's side and
+    /// channels; `pool` the training images at a divisor of that side.
+    pub fn new(
+        classifier: Classifier,
+        train: Dataset,
+        test: Dataset,
+        pool: Dataset,
+        half_test: Option<Dataset>,
+    ) -> Result<Self, EvalError> {
+        let (side, channels) = (classifier.config.side, classifier.config.channels);
         for (what, d) in [("training", &train), ("test", &test)] {
-            if (d.width, d.height) != (SIDE, SIDE) || d.len() < 2 {
+            if (d.width, d.height, d.channels) != (side, side, channels) || d.len() < 2 {
                 return Err(EvalError::Options(format!(
-                    "the {what} set must hold at least two 28x28 images, it holds {} of {}x{}",
+                    "the {what} set must hold at least two {side}x{side} images of {channels} channels, \
+                     it holds {} of {}x{}x{}",
                     d.len(),
                     d.width,
-                    d.height
+                    d.height,
+                    d.channels
                 )));
             }
+        }
+        let pool_ok = pool.width == pool.height && pool.width > 0 && side.is_multiple_of(pool.width);
+        if !pool_ok || pool.channels != channels || pool.is_empty() {
+            return Err(EvalError::Options(format!(
+                "the nearest-neighbour pool's {}x{} images do not divide the {side}x{side} frame",
+                pool.width, pool.height
+            )));
         }
         let scores = classifier.score(&test.pixels);
         let hits = scores.labels.iter().zip(&test.labels).filter(|(a, b)| **a == **b as usize).count();
         let test_stats = Stats::from_features(&scores.features, scores.dim).expect("two or more rows");
-        Ok(Self { classifier_accuracy: hits as f64 / test.len() as f64, classifier, train, test, test_stats })
+        Ok(Self {
+            classifier_accuracy: hits as f64 / test.len() as f64,
+            classifier,
+            train,
+            test,
+            pool,
+            half_test,
+            test_stats,
+        })
     }
 
-    /// The floor: `n` training images drawn with `seed`, scored like samples.
+    /// Values per image in the classifier's frame.
+    pub fn image_len(&self) -> usize {
+        self.classifier.config.image_len()
+    }
+
+    /// Each of `images` (in the classifier's frame, back to back): its RMSE to the nearest pool
+    /// image, at the pool's side.
+    pub fn nearest(&self, images: &[u8]) -> Vec<f64> {
+        let (side, channels) = (self.classifier.config.side, self.classifier.config.channels);
+        let small = nearest::shrink(images, side, channels, side / self.pool.width);
+        nearest::nearest_distances(&small, &self.pool.pixels, self.pool.width * self.pool.width * channels)
+    }
+
+    /// The floor: `n` training images drawn with `seed`, scored like samples; and the nearest
+    /// training images of the first `n` test images.
     pub fn real(&self, n: usize, seed: u64) -> Result<RealReport, EvalError> {
         if n < 2 {
             return Err(EvalError::Options("n must be at least 2 for a covariance".into()));
@@ -170,24 +226,30 @@ impl Reference {
         let hits =
             idx.iter().zip(&scores.labels).filter(|(i, l)| self.train.labels[**i] as usize == **l).count();
         let stats = Stats::from_features(&scores.features, scores.dim).expect("two or more rows");
-        let probes = NN_PROBES.min(n).min(self.test.len());
-        let queries = &self.test.pixels[..probes * SIDE * SIDE];
-        let nn = nearest::nearest_distances(queries, &self.train.pixels, SIDE * SIDE);
+        let probes = n.min(self.test.len());
+        let nn = self.nearest(&self.test.pixels[..probes * self.image_len()]);
         Ok(RealReport {
             n: idx.len(),
             fd_floor: frechet_distance(&stats, &self.test_stats),
             train_accuracy: hits as f64 / idx.len() as f64,
             nn_median: nearest::median(&nn),
+            copies: nearest::copies(&nn),
             nn_probes: probes,
         })
     }
-}
 
-/// A generated image in the classifier's 28x28 frame: the centre of a larger one (the engine's
-/// 32x32 frame, offset 2), a smaller one centred on black.
-pub fn to_side(image: &Image) -> Image {
-    let (padded, _) = image.pad_to(SIDE, SIDE);
-    padded.crop((padded.width - SIDE) / 2, (padded.height - SIDE) / 2, SIDE, SIDE)
+    /// `image` in the classifier's frame: the centre of a larger one (the Fashion-MNIST engine's
+    /// 32x32 frame, offset 2), a smaller one centred on black.
+    pub fn to_frame(&self, image: &Image) -> Image {
+        let side = self.classifier.config.side;
+        let (padded, _) = image.pad_to(side, side);
+        padded.crop((padded.width - side) / 2, (padded.height - side) / 2, side, side)
+    }
+
+    /// Test image `i` as an [`Image`].
+    pub fn test_image(&self, i: usize) -> Image {
+        self.test.to_image(i)
+    }
 }
 
 /// The first `n` test images through the engine's tokenizer (centred in its frame, cropped back).
@@ -202,16 +264,14 @@ pub fn evaluate_reconstruction(
         return Err(EvalError::Options("n must be at least 2 for a covariance".into()));
     }
     let (frame, f) = (engine.tokenizer.config.image_size, engine.tokenizer.config.factor());
-    let mut pixels = Vec::with_capacity(n * SIDE * SIDE);
+    let mut pixels = Vec::with_capacity(n * reference.image_len());
     for i in 0..n {
-        let image =
-            Image { channels: 1, width: SIDE, height: SIDE, pixels: reference.test.image(i).to_vec() };
-        let (framed, _) = image.pad_to(frame, frame).0.pad_to_multiple(f);
+        let (framed, _) = reference.test_image(i).pad_to(frame, frame).0.pad_to_multiple(f);
         let (codes, h, w) = pollster::block_on(engine.encode(&framed))?;
         let decoded = pollster::block_on(engine.decode(&[codes], h, w))?;
-        pixels.extend(to_side(&decoded[0]).pixels);
+        pixels.extend(reference.to_frame(&decoded[0]).pixels);
     }
-    let originals = &reference.test.pixels[..n * SIDE * SIDE];
+    let originals = &reference.test.pixels[..n * reference.image_len()];
     let mse =
         pixels.iter().zip(originals).map(|(&a, &b)| ((a as f64 - b as f64) / 255.0).powi(2)).sum::<f64>()
             / pixels.len() as f64;
@@ -232,7 +292,7 @@ pub fn evaluate_reconstruction(
 }
 
 /// `n` samples (class `i % classes` for sample `i`) with `opts` (`opts.seed + k` for batch `k`),
-/// scored against `reference`. Returns the report and the 28x28 samples.
+/// scored against `reference`. Returns the report and the samples in the classifier's frame.
 pub fn evaluate_generation(
     engine: &Engine,
     reference: &Reference,
@@ -252,7 +312,7 @@ pub fn evaluate_generation(
         let opts = SampleOptions { seed: opts.seed.wrapping_add(k as u64), ..opts.clone() };
         let mut count = |ev: &arpg::decode::StepEvent| steps = ev.steps;
         let out = pollster::block_on(engine.generate(batch, &opts, &mut count))?;
-        images.extend(out.iter().map(to_side));
+        images.extend(out.iter().map(|im| reference.to_frame(im)));
     }
     let gen_seconds = start.elapsed().as_secs_f64();
 
@@ -265,9 +325,7 @@ pub fn evaluate_generation(
     }
     let correct: usize = hits.iter().map(|h| h.0).sum();
     let stats = Stats::from_features(&scores.features, scores.dim).expect("two or more rows");
-    let probes = NN_PROBES.min(n);
-    let nn =
-        nearest::nearest_distances(&pixels[..probes * SIDE * SIDE], &reference.train.pixels, SIDE * SIDE);
+    let nn = reference.nearest(&pixels);
     let report = GenReport {
         arch: engine.model_config().arch.name().to_string(),
         steps,
@@ -278,7 +336,7 @@ pub fn evaluate_generation(
         fd: frechet_distance(&stats, &reference.test_stats),
         nn_median: nearest::median(&nn),
         nn_min: nn.iter().copied().fold(f64::INFINITY, f64::min),
-        nn_probes: probes,
+        copies: nearest::copies(&nn),
         gen_seconds,
         images_per_second: n as f64 / gen_seconds.max(1e-9),
         seconds: start.elapsed().as_secs_f64(),
@@ -293,7 +351,10 @@ pub fn sample_sheet(images: &[Image], n_classes: usize, per_class: usize) -> Ima
     for class in 0..n_classes {
         let row: Vec<&Image> = images.iter().skip(class).step_by(n_classes.max(1)).take(per_class).collect();
         cells.extend(row.iter().map(|&im| im.clone()));
-        cells.extend((row.len()..per_class).map(|_| Image::new(SIDE, SIDE, 1)));
+        let blank = images
+            .first()
+            .map_or_else(|| Image::new(SIDE, SIDE, 1), |im| Image::new(im.width, im.height, im.channels));
+        cells.extend((row.len()..per_class).map(|_| blank.clone()));
     }
     grid(&cells, per_class, 2)
 }
