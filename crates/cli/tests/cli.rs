@@ -297,6 +297,39 @@ fn a_colour_checkpoint_generates_and_edits_rgb_pngs() {
     let edited = Image::from_png(&std::fs::read(&edited).unwrap(), 3).unwrap();
     assert_eq!(edited.crop(4, 0, 12, 16), image.crop(4, 0, 12, 16));
     assert_eq!(edited.crop(0, 4, 16, 12), image.crop(0, 4, 16, 12));
+
+    // Out-painting a colour PNG keeps it where it was and fills the new cells in RGB.
+    let wide = dir.join("wide.png");
+    ok(&["outpaint", "--checkpoint", s(&ckpt), "--image", s(&image_path), "--right", "2"]
+        .into_iter()
+        .chain(["--class", "1", "--steps", "2", "--out", s(&wide)])
+        .collect::<Vec<_>>());
+    let wide = Image::from_png(&std::fs::read(&wide).unwrap(), 3).unwrap();
+    assert_eq!((wide.width, wide.height, wide.channels), (24, 16, 3));
+    assert_eq!(wide.crop(0, 0, 16, 16), image);
+
+    // A multi-scale colour model expands an 8x8 colour PNG (half its frame) to its 16x16 frame.
+    let multi = dir.join("multi.arpg");
+    ok(&["init", "--out", s(&multi), "--preset", "test", "--image-channels", "3", "--multi-scale"]);
+    assert!(ok(&["inspect", s(&multi)]).contains("multi-scale"));
+    let half = dir.join("half.png");
+    std::fs::write(&half, image.crop(4, 4, 8, 8).to_png()).unwrap();
+    let big = dir.join("big.png");
+    ok(&[
+        "expand",
+        "--checkpoint",
+        s(&multi),
+        "--image",
+        s(&half),
+        "--class",
+        "2",
+        "--steps",
+        "2",
+        "--out",
+        s(&big),
+    ]);
+    let big = Image::from_png(&std::fs::read(&big).unwrap(), 3).unwrap();
+    assert_eq!((big.width, big.height, big.channels), (16, 16, 3));
 }
 
 #[test]

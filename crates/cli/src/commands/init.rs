@@ -25,6 +25,9 @@ pub struct Args {
     /// Image channels: 1 (grey) or 3 (RGB).
     #[arg(long, default_value_t = 1)]
     pub image_channels: usize,
+    /// ARPG that also reads the half-size grid (`arpg train --multi-scale`).
+    #[arg(long)]
+    pub multi_scale: bool,
     /// Initialisation seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -50,7 +53,7 @@ pub fn run(args: Args) -> Result<()> {
             (tok, model)
         }
     };
-    let model = model.with_arch(args.arch);
+    let model = ModelConfig { multi_scale: args.multi_scale, ..model }.with_arch(args.arch);
     let tok = TokenizerConfig { image_channels: args.image_channels, ..tok };
     model.validate().map_err(|e| anyhow!("invalid model config: {e}"))?;
     tok.validate().map_err(|e| anyhow!("invalid tokenizer config: {e}"))?;
