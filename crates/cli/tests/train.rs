@@ -162,19 +162,7 @@ fn a_multi_scale_model_trains_on_each_grid_and_on_both_and_resumes_exactly() {
     assert!(token_set(48).with_half(other_pictures).is_err());
 
     let dir = scratch("multi-scale");
-    let device = Device::flex().autodiff();
-    check_resume(
-        trainer(config, quick(12, 5e-3)),
-        5,
-        3,
-        |t| {
-            let s = t.step(&data).unwrap();
-            (s.step, s.loss, s.grad_norm)
-        },
-        |t| t.to_state().unwrap(),
-        |s| GeneratorTrainer::from_state(s, &device).unwrap(),
-        &dir.join("multi-scale.state"),
-    );
+    check_generator_resume(trainer(config, quick(12, 5e-3)), &data, &dir.join("multi-scale.state"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -204,6 +192,23 @@ fn check_resume<T>(
     }
 }
 
+/// [`check_resume`] for a generator on `data`: 5 steps, save, 3 more both ways.
+fn check_generator_resume(run: GeneratorTrainer, data: &TokenSet, path: &Path) {
+    let device = Device::flex().autodiff();
+    check_resume(
+        run,
+        5,
+        3,
+        |t| {
+            let s = t.step(data).unwrap();
+            (s.step, s.loss, s.grad_norm)
+        },
+        |t| t.to_state().unwrap(),
+        |s| GeneratorTrainer::from_state(s, &device).unwrap(),
+        path,
+    );
+}
+
 #[test]
 fn resume_continues_exactly() {
     let _guard = serial();
@@ -212,16 +217,9 @@ fn resume_continues_exactly() {
     let data = token_set(30);
     // Dropout on, label dropout on, 2.5 epochs: every source of randomness is exercised.
     for arch in [Arch::Arpg, Arch::MaskGit] {
-        check_resume(
+        check_generator_resume(
             generator(arch, 0.1, quick(12, 5e-3)),
-            5,
-            3,
-            |t| {
-                let s = t.step(&data).unwrap();
-                (s.step, s.loss, s.grad_norm)
-            },
-            |t| t.to_state().unwrap(),
-            |s| GeneratorTrainer::from_state(s, &device).unwrap(),
+            &data,
             &dir.join(format!("{arch:?}.state")),
         );
     }

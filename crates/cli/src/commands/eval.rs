@@ -426,54 +426,52 @@ fn print_markdown(
     }
 }
 
-fn print_expansion(rows: &[(&Candidate, ExpandReport)]) {
+/// A markdown table with a row per model: its architecture, file and weights, then `cells`.
+/// `header` names the columns, ` | ` between them.
+fn print_table<R>(header: &str, rows: &[(&Candidate, R)], cells: impl Fn(&R) -> Vec<String>) {
     if rows.is_empty() {
         return;
     }
     println!();
-    println!(
-        "| 2x expansion | file | weights | steps | N | class acc. | FD | bicubic class acc. | bicubic FD | s |"
-    );
-    println!("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| {header} |");
+    let align: Vec<&str> =
+        (0..header.split(" | ").count()).map(|i| if i < 3 { "---" } else { "---:" }).collect();
+    println!("|{}|", align.join("|"));
     for (m, r) in rows {
-        println!(
-            "| {} | {} | {} | {} | {} | {} | {:.3} | {} | {:.3} | {:.1} |",
-            m.engine.model_config().arch.name(),
-            m.file,
-            m.weights,
-            r.steps,
-            r.n,
-            pct(r.accuracy),
-            r.fd,
-            pct(r.bicubic_accuracy),
-            r.bicubic_fd,
-            r.seconds
-        );
+        let mut row =
+            vec![m.engine.model_config().arch.name().to_string(), m.file.clone(), m.weights.clone()];
+        row.extend(cells(r));
+        println!("| {} |", row.join(" | "));
     }
 }
 
-fn print_inpainting(inpaint_rows: &[(&Candidate, InpaintReport)]) {
-    if inpaint_rows.is_empty() {
-        return;
-    }
-    println!();
-    println!(
-        "| in-painting | file | weights | steps | N | class acc. | acc. of the masked input | changed kept pixels | s |"
-    );
-    println!("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for (m, r) in inpaint_rows {
-        println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} of {} | {:.1} |",
-            m.engine.model_config().arch.name(),
-            m.file,
-            m.weights,
-            r.steps,
-            r.n,
+fn print_expansion(rows: &[(&Candidate, ExpandReport)]) {
+    let header =
+        "2x expansion | file | weights | steps | N | class acc. | FD | bicubic class acc. | bicubic FD | s";
+    print_table(header, rows, |r| {
+        vec![
+            r.steps.to_string(),
+            r.n.to_string(),
+            pct(r.accuracy),
+            format!("{:.3}", r.fd),
+            pct(r.bicubic_accuracy),
+            format!("{:.3}", r.bicubic_fd),
+            format!("{:.1}", r.seconds),
+        ]
+    });
+}
+
+fn print_inpainting(rows: &[(&Candidate, InpaintReport)]) {
+    let header = "in-painting | file | weights | steps | N | class acc. | acc. of the masked input \
+                  | changed kept pixels | s";
+    print_table(header, rows, |r| {
+        vec![
+            r.steps.to_string(),
+            r.n.to_string(),
             pct(r.accuracy),
             pct(r.masked_accuracy),
-            r.violations,
-            r.kept_pixels,
-            r.seconds
-        );
-    }
+            format!("{} of {}", r.violations, r.kept_pixels),
+            format!("{:.1}", r.seconds),
+        ]
+    });
 }
