@@ -58,8 +58,6 @@ impl AfterStep for StepWait {
 pub struct Plan {
     pub grid_h: usize,
     pub grid_w: usize,
-    /// The grid's level: `Half` decodes a half-size picture on a multi-scale model.
-    pub level: Level,
     /// `(cell, code)` of the half grid (`grid_h/2 x grid_w/2`) known before decoding: the
     /// half-size picture that a multi-scale model expands.
     pub context: Vec<(usize, u32)>,
@@ -78,7 +76,6 @@ impl Plan {
         Self {
             grid_h,
             grid_w,
-            level: Level::Full,
             context: vec![],
             prefill: vec![],
             phases: vec![(0..grid_h * grid_w).collect()],
@@ -240,7 +237,7 @@ impl<'a> ArpgRun<'a> {
 
     /// The slot of the plan's cell `p`.
     fn cell(&self, p: usize) -> Slot {
-        Some(Cell::at(p, self.plan.grid_w, self.plan.level))
+        Some(Cell::at(p, self.plan.grid_w, Level::Full))
     }
 
     /// Slots for one list of cells shared by every row, or one list per image (the `[cond; null]`

@@ -95,8 +95,8 @@ pub enum Grids {
 
 impl Grids {
     /// One draw from `u` uniform in [0, 1): full 40%, half 20%, half then full 40%. The full grid
-    /// is what the app generates; the half grid alone keeps half-size generation (the first
-    /// phase of an expansion from scratch) in the model; half then full is the expansion.
+    /// is what the app generates; half then full is the expansion; the half grid alone makes the
+    /// model learn the half-size pictures for themselves, which expansion reads.
     pub fn draw(u: f64) -> Grids {
         match u {
             u if u < 0.4 => Grids::Full,
@@ -148,14 +148,11 @@ pub fn tokenize(
 /// Picture `i`'s training sequence for ARPG on `grids`, each grid in a random order.
 fn sequence(data: &TokenSet, i: usize, grids: Grids, rng: &mut Rng) -> Vec<(Cell, u32)> {
     let (h, w) = (data.grid_h, data.grid_w);
-    let mut half = || {
+    let mut seq = Vec::new();
+    if grids != Grids::Full {
         let tokens = data.half(i).expect("checked in check_batch");
-        in_order(tokens, &rng.permutation(tokens.len()), w / 2, Level::Half)
-    };
-    let mut seq = match grids {
-        Grids::Full => vec![],
-        Grids::Half | Grids::HalfThenFull => half(),
-    };
+        seq = in_order(tokens, &rng.permutation(tokens.len()), w / 2, Level::Half);
+    }
     if grids != Grids::Half {
         seq.extend(in_order(data.tokens(i), &rng.permutation(h * w), w, Level::Full));
     }
