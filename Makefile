@@ -64,7 +64,8 @@ RUST_PKGS := -p arpg -p arpg-tools -p arpg-cli
 section = @printf '\n==== %s ====\n' "$(1)"
 
 .PHONY: help run serve server test toolchain wasm-bindgen-cli wasm wasm-opt cli fmt fmt-check clippy \
-	clippy-wasm test-rust fuzz-deps fuzz-smoke e2e e2e-deps browser-deps dataset emoji-data clean-pkg
+	clippy-wasm test-rust fuzz-deps fuzz-smoke e2e e2e-deps browser-deps dataset emoji-data clean-pkg \
+	manifest manifest-check
 
 help:
 	@echo 'make run           build pkg/ (wasm) and the server, then serve on http://127.0.0.1:$${PORT:-8080}/'
@@ -81,6 +82,7 @@ help:
 	@echo 'make browser-deps  apt: $(APT_BROWSER_PKGS); npm: playwright-core'
 	@echo 'make emoji-data    npm: the emoji dataset packages (pinned, sha256-checked) -> $(EMOJI_DIR)'
 	@echo 'make screenshots   refresh docs/screenshot-*.png (the browser tests that take them)'
+	@echo 'make manifest      write each www/models checkpoint'"'"'s bytes and sha256 into www/models/manifest.json'
 	@echo 'make clean-pkg     remove pkg/'
 	@echo 'CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)'
 
@@ -180,8 +182,17 @@ serve:
 
 # ---------------------------------------------------------------- checks
 
-test: toolchain wasm-bindgen-cli fmt-check clippy test-rust wasm clippy-wasm fuzz-smoke e2e
+test: toolchain wasm-bindgen-cli fmt-check clippy test-rust manifest-check wasm clippy-wasm fuzz-smoke e2e
 	$(call section,make test: all steps passed)
+
+# www/models/manifest.json: each checkpoint's bytes and sha256, from the file (models/manifest.mjs);
+# run `make manifest` after replacing a checkpoint; `make test` checks that they match.
+manifest:
+	node models/manifest.mjs
+
+manifest-check:
+	$(call section,www/models/manifest.json matches its checkpoints)
+	node models/manifest.mjs --check
 
 fmt: toolchain
 	$(CARGO) fmt --all
@@ -261,7 +272,7 @@ screenshots: browser-deps cli server
 	@[[ -f pkg/cpu/arpg.js ]] || $(MAKE) wasm
 	$(call section,screenshots -> docs/)
 	cd $(E2E_DIR) && $(E2E_ENV) ARPG_SCREENSHOTS_DIR="$(CURDIR)/docs" \
-		node --test --test-name-pattern screenshot app.test.mjs
+		node --test --test-name-pattern screenshot app.test.mjs colour.test.mjs
 
 # Node modules of the e2e suite, reinstalled when its package files change.
 $(E2E_DIR)/node_modules/.package-lock.json: $(E2E_DIR)/package.json $(wildcard $(E2E_DIR)/package-lock.json)

@@ -1,6 +1,8 @@
 // The class-picker page: pick a class, steps, CFG, seed and batch; watch the random-order reveal.
 
-import { $, classNames, downloadPng, drawReveal, paste, putImage, registerServiceWorker, startClient } from "/common.js";
+import {
+  $, classNames, downloadPng, drawReveal, modelTexts, paste, putImage, registerServiceWorker, startClient,
+} from "/common.js";
 
 const t0 = performance.now();
 const client = startClient();
@@ -10,7 +12,8 @@ const canvas = $("#canvas");
 const ctx = canvas.getContext("2d");
 const stats = $("#stats");
 let klass = 0;
-let last = null; // {images, class, seed, steps, cfg, order}
+let shown = null; // the id of the model whose images the page shows
+let last = null; // {images, class, seed, steps, cfg, order, model}: `model` the download's texts
 let firstImageMs = null;
 let runs = 0; // generate() calls: only the newest one updates the page
 
@@ -34,6 +37,19 @@ for (const [input, out] of [["#steps", "#steps-out"], ["#batch", "#batch-out"]])
 }
 
 client.addEventListener("ready", ({ detail: info }) => {
+  if (shown !== client.model.id) {
+    if (shown !== null) {
+      // Another model was picked: the other one's images (and a class it lacks) go.
+      runs++;
+      last = null;
+      $("#download").disabled = true;
+      stats.textContent = "";
+      klass = klass < info.nClasses ? klass : 0;
+    }
+    shown = client.model.id;
+    if (!params.has("steps")) $("#steps").value = String(client.model.steps);
+    $("#steps-out").textContent = $("#steps").value;
+  }
   const box = $("#classes");
   box.querySelectorAll("label").forEach((l) => l.remove());
   classNames(info).forEach((name, i) => {
@@ -103,7 +119,8 @@ async function generate({ quiet = false } = {}) {
     if (firstImageMs === null) firstImageMs = performance.now() - t0;
     stats.textContent = `${out.stepMs.length} steps · ${perStep.toFixed(1)} ms/step · total ${out.ms.toFixed(0)} ms` +
       ` · ${info.backend === "webgpu" ? "WebGPU" : "CPU"} · first image ${firstImageMs.toFixed(0)} ms after page load`;
-    last = { images: out.result, tokens: out.tokens, class: klass, seed, steps, cfg, order, cols, size };
+    last = { images: out.result, tokens: out.tokens, class: klass, seed, steps, cfg, order, cols, size,
+      model: modelTexts(client) };
     canvas.dataset.tokens = JSON.stringify(out.tokens);
     $("#download").disabled = false;
     document.body.dataset.run = "done";
@@ -132,7 +149,7 @@ async function download() {
     Steps: String(last.steps),
     CFG: String(last.cfg),
     Order: last.order,
-    Model: client.info.checksum,
+    ...last.model,
   };
   await downloadPng(grid, texts, `arpg-${last.class}-seed${last.seed}.png`).catch((e) => {
     stats.textContent = `download failed: ${e.message}`;

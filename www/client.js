@@ -1,7 +1,12 @@
 // The page's side of the model worker: start it, run one job at a time, cancel, recover.
 //
-// Events (EventTarget): "status" {detail: {state, text}}, "ready" {detail: info}, "notice"
+// Events (EventTarget): "status" {detail: {state, text}}, "models" {detail: [manifest entry]},
+// "ready" {detail: info} (the model is `client.model`, its manifest entry), "notice"
 // {detail: {text, kind}} with kind "job" (a job cancelled) or "recovery" (the worker restarted).
+//
+// Models: `open(id)` reads the manifest (models.js) and starts the model `id` (else the first);
+// `switchModel(id)` cancels the running job first, so that no result of one model reaches a page
+// that shows another.
 //
 // One job at a time: a new job while one runs cancels the old one (its promise rejects with
 // "cancelled", and a "notice" says so); the new one starts once the worker has stopped the old
@@ -13,6 +18,8 @@
 // dead. A crashed worker, or a lost WebGPU device (the worker watches `device.lost`), restarts the
 // model (on the CPU when it was on WebGPU) and runs the interrupted job again, once.
 
+import { loadManifest } from "/models.js";
+
 // What a notice says when the worker fails. Never the browser's own error text (a JS error name,
 // "unreachable", a stack): that goes to the console, for whoever debugs it.
 const STOPPED = "the model stopped unexpectedly";
@@ -22,6 +29,9 @@ export class EngineClient extends EventTarget {
   constructor(backend = "auto") {
     super();
     this.backend = backend;
+    this.models = null; // the manifest's entries
+    this.model = null; // the entry of the model loaded or loading
+    this.opens = 0; // open() calls: only the newest one starts a model
     this.worker = null;
     this.info = null;
     this.patches = null;
@@ -47,9 +57,36 @@ export class EngineClient extends EventTarget {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
-  /** (Re)start the worker with `backend` and load the model: Promise<info>. */
-  start(backend = this.backend) {
+  /** Read the manifest and start model `id` (unknown or null: the first): Promise<info>. */
+  open(id) {
+    const mine = ++this.opens;
+    this.stopWorker();
+    this.info = null;
+    this.emit("status", { state: "loading", text: "reading the model list…" });
+    this.ready = loadManifest().then((models) => {
+      if (mine !== this.opens) return this.ready;
+      this.models = models;
+      this.model = models.find((m) => m.id === id) || models[0];
+      this.emit("models", models);
+      return this.start(this.backend, this.model);
+    }, (e) => {
+      if (mine === this.opens) this.emit("status", { state: "error", text: e.message });
+      throw e;
+    });
+    this.ready.catch(() => {}); // reported through "status"
+    return this.ready;
+  }
+
+  /** The user picked another model: the running job is cancelled (with a notice), then it loads. */
+  switchModel(id) {
+    this.cancel("the job was cancelled: another model was picked");
+    return this.open(id);
+  }
+
+  /** (Re)start the worker with `backend` and load `model` (a manifest entry): Promise<info>. */
+  start(backend = this.backend, model = this.model) {
     this.backend = backend;
+    this.model = model;
     this.stopWorker();
     this.info = null;
     const worker = new Worker("/worker.js", { type: "module" });
@@ -99,7 +136,7 @@ export class EngineClient extends EventTarget {
       };
     });
     this.ready.catch(() => {}); // reported through "status"
-    worker.postMessage({ type: "load", backend });
+    worker.postMessage({ type: "load", backend, model });
     return this.ready;
   }
 

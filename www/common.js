@@ -1,9 +1,11 @@
-// Shared by both pages: backend choice, the badge and notices, drawing images (grey or RGB, as
-// the model makes them) and the token reveal, PNG downloads, and the service worker registration
-// (offline use). What a page knows about the model (image size, token grid, channels, class
-// names) comes from the engine's `info`, never from constants here.
+// Shared by both pages: backend and model choice, the badge and notices, drawing images (grey or
+// RGB, as the model makes them) and the token reveal, PNG downloads, and the service worker
+// registration (offline use). What a page knows about the model (image size, token grid,
+// channels, class names) comes from the engine's `info`, and its name, background, default steps
+// and licence from its manifest entry (`client.model`, see models.js), never from constants here.
 
 import { EngineClient } from "/client.js";
+import { modelUrl } from "/models.js";
 
 /** The checkpoint's class names (`class i` where it has none). */
 export function classNames(info) {
@@ -20,8 +22,36 @@ export function initialBackend() {
   return ["auto", "webgpu", "cpu"].includes(pick) ? pick : "auto";
 }
 
-/** A client wired to the page's badge (#backend), backend menu (#backend-choice), status line
- * (#status) and notice box (#notice, with a Retry button on load failures). */
+/** The model asked for: ?model=<id>, else the last one picked, else null (the manifest's first). */
+function initialModel() {
+  return new URLSearchParams(location.search).get("model") || localStorage.getItem("arpg.model");
+}
+
+/** Fill the model picker (#model) from the manifest; picking one switches the model (the
+ * running job is cancelled) and records it in the URL and for the next visit. */
+function wireModelPicker(client) {
+  const picker = $("#model");
+  client.addEventListener("models", ({ detail: models }) => {
+    picker.replaceChildren(...models.map((m) => {
+      const o = new Option(m.name, m.id);
+      o.title = `${m.classes} classes, ${m.imageSize}x${m.imageSize}, ${(m.bytes / 1e6).toFixed(1)} MB`;
+      return o;
+    }));
+    picker.value = client.model ? client.model.id : "";
+  });
+  picker.addEventListener("change", () => {
+    localStorage.setItem("arpg.model", picker.value);
+    const url = new URL(location.href);
+    url.searchParams.set("model", picker.value);
+    history.replaceState(null, "", url);
+    clearNotice();
+    client.switchModel(picker.value);
+  });
+}
+
+/** A client wired to the page's badge (#backend), backend menu (#backend-choice), model picker
+ * (#model), status line (#status), notice box (#notice, with a Retry button on load failures)
+ * and licence line (#licence). */
 export function startClient() {
   const client = new EngineClient(initialBackend());
   const badge = $("#backend");
@@ -33,13 +63,14 @@ export function startClient() {
     clearNotice();
     client.start(choice.value);
   });
+  wireModelPicker(client);
   client.addEventListener("status", ({ detail }) => {
     status.textContent = detail.text;
     status.dataset.state = detail.state;
     document.body.dataset.engine = detail.state;
     if (detail.done && noticeKind() === "job") clearNotice(); // a job ran since the cancel
     if (detail.state === "error") {
-      notice(`Could not start the model: ${detail.text}`, () => client.start(client.backend), "load-error");
+      notice(`Could not start the model: ${detail.text}`, () => client.open(client.model?.id ?? initialModel()), "load-error");
       badge.textContent = "no model";
       badge.dataset.backend = "none";
     }
@@ -53,15 +84,20 @@ export function startClient() {
     badge.dataset.backend = info.backend;
     const a = info.adapter;
     const adapter = a ? [a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(" ") : "none";
-    badge.title = `${info.reason}\nadapter: ${adapter}${a && a.software ? " (software)" : ""}\nmodel sha256: ${info.checksum}`;
+    badge.title = `${info.reason}\nadapter: ${adapter}${a && a.software ? " (software)" : ""}\n` +
+      `model: ${client.model.name}, sha256 ${info.checksum}`;
     $("#backend-detail").textContent = info.reason;
+    $("#licence").textContent = client.model.licence;
+    const cell = `${info.factor}×${info.factor}-pixel cells, ${info.gridW}×${info.gridH} of them`;
+    document.querySelectorAll(".cell-size").forEach((e) => (e.textContent = cell));
+    keepOffline(modelUrl(client.model));
     // A recovery notice stays: it says why the model now runs elsewhere.
     if (noticeKind() === "recovery") return;
     if (info.requested === "auto" && info.backend === "cpu") notice(`Running on the CPU: ${info.reason}.`, null, "info");
     else clearNotice();
   });
   client.addEventListener("notice", ({ detail }) => notice(detail.text, null, detail.kind));
-  client.start();
+  client.open(initialModel());
   return client;
 }
 
@@ -159,6 +195,11 @@ export function drawReveal(ctx, ev, info, patches, x0 = 0, y0 = 0) {
   ctx.putImageData(img, x0, y0);
 }
 
+/** The text chunks that name the model of a download: its name and its file's sha256. */
+export function modelTexts(client) {
+  return { Model: client.model.name, "Model sha256": client.info.checksum };
+}
+
 // ---- downloads: PNG bytes come from the wasm runtime (`encodePng`, the library's PNG writer).
 
 /** The CPU build of the runtime, loaded on this page at the first download. It is the small one
@@ -192,7 +233,13 @@ function saveBlob(blob, name) {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
-/** Keep the app (shell, wasm, checkpoint) available offline. */
+/** Ask the service worker to keep `url` (a checkpoint) offline: models are cached when first
+ * picked, not before (sw.js). */
+function keepOffline(url) {
+  navigator.serviceWorker?.ready.then((reg) => reg.active?.postMessage({ type: "keep", url }));
+}
+
+/** Keep the app (shell, wasm, the checkpoints used) available offline. */
 export function registerServiceWorker() {
   if (!("serviceWorker" in navigator)) return Promise.resolve(null);
   return navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch((e) => {

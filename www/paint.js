@@ -1,7 +1,11 @@
-// The painting tool: an image, a token-level mask painted over it, and the zero-shot edits
-// (in-paint, out-paint, expand 2x). Image and mask survive reloads (IndexedDB).
+// The painting tool: an image (painted on in colour, or grey for a grey model), a token-level mask
+// painted over it, and the zero-shot edits (in-paint, out-paint, expand 2x), at a zoom that keeps
+// whole pixels. Each model has its own image and mask, kept across reloads (IndexedDB, key
+// `paint.<model id>`).
 
-import { $, classNames, downloadPng, drawReveal, fromRgba, putImage, registerServiceWorker, startClient } from "/common.js";
+import {
+  $, classNames, downloadPng, drawReveal, fromRgba, modelTexts, notice, putImage, registerServiceWorker, startClient,
+} from "/common.js";
 import * as store from "/store.js";
 
 const client = startClient();
@@ -11,6 +15,7 @@ const view = $("#view");
 const vctx = view.getContext("2d");
 const stats = $("#stats");
 
+let owner = null; // the id of the model the image belongs to
 let image = null; // {width, height, channels, pixels}, in the model's channels
 let token = null; // pixels per token side: the model's (saved with the image)
 let mask = null; // Uint8Array, one byte per token (1 = regenerate)
@@ -68,15 +73,25 @@ let persistTimer = 0;
 function persist() {
   clearTimeout(persistTimer);
   persistTimer = setTimeout(() => {
-    if (image) store.put("paint", { image, mask, before, token }).catch((e) => console.warn("IndexedDB:", e));
+    if (image && owner) store.put(`paint.${owner}`, { image, mask, before, token }).catch((e) => console.warn("IndexedDB:", e));
   }, 150);
 }
 
 // ------------------------------------------------------------------ drawing
 
 const scratch = document.createElement("canvas");
+const ZOOMS = [1, 2, 3, 4, 6, 8];
+/** Screen pixels per image pixel: a whole number, so that every token cell is whole screen
+ * pixels and the brush (cellAt) lands on the cell drawn under it. Zoom 1 fits about 384 px. */
 function scale() {
-  return Math.max(2, Math.floor(384 / Math.max(image.width, image.height)));
+  return Math.max(2, Math.floor(384 / Math.max(image.width, image.height))) * Number($("#zoom").value);
+}
+
+function zoomBy(step) {
+  const z = $("#zoom");
+  const i = ZOOMS.indexOf(Number(z.value)) + step;
+  if (i >= 0 && i < ZOOMS.length) z.value = String(ZOOMS[i]);
+  draw();
 }
 
 function draw() {
@@ -107,7 +122,7 @@ function draw() {
 
 // ------------------------------------------------------------------ mask painting (pointer events)
 
-let stroke = null; // {erase, last: [x, y]} in token units
+let stroke = null; // {tool, last: [x, y]} in token units
 const tool = () => document.querySelector('input[name="tool"]:checked').value;
 const size = () => Number($("#size").value);
 
@@ -115,6 +130,25 @@ function cellAt(ev) {
   const r = view.getBoundingClientRect();
   const { h, w } = grid();
   return [((ev.clientX - r.left) / r.width) * w, ((ev.clientY - r.top) / r.height) * h];
+}
+
+/** Paint the colour picker's colour (in the image's channels) on a disc of `size()` tokens. */
+function dabColour([x, y]) {
+  const hex = $("#colour").value;
+  const rgba = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)).concat(255);
+  const { pixels: value, channels: c } = fromRgba(rgba, 1, 1, image.channels || 1);
+  const [px, py, rad] = [x * token, y * token, (size() * token) / 2];
+  for (let iy = Math.max(0, Math.floor(py - rad)); iy < Math.min(image.height, Math.ceil(py + rad)); iy++) {
+    for (let ix = Math.max(0, Math.floor(px - rad)); ix < Math.min(image.width, Math.ceil(px + rad)); ix++) {
+      if ((ix + 0.5 - px) ** 2 + (iy + 0.5 - py) ** 2 <= rad * rad) image.pixels.set(value, (iy * image.width + ix) * c);
+    }
+  }
+}
+
+/** One dab of the current stroke's tool at `p` (token units). */
+function dabAt(p) {
+  if (stroke.tool === "colour") dabColour(p);
+  else dab(p, stroke.tool === "eraser");
 }
 
 function dab([x, y], erase) {
@@ -136,8 +170,9 @@ view.addEventListener("pointerdown", (ev) => {
   view.setPointerCapture(ev.pointerId);
   pushHistory();
   const p = cellAt(ev);
-  stroke = { erase: tool() === "eraser" || ev.button === 5, last: p };
-  dab(p, stroke.erase);
+  stroke = { tool: ev.button === 5 ? "eraser" : tool(), last: p };
+  if (stroke.tool === "colour") image = { ...image, pixels: image.pixels.slice() }; // undo keeps the old pixels
+  dabAt(p);
   draw();
 });
 view.addEventListener("pointermove", (ev) => {
@@ -145,7 +180,7 @@ view.addEventListener("pointermove", (ev) => {
   const p = cellAt(ev);
   const [x0, y0] = stroke.last;
   const steps = Math.max(1, Math.ceil(Math.hypot(p[0] - x0, p[1] - y0) * 2));
-  for (let i = 1; i <= steps; i++) dab([x0 + ((p[0] - x0) * i) / steps, y0 + ((p[1] - y0) * i) / steps], stroke.erase);
+  for (let i = 1; i <= steps; i++) dabAt([x0 + ((p[0] - x0) * i) / steps, y0 + ((p[1] - y0) * i) / steps]);
   stroke.last = p;
   draw();
 });
@@ -170,10 +205,13 @@ function pngSize(bytes) {
   return { width: v.getUint32(16), height: v.getUint32(20) };
 }
 
-/** Any image file -> pixels in the model's channels (grey or RGB); sides kept when they fit the
- * token grid and the budget, else fitted into the model's frame (e.g. 32x32). Refused with a
- * message (the current image and mask stay): files over 32 MiB, images over 4096x4096 pixels (a
- * PNG from its header, before decoding), anything the browser cannot decode. */
+/** Any image file -> pixels in the model's channels (grey or RGB), transparency composited onto
+ * the model's background (manifest). Sides are kept when they are whole tokens from the model's
+ * frame (half of it for a multi-scale model, whose 2x expansion starts there) up to the token
+ * budget; anything else is fitted into the frame: scaled down keeping its aspect (never up),
+ * centred, padded with the background, and a notice says so. Refused with a message (the current
+ * image and mask stay): files over 32 MiB, images over 4096x4096 pixels (a PNG from its header,
+ * before decoding), anything the browser cannot decode. */
 async function openFile(file) {
   const info = await modelInfo();
   const name = JSON.stringify(file.name || "the file");
@@ -190,40 +228,42 @@ async function openFile(file) {
   } catch (e) {
     throw new Error(`cannot open ${name}: not an image this browser can decode (${e.message})`);
   }
-  let { width, height } = bitmap;
+  const { width, height } = bitmap;
   if (width * height > MAX_PIXELS) {
     bitmap.close();
     throw tooLarge(width, height);
   }
   const [f, frame] = [info.factor, info.imageSize];
+  const minSide = info.multiScale ? frame / 2 : frame;
   const maxSide = Math.floor(Math.sqrt(info.maxCells)) * f; // a square within the token budget
-  const fits = width % f === 0 && height % f === 0 && width >= frame && height >= frame &&
-    width <= maxSide && height <= maxSide;
-  let dw = width, dh = height, cw = width, ch = height;
-  if (!fits) {
-    const k = Math.min(1, frame / Math.max(width, height));
-    dw = Math.max(1, Math.round(width * k));
-    dh = Math.max(1, Math.round(height * k));
-    cw = ch = frame;
-  }
+  const side = (n) => n % f === 0 && n >= minSide && n <= maxSide;
+  const fits = side(width) && side(height);
+  const k = fits ? 1 : Math.min(1, frame / Math.max(width, height));
+  const [dw, dh] = [Math.max(1, Math.round(width * k)), Math.max(1, Math.round(height * k))];
+  const [cw, ch] = fits ? [width, height] : [frame, frame];
   const c = document.createElement("canvas");
-  c.width = cw;
-  c.height = ch;
+  [c.width, c.height] = [cw, ch];
   const cx = c.getContext("2d");
-  cx.fillStyle = "#000";
+  const bg = `rgb(${client.model.background.join(", ")})`;
+  cx.fillStyle = bg;
   cx.fillRect(0, 0, cw, ch);
+  cx.imageSmoothingQuality = "high";
   cx.drawImage(bitmap, Math.floor((cw - dw) / 2), Math.floor((ch - dh) / 2), dw, dh);
   bitmap.close();
   const opened = fromRgba(cx.getImageData(0, 0, cw, ch).data, cw, ch, info.channels);
   before = null;
   token = f;
   setImage(opened);
+  if (fits) return;
+  const how = k < 1 ? `scaled down to ${dw}x${dh}` : "kept at its size";
+  notice(`${name} is ${width}x${height}: fitted to the model's ${frame}x${frame} frame (${how}, centred, ` +
+    `padded with the model's background ${bg}).`, null, "fitted");
 }
 
 $("#file").addEventListener("change", (e) => e.target.files[0] && openFile(e.target.files[0]).catch(fail));
 
-/** A bundled sample, `/samples/<class>-<name>.png` (Fashion-MNIST test images, precached by the
- * service worker), opened like a file; the class selector follows it. */
+/** A bundled sample of the model's dataset, `/samples/<class>-<name>.png` (listed in the manifest,
+ * precached by the service worker), opened like a file; the class selector follows it. */
 async function openSample(value) {
   const res = await fetch(`/samples/${value}.png`);
   if (!res.ok) throw new Error(`cannot load the sample ${value}: HTTP ${res.status}`);
@@ -348,7 +388,7 @@ async function download() {
   const names = client.info ? classNames(client.info) : [];
   const texts = { Software: "arpg (browser paint)" };
   if (lastOp) Object.assign(texts, { Operation: lastOp.op, Class: `${lastOp.class} ${names[lastOp.class] || ""}`.trim(), Seed: String(lastOp.seed), Steps: String(lastOp.steps), Order: lastOp.order });
-  if (client.info) texts.Model = client.info.checksum;
+  if (client.info) Object.assign(texts, modelTexts(client));
   await downloadPng(image, texts, `arpg-paint-${image.width}x${image.height}.png`).catch((e) => {
     stats.textContent = `download failed: ${e.message}`;
   });
@@ -371,6 +411,7 @@ $("#redo").addEventListener("click", redo);
 $("#clear").addEventListener("click", clearMask);
 $("#download").addEventListener("click", download);
 $("#size").addEventListener("input", () => ($("#size-out").textContent = $("#size").value));
+$("#zoom").addEventListener("change", draw);
 const cmp = $("#compare");
 cmp.addEventListener("pointerdown", () => setCompare(true));
 for (const t of ["pointerup", "pointerleave", "pointercancel"]) cmp.addEventListener(t, () => setCompare(false));
@@ -384,6 +425,8 @@ document.addEventListener("keydown", (e) => {
   else if (mod) return;
   else if (k === "b") document.querySelector('input[name="tool"][value="brush"]').checked = true;
   else if (k === "e") document.querySelector('input[name="tool"][value="eraser"]').checked = true;
+  else if (k === "p") document.querySelector('input[name="tool"][value="colour"]').checked = true;
+  else if (k === "+" || k === "=" || k === "-") zoomBy(k === "-" ? -1 : 1);
   else if (k === "[" || k === "]") {
     const s = $("#size");
     s.value = String(Math.min(6, Math.max(1, Number(s.value) + (k === "]" ? 1 : -1))));
@@ -409,25 +452,48 @@ if (params.has("seed")) {
 if (params.has("steps")) $("#steps").value = params.get("steps");
 if (params.has("order")) $("#order").value = params.get("order");
 
-const restored = store.get("paint").then((saved) => {
-  const t = saved && saved.token;
-  if (saved && saved.image && t > 0 && saved.image.width % t === 0 && saved.image.height % t === 0) {
+/** A saved state this model can edit: its token size and channels, whole tokens. */
+function editable(saved, info) {
+  const img = saved && saved.image;
+  return !!img && saved.token === info.factor && (img.channels || 1) === info.channels &&
+    img.width % info.factor === 0 && img.height % info.factor === 0;
+}
+
+/** The model's image and mask from IndexedDB, else a new image of the class. */
+async function openModelState(info) {
+  const id = client.model.id;
+  const saved = await store.get(`paint.${id}`).catch(() => null);
+  if (client.model.id !== id) return; // another model was picked meanwhile
+  if (editable(saved, info)) {
     ({ image, mask, before, token } = saved);
     changed();
-    return true;
+  } else if (!client.busy) {
+    newImage();
   }
-  return false;
-}).catch(() => false);
+}
 
-client.addEventListener("ready", async ({ detail: info }) => {
+/** A new model (first load or picked): drop the other model's image, jobs and history. A
+ * restart of the same model (another backend, a recovery) keeps everything. */
+client.addEventListener("ready", ({ detail: info }) => {
   const sel = $("#class");
-  const keep = sel.value || params.get("class") || "0";
+  const keep = Number(sel.value || params.get("class") || 0);
   sel.replaceChildren(...classNames(info).map((name, i) => new Option(name, String(i))));
-  sel.value = keep;
-  const wasRestored = await restored;
-  // An image saved with another model's tokens or channels is not this model's to edit.
-  const other = image && (token !== info.factor || (image.channels || 1) !== info.channels);
-  if (other) image = mask = before = null;
-  if (!(wasRestored && !other) && !image && !client.busy) newImage();
+  sel.value = String(keep < info.nClasses ? keep : 0);
+  const samples = client.model.samples;
+  $("#samples").hidden = samples.length === 0;
+  $("#sample").replaceChildren(new Option("choose…", ""), ...samples.map((s) => {
+    const k = Number(s.split("-")[0]);
+    return new Option(classNames(info)[k] || s, s);
+  }));
+  $("#steps").max = String(info.gridH * info.gridW);
+  if (owner === client.model.id) return;
+  owner = client.model.id;
+  if (!params.has("steps")) $("#steps").value = String(client.model.steps);
+  jobs++; // results of the other model's jobs are not applied
+  image = mask = before = reveal = lastOp = null;
+  undoStack = [];
+  redoStack = [];
+  changed();
+  openModelState(info);
 });
 changed();

@@ -1,6 +1,6 @@
 // The Web Worker that owns the model. The page talks to it through client.js; one job at a time.
 //
-// in:  {type: "load", backend: "auto" | "webgpu" | "cpu"}
+// in:  {type: "load", backend: "auto" | "webgpu" | "cpu", model}: `model` a manifest entry (models.js)
 //      {type: "run", id, op: "generate" | "inpaint" | "outpaint" | "expand", args}
 //      {type: "cancel", id}: stop job `id` at its next step boundary (or before it starts)
 //      {type: "ping", n}: answered at once with {type: "pong", n} (the page's liveness check)
@@ -16,6 +16,8 @@
 // "cancelled", and the model stays loaded. The page restarts the worker only when it does not
 // answer in time. (Downloads do not come here: the pages encode PNGs with their own copy of the
 // CPU runtime, common.js `downloadPng`.)
+
+import { modelUrl } from "/models.js";
 
 // ---- the WebGPU device: whether it is lost is decided here, and only here.
 
@@ -128,23 +130,15 @@ async function fetchOk(url, what) {
   return res;
 }
 
-async function load(backend) {
+async function load(backend, model) {
   const t0 = performance.now();
   post({ type: "progress", text: "loading the wasm runtime…" });
   const { WebEngine } = await runtime(backend);
-  post({ type: "progress", text: "fetching the model…" });
-  const manifest = await (await fetchOk("/models/manifest.json", "model manifest")).json();
-  if (!manifest || typeof manifest.file !== "string" || !/^[\w.-]+$/.test(manifest.file)) {
-    throw new Error("the model manifest names no valid file");
-  }
+  post({ type: "progress", text: `fetching the model ${model.name}…` });
   // The hash is required: WebEngine.load refuses bytes that do not match it.
-  const sha = typeof manifest.sha256 === "string" ? manifest.sha256.toLowerCase() : "";
-  if (!/^[0-9a-f]{64}$/.test(sha)) throw new Error("the model manifest has no valid sha256");
-  const bytes = new Uint8Array(
-    await (await fetchOk(`/models/${manifest.file}?v=${sha}`, "checkpoint")).arrayBuffer(),
-  );
+  const bytes = new Uint8Array(await (await fetchOk(modelUrl(model), "checkpoint")).arrayBuffer());
   post({ type: "progress", text: `starting the model (${backend})…` });
-  engine = await WebEngine.load(bytes, sha, backend);
+  engine = await WebEngine.load(bytes, model.sha256, backend);
   const info = engine.info();
   // Preview patches (one per code) let the page paint the grid while it is decoded. Skipped on
   // a software WebGPU adapter, where every GPU call is slow.
@@ -215,7 +209,7 @@ async function job(data) {
 self.onmessage = ({ data }) => {
   switch (data.type) {
     case "load":
-      queue = queue.then(() => load(data.backend).catch((e) => {
+      queue = queue.then(() => load(data.backend, data.model).catch((e) => {
         if (!crashOnTrap(e)) post({ type: "load-error", message: text(e) });
       }));
       break;

@@ -98,6 +98,9 @@ struct EngineInfo {
     grid_h: usize,
     grid_w: usize,
     codebook_size: usize,
+    /// Whether the model also learned the half grid (multi-scale): `expand` 2x of an image of
+    /// half the frame is then the task it trained on.
+    multi_scale: bool,
     /// The most tokens one job may decode (`engine::MAX_CELLS`).
     max_cells: usize,
 }
@@ -155,7 +158,7 @@ impl WebEngine {
     }
 
     /// `{backend, requested, reason, adapter, checksum, arch, classNames, nClasses, imageSize,
-    /// channels, factor, gridH, gridW, codebookSize, maxCells}`.
+    /// channels, factor, gridH, gridW, codebookSize, multiScale, maxCells}`.
     pub fn info(&self) -> Result<JsValue, JsError> {
         let c = self.engine.model_config();
         let t = &self.engine.tokenizer.config;
@@ -174,6 +177,7 @@ impl WebEngine {
             grid_h: c.grid_h,
             grid_w: c.grid_w,
             codebook_size: t.codebook_size,
+            multi_scale: c.multi_scale,
             max_cells: MAX_CELLS,
         };
         Ok(serde_wasm_bindgen::to_value(&info).map_err(WebError::from)?)

@@ -3,14 +3,12 @@
 
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import zlib from "node:zlib";
 import { after, before, test } from "node:test";
 import * as h from "./harness.mjs";
 
-// Screenshots go to a temporary directory; `make screenshots` points this at docs/.
-const SHOTS = process.env.ARPG_SCREENSHOTS_DIR || fs.mkdtempSync(path.join(os.tmpdir(), "arpg-e2e-shots-"));
+const SHOTS = h.screenshotsDir();
 const FIRST_IMAGE_BUDGET_MS = Number(process.env.ARPG_E2E_FIRST_IMAGE_BUDGET_MS || 10_000);
 let root;
 let server;
@@ -19,7 +17,6 @@ let cpuTokens = null;
 before(async () => {
   root = h.makeRoot();
   server = await h.serve(root.dir);
-  fs.mkdirSync(SHOTS, { recursive: true });
   console.log(`# serving ${root.dir} at ${server.origin}; model ${root.model.file} sha256 ${root.model.sha256}; screenshots in ${SHOTS}`);
 });
 
@@ -28,64 +25,13 @@ after(async () => {
   if (root) fs.rmSync(root.dir, { recursive: true, force: true });
 });
 
-/** Wait until the page's current job ends ("done"; "error" fails with the page's message). */
-async function waitRun(page, timeout) {
-  await page.waitForFunction(
-    () => ["done", "error"].includes(document.body.dataset.run) || document.body.dataset.engine === "error",
-    null,
-    { timeout },
-  );
-  const state = await page.evaluate(() => ({
-    run: document.body.dataset.run,
-    stats: document.querySelector("#stats").textContent,
-    status: document.querySelector("#status").textContent,
-  }));
-  assert.equal(state.run, "done", `the job failed: ${state.stats} / ${state.status}`);
-  return state;
-}
-
-async function clickAndWait(page, selector, timeout = 120_000) {
-  await page.evaluate(() => (document.body.dataset.run = ""));
-  await page.click(selector);
-  return waitRun(page, timeout);
-}
-
-function clean(w) {
-  assert.deepEqual(w.foreign, [], "requests left the page's origin");
-  assert.deepEqual(w.errors, [], "console errors");
-}
-
-/** The URLs of the WebGPU runtime build that `context` requested (the worker's imports too). */
-function gpuBuildRequests(context) {
-  const urls = [];
-  context.on("request", (r) => r.url().includes("/pkg/gpu/") && urls.push(r.url()));
-  return urls;
-}
+const { waitRun, clickAndWait, clean, gpuBuildRequests, checkDownload } = h;
 
 /** Requests for the JS PNG encoder that the wasm's `encodePng` replaced (www/png.js, removed). */
 function pngJsRequests(context) {
   const urls = [];
   context.on("request", (r) => new URL(r.url()).pathname === "/png.js" && urls.push(r.url()));
   return urls;
-}
-
-/** Download the page's PNG (#download) and check it: a valid grey 8-bit PNG named `name`, of
- * `width` x `height`, with exactly `texts` as text chunks, whose pixels the browser decodes to
- * `pixels`. */
-async function checkDownload(page, { name, width, height, texts, pixels }) {
-  const file = await h.download(page, "#download");
-  assert.equal(file.name, name);
-  const png = h.readPng(file.bytes);
-  assert.deepEqual(
-    { width: png.width, height: png.height, bitDepth: png.bitDepth, colorType: png.colorType },
-    { width, height, bitDepth: 8, colorType: 0 },
-    "the PNG header",
-  );
-  assert.deepEqual(png.texts, texts, "the PNG text chunks");
-  const decoded = await h.decodePng(page, file.bytes);
-  assert.deepEqual([decoded.width, decoded.height, decoded.rgbEqual], [width, height, true], "the decoded PNG");
-  assert.deepEqual(decoded.grey, pixels, "the PNG's pixels are not the page's image");
-  console.log(`# download ${name}: ${file.bytes.length} bytes, ${width}x${height}, ${Object.keys(texts).length} text chunks`);
 }
 
 test("class page, automatic backend: first image, timed from page load; no WebGPU build fetched for a CPU run", async () => {
@@ -166,7 +112,7 @@ test("class page on the forced CPU backend: a non-blank image; screenshot; the d
       height: cols * size,
       texts: {
         Software: "arpg (browser)", Class: `7 ${batch.name || "Sneaker"}`, Seed: "7", Steps: "4",
-        CFG: String(batch.cfg), Order: "random", Model: batch.checksum,
+        CFG: String(batch.cfg), Order: "random", Model: root.model.name, "Model sha256": batch.checksum,
       },
       pixels: grid,
     });
@@ -264,7 +210,7 @@ test("paint tool: in-paint keeps unmasked tokens, out-paint doubles the width, e
       height: 64,
       texts: {
         Software: "arpg (browser paint)", Operation: "expand", Class: `0 ${model.name || "T-shirt/top"}`, Seed: "3",
-        Steps: "4", Order: "random", Model: model.checksum,
+        Steps: "4", Order: "random", Model: root.model.name, "Model sha256": model.checksum,
       },
       pixels: big,
     });

@@ -93,7 +93,7 @@ async function paintState(page) {
   await page.waitForTimeout(400);
   return page.evaluate(async () => {
     const store = await import("/store.js");
-    const saved = await store.get("paint");
+    const saved = await store.get(`paint.${window.__arpg.client.model.id}`);
     const a = window.__arpg;
     return {
       size: [a.image.width, a.image.height],
@@ -444,7 +444,7 @@ test("bad checkpoints (wrong or no hash, corrupt, truncated, missing, an HTML pa
   const sha = (b) => crypto.createHash("sha256").update(b).digest("hex");
   const serveModel = (file, bytes, hash = sha(bytes)) => {
     if (bytes) h.replaceFile(path.join(models, file), bytes);
-    h.replaceFile(manifest, JSON.stringify({ file, sha256: hash }));
+    h.writeManifest(manifest, { file, sha256: hash });
   };
   const corrupt = Buffer.from(good);
   corrupt[corrupt.length - 100] ^= 0x40;
@@ -452,7 +452,7 @@ test("bad checkpoints (wrong or no hash, corrupt, truncated, missing, an HTML pa
   const cases = [
     ["wrong hash", () => serveModel(bad.model.file, null, "0".repeat(64)),
       /^Could not start the model: checkpoint hash mismatch: expected 0{64}, got [0-9a-f]{64} Retry$/],
-    ["no hash in the manifest", () => h.replaceFile(manifest, JSON.stringify({ file: bad.model.file })),
+    ["no hash in the manifest", () => h.writeManifest(manifest, { file: bad.model.file }),
       /^Could not start the model: the model manifest has no valid sha256 Retry$/],
     ["corrupt bytes", () => serveModel("corrupt.arpg", corrupt),
       /^Could not start the model: checkpoint checksum mismatch: the file is corrupted or truncated Retry$/],

@@ -7,6 +7,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import zlib from "node:zlib";
+import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 
 export const ROOT = process.env.ARPG_ROOT || path.resolve(import.meta.dirname, "../..");
@@ -14,6 +15,14 @@ export const BIN = process.env.ARPG_BIN || path.join(os.homedir(), ".cache/arpg/
 export const SERVE_BIN = process.env.ARPG_SERVE_BIN || path.join(path.dirname(BIN), "arpg-serve");
 export const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const MODEL = "arpg-fmnist-int8.arpg";
+
+/** Where tests write screenshots: a temporary directory, or docs/ for `make screenshots`
+ * (ARPG_SCREENSHOTS_DIR), so that a test run leaves the tree as it was. */
+export function screenshotsDir() {
+  screenshotsDir.dir ??= process.env.ARPG_SCREENSHOTS_DIR || fs.mkdtempSync(path.join(os.tmpdir(), "arpg-e2e-shots-"));
+  fs.mkdirSync(screenshotsDir.dir, { recursive: true });
+  return screenshotsDir.dir;
+}
 
 function copyDir(src, dst) {
   fs.mkdirSync(dst, { recursive: true });
@@ -31,12 +40,13 @@ function copyDir(src, dst) {
   }
 }
 
-/** A temporary serving root: www/ and pkg/ of the repo, and a checkpoint in www/models/ — the
+/** A temporary serving root: www/ and pkg/ of the repo, and the checkpoints in www/models/ — the
  * repo's own when www/models/manifest.json exists, else an untrained one made by `arpg init`
  * (its images are noise, but every code path runs). `preset` (e.g. "test": 4x4 tokens, 16 codes)
- * always serves an untrained checkpoint of that preset instead: small enough for the software
- * WebGPU adapter. Returns {dir, model: {file, sha256}}. The files are hard links into the repo:
- * replace them (`replaceFile`), never write into them. */
+ * always serves an untrained checkpoint of that preset instead, as the only model: small enough
+ * for the software WebGPU adapter. Returns {dir, models: [manifest entry], model: the first
+ * (the pages' default)}. The files are hard links into the repo: replace them (`replaceFile`),
+ * never write into them. */
 export function makeRoot({ preset = null } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "arpg-e2e-root-"));
   if (!fs.existsSync(path.join(ROOT, "pkg/cpu/arpg.js"))) throw new Error(`${ROOT}/pkg is not built (make wasm)`);
@@ -52,9 +62,15 @@ export function makeRoot({ preset = null } = {}) {
       stdio: ["ignore", "ignore", "inherit"],
     });
     const sha256 = crypto.createHash("sha256").update(fs.readFileSync(out)).digest("hex");
-    replaceFile(manifestPath, JSON.stringify({ file, sha256 }, null, 2));
+    writeManifest(manifestPath, { file, sha256 });
   }
-  return { dir, model: JSON.parse(fs.readFileSync(manifestPath, "utf8")) };
+  const entries = JSON.parse(fs.readFileSync(manifestPath, "utf8")).models;
+  return { dir, models: entries, model: entries[0] };
+}
+
+/** A manifest of one model, `entry` ({file, sha256, ...}) with a test id and name. */
+export function writeManifest(file, entry) {
+  replaceFile(file, JSON.stringify({ models: [{ id: "test", name: "test model", ...entry }] }, null, 2));
 }
 
 /** Give `file` new contents without touching the inode it may share with the repo (a hard link). */
@@ -193,8 +209,9 @@ export function readPng(bytes) {
   return { width: ihdr.readUInt32BE(0), height: ihdr.readUInt32BE(4), bitDepth: ihdr[8], colorType: ihdr[9], texts };
 }
 
-/** PNG bytes decoded by the browser on `page` (createImageBitmap): {width, height, grey, rgbEqual}:
- * the red channel, and whether every pixel has R = G = B at full opacity. */
+/** PNG bytes decoded by the browser on `page` (createImageBitmap): {width, height, rgb, grey,
+ * rgbEqual, opaque}: the R, G, B values, the red channel alone, whether every pixel has R = G = B,
+ * and whether every pixel is fully opaque. */
 export function decodePng(page, bytes) {
   return page.evaluate(async (b64) => {
     const data = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
@@ -203,13 +220,15 @@ export function decodePng(page, bytes) {
     const ctx = canvas.getContext("2d");
     ctx.drawImage(bitmap, 0, 0);
     const rgba = ctx.getImageData(0, 0, bitmap.width, bitmap.height).data;
-    const grey = [];
-    let rgbEqual = true;
+    const [rgb, grey] = [[], []];
+    let [rgbEqual, opaque] = [true, true];
     for (let i = 0; i < rgba.length; i += 4) {
+      rgb.push(rgba[i], rgba[i + 1], rgba[i + 2]);
       grey.push(rgba[i]);
-      if (rgba[i + 1] !== rgba[i] || rgba[i + 2] !== rgba[i] || rgba[i + 3] !== 255) rgbEqual = false;
+      if (rgba[i + 1] !== rgba[i] || rgba[i + 2] !== rgba[i]) rgbEqual = false;
+      if (rgba[i + 3] !== 255) opaque = false;
     }
-    return { width: bitmap.width, height: bitmap.height, grey, rgbEqual };
+    return { width: bitmap.width, height: bitmap.height, rgb, grey, rgbEqual, opaque };
   }, bytes.toString("base64"));
 }
 
@@ -221,4 +240,60 @@ export function nonBlank(pixels) {
 
 export function root() {
   return path.resolve(ROOT);
+}
+
+// ---------------------------------------------------------------- the pages
+
+/** Wait until the page's current job ends ("done"; "error" fails with the page's message). */
+export async function waitRun(page, timeout) {
+  await page.waitForFunction(
+    () => ["done", "error"].includes(document.body.dataset.run) || document.body.dataset.engine === "error",
+    null,
+    { timeout },
+  );
+  const state = await page.evaluate(() => ({
+    run: document.body.dataset.run,
+    stats: document.querySelector("#stats").textContent,
+    status: document.querySelector("#status").textContent,
+  }));
+  assert.equal(state.run, "done", `the job failed: ${state.stats} / ${state.status}`);
+  return state;
+}
+
+export async function clickAndWait(page, selector, timeout = 120_000) {
+  await page.evaluate(() => (document.body.dataset.run = ""));
+  await page.click(selector);
+  return waitRun(page, timeout);
+}
+
+export function clean(w) {
+  assert.deepEqual(w.foreign, [], "requests left the page's origin");
+  assert.deepEqual(w.errors, [], "console errors");
+}
+
+/** The URLs of the WebGPU runtime build that `context` requested (the worker's imports too). */
+export function gpuBuildRequests(context) {
+  const urls = [];
+  context.on("request", (r) => r.url().includes("/pkg/gpu/") && urls.push(r.url()));
+  return urls;
+}
+
+/** Download the page's PNG (#download) and check it: a valid 8-bit PNG named `name`, grey
+ * (`channels` 1) or RGB (3), of `width` x `height`, with exactly `texts` as text chunks, whose
+ * pixels the browser decodes to `pixels` (`channels` values per pixel). */
+export async function checkDownload(page, { name, width, height, channels = 1, texts, pixels }) {
+  const file = await download(page, "#download");
+  assert.equal(file.name, name);
+  const png = readPng(file.bytes);
+  assert.deepEqual(
+    { width: png.width, height: png.height, bitDepth: png.bitDepth, colorType: png.colorType },
+    { width, height, bitDepth: 8, colorType: channels === 3 ? 2 : 0 },
+    "the PNG header",
+  );
+  assert.deepEqual(png.texts, texts, "the PNG text chunks");
+  const decoded = await decodePng(page, file.bytes);
+  assert.deepEqual([decoded.width, decoded.height, decoded.opaque], [width, height, true], "the decoded PNG");
+  if (channels === 1) assert.ok(decoded.rgbEqual, "a grey PNG decoded to colours");
+  assert.deepEqual(channels === 3 ? decoded.rgb : decoded.grey, pixels, "the PNG's pixels are not the page's image");
+  console.log(`# download ${name}: ${file.bytes.length} bytes, ${width}x${height}, ${Object.keys(texts).length} text chunks`);
 }

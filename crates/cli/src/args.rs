@@ -63,10 +63,43 @@ impl Mode {
     }
 }
 
+/// The web app's model list (its fields: `www/models.js`), read from the current directory as the
+/// default checkpoint is: `--checkpoint` also takes the id of one of its models.
+const APP_MODELS: &str = "www/models/manifest.json";
+
+/// `--checkpoint`: a file, or else the id of one of the app's models (`fmnist`, `emoji`), which
+/// [`APP_MODELS`] maps to its file.
+pub fn resolve_checkpoint(spec: &Path) -> Result<PathBuf> {
+    let plain_name = spec.components().count() == 1 && spec.extension().is_none();
+    if spec.exists() || !plain_name {
+        return Ok(spec.to_path_buf());
+    }
+    let Ok(text) = fs::read_to_string(APP_MODELS) else { return Ok(spec.to_path_buf()) };
+    let manifest: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("cannot parse {APP_MODELS}"))?;
+    let models = manifest["models"].as_array().map(Vec::as_slice).unwrap_or_default();
+    match models.iter().find(|m| m["id"].as_str() == spec.to_str()) {
+        Some(m) => {
+            let file =
+                m["file"].as_str().with_context(|| format!("{APP_MODELS}: model {spec:?} names no file"))?;
+            Ok(Path::new(APP_MODELS).with_file_name(file))
+        }
+        None => {
+            let ids: Vec<&str> = models.iter().filter_map(|m| m["id"].as_str()).collect();
+            bail!(
+                "no checkpoint file {} and no model of that name in {APP_MODELS} ({})",
+                spec.display(),
+                ids.join(", ")
+            )
+        }
+    }
+}
+
 /// Which checkpoint to load.
 #[derive(Args, Debug)]
 pub struct ModelArgs {
-    /// Checkpoint file [default: www/models/arpg-fmnist-int8.arpg, or for a baseline
+    /// Checkpoint file, or the id of one of the web app's models (`fmnist`, `emoji`; see
+    /// www/models/manifest.json) [default: www/models/arpg-fmnist-int8.arpg, or for a baseline
     /// models/baselines/<mode>-fmnist-int8.arpg].
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
@@ -86,7 +119,7 @@ pub struct Loaded {
 impl ModelArgs {
     pub fn load(&self) -> Result<Loaded> {
         let path = match &self.checkpoint {
-            Some(p) => p.clone(),
+            Some(p) => resolve_checkpoint(p)?,
             None => self.mode.unwrap_or(Mode::Arpg).default_checkpoint(),
         };
         let bytes = fs::read(&path).with_context(|| {

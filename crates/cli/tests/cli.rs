@@ -385,3 +385,42 @@ fn recon_reports_the_tokenizers_error_and_code_use_on_a_split() {
         assert!(out.starts_with("5 test images of emoji: MSE "), "{out}");
     }
 }
+
+#[test]
+fn checkpoint_takes_the_id_of_one_of_the_apps_models() {
+    // Run from the repository root, where www/models/manifest.json names the app's models.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = scratch("app-model");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_arpg")).current_dir(&root).args(args).output().unwrap()
+    };
+    let out = run(&[
+        "generate",
+        "--checkpoint",
+        "emoji",
+        "--class",
+        "0",
+        "--count",
+        "1",
+        "--steps",
+        "2",
+        "--out-dir",
+        s(&dir),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let png = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| !p.ends_with("grid.png"))
+        .unwrap();
+    let bytes = std::fs::read(&png).unwrap();
+    let image = Image::from_png(&bytes, 3).unwrap();
+    // The colour model: 64x64, and the PNG is RGB (IHDR colour type 2).
+    assert_eq!((image.width, image.height, bytes[25]), (64, 64, 2));
+    let out = run(&["generate", "--checkpoint", "nosuch", "--count", "1", "--out-dir", s(&dir)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no model of that name") && err.contains("fmnist, emoji"),
+        "{err}"
+    );
+}

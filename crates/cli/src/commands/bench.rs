@@ -10,12 +10,12 @@ use arpg::checkpoint::{Checkpoint, sha256_hex};
 use arpg_tools::bench::{self, BenchOptions, Report, Row};
 use burn::tensor::Device;
 
-use crate::args::DecodeArgs;
+use crate::args::{DecodeArgs, resolve_checkpoint};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Checkpoint file; the baselines are built from the same weights (renamed), or seeded random
-    /// ones where that is impossible.
+    /// Checkpoint file, or the id of one of the web app's models (`fmnist`, `emoji`); the baselines
+    /// are built from the same weights (renamed), or seeded random ones where that is impossible.
     #[arg(long, default_value = "www/models/arpg-fmnist-int8.arpg")]
     pub checkpoint: PathBuf,
     /// ARPG and MaskGIT step counts, comma-separated (the --compare-steps count is always added).
@@ -50,10 +50,10 @@ pub fn run(args: Args) -> Result<()> {
     ensure!(!args.batch.is_empty() && args.batch.iter().all(|&b| b >= 1), "--batch sizes must be >= 1");
     ensure!(args.steps.iter().all(|&s| s >= 1) && args.compare_steps >= 1, "--steps must be >= 1");
     ensure!((1..=8192).contains(&args.matmul_n), "--matmul-n must be in 1..=8192");
-    let bytes = fs::read(&args.checkpoint)
-        .with_context(|| format!("cannot read checkpoint {}", args.checkpoint.display()))?;
+    let path = resolve_checkpoint(&args.checkpoint)?;
+    let bytes = fs::read(&path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
     let ckpt = Checkpoint::from_bytes(&bytes)
-        .with_context(|| format!("cannot load checkpoint {}", args.checkpoint.display()))?;
+        .with_context(|| format!("cannot load checkpoint {}", path.display()))?;
     let sample = args.decode.options(args.compare_steps)?;
     let opts = BenchOptions {
         steps: args.steps.clone(),
@@ -66,10 +66,10 @@ pub fn run(args: Args) -> Result<()> {
     };
     eprintln!("{}", header());
     let report = bench::run(&ckpt, &opts, &Device::flex(), &mut |row| eprintln!("{}", line(row)))?;
-    let table = table(&report, &args.checkpoint.display().to_string());
+    let table = table(&report, &path.display().to_string());
     if args.json {
         let mut value = serde_json::to_value(&report)?;
-        value["checkpoint"] = args.checkpoint.display().to_string().into();
+        value["checkpoint"] = path.display().to_string().into();
         value["sha256"] = sha256_hex(&bytes).into();
         eprint!("{table}");
         let mut out = std::io::stdout().lock();
