@@ -179,15 +179,12 @@ impl ModelConfig {
         self.grid_h * self.grid_w
     }
 
-    /// Cells of the half grid (multi-scale models).
-    pub fn half_len(&self) -> usize {
-        (self.grid_h / 2) * (self.grid_w / 2)
-    }
-
     /// Rows of the position table: the full grid's cells, the half grid's (multi-scale), the
-    /// class slot.
+    /// class slot. Saturating: a checkpoint's config is read before its grid is checked.
     pub fn pos_rows(&self) -> usize {
-        self.seq_len() + if self.multi_scale { self.half_len() } else { 0 } + 1
+        let cells = |h: usize, w: usize| h.saturating_mul(w);
+        let half = if self.multi_scale { cells(self.grid_h / 2, self.grid_w / 2) } else { 0 };
+        cells(self.grid_h, self.grid_w).saturating_add(half).saturating_add(1)
     }
 
     /// Embedding rows: codes, `[MASK]`, classes, null class.

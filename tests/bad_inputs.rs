@@ -127,6 +127,17 @@ fn checkpoint_shape_mismatch_names_the_tensor() {
         load(&transposed.to_bytes(DType::F32, 0).unwrap()),
         &["tensor 'model.head.weight'", &format!("shape [{cols}, {rows}], expected [{rows}, {cols}]")],
     );
+    // A position table of neither one grid's rows nor two grids' rows.
+    let mut rows = ckpt.clone();
+    let pos = rows.tensors.iter_mut().find(|t| t.name == "model.pos.weight").unwrap();
+    let (n, d) = (pos.shape[0], pos.shape[1]);
+    pos.shape[0] = n + 1;
+    pos.data.extend(vec![0.0; d]);
+    expect_err(
+        "checkpoint: a position table of another grid",
+        load(&rows.to_bytes(DType::F32, 0).unwrap()),
+        &["tensor 'model.pos.weight'", &format!("shape [{}, {d}], expected [{n}, {d}]", n + 1)],
+    );
     // The config disagrees with every tensor (d_model doubled).
     let mut wider = ckpt;
     wider.model.d_model *= 2;

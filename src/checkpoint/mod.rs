@@ -258,7 +258,7 @@ fn info(parsed: &container::Parsed, len: usize) -> Result<CheckpointInfo> {
     }
     m.finish()?;
     let tensors = parsed.table()?;
-    let model = with_position_table(model, &tensors)?;
+    let model = with_position_table(model, &tensors);
     if let Some((_, shape)) = tensors.iter().find(|(name, _)| name == IMAGE_TENSOR) {
         tokenizer.image_channels = shape.get(1).copied().unwrap_or(0);
         tokenizer.validate().map_err(|e| CheckpointError::InvalidConfig(format!("tokenizer: {e}")))?;
@@ -276,23 +276,14 @@ fn info(parsed: &container::Parsed, len: usize) -> Result<CheckpointInfo> {
     })
 }
 
-/// `model` with `pos_embed` and `multi_scale` read from the position table's presence and rows.
-fn with_position_table(model: ModelConfig, tensors: &[(String, Vec<usize>)]) -> Result<ModelConfig> {
-    let Some((_, shape)) = tensors.iter().find(|(name, _)| name == POS_TENSOR) else { return Ok(model) };
-    let one = ModelConfig { pos_embed: true, ..model };
-    let two = ModelConfig { multi_scale: true, ..one.clone() };
-    let rows = shape.first().copied().unwrap_or(0);
-    match rows {
-        _ if rows == one.pos_rows() => Ok(one),
-        _ if rows == two.pos_rows() && two.validate().is_ok() => Ok(two),
-        _ => Err(CheckpointError::InvalidConfig(format!(
-            "the position table has {rows} rows; a {}x{} grid needs {} (or {} with the half grid)",
-            model.grid_h,
-            model.grid_w,
-            one.pos_rows(),
-            two.pos_rows()
-        ))),
-    }
+/// `model` with `pos_embed` and `multi_scale` read from the position table: present or not, and
+/// its row count (the half grid's rows make a model multi-scale). Any other count is left to the
+/// import of the weights, which names the tensor and both shapes.
+fn with_position_table(model: ModelConfig, tensors: &[(String, Vec<usize>)]) -> ModelConfig {
+    let Some((_, shape)) = tensors.iter().find(|(name, _)| name == POS_TENSOR) else { return model };
+    let two = ModelConfig { pos_embed: true, multi_scale: true, ..model };
+    let multi_scale = shape.first() == Some(&two.pos_rows()) && two.validate().is_ok();
+    ModelConfig { multi_scale, ..two }
 }
 
 /// `(max, mean)` absolute difference between the values of tensors with the same
