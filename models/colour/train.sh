@@ -1,0 +1,49 @@
+#!/bin/bash
+# The colour model's three generator runs (issue 18), one after another, each started or resumed
+# exactly where it stopped: ARPG (multi-scale), then the raster-AR and MaskGIT baselines on the
+# same tokenizer, data, augmentation, steps, batch and seed. A finished run is skipped, so the same
+# command continues the whole plan after any stop (a session's end, a reboot):
+#
+#   nohup bash models/colour/train.sh >> ~/.cache/arpg/runs/emoji/train.log 2>&1 &
+#
+# Run from the repository root after `make emoji-data` and a release build of the CLI. Settings:
+# RUN_DIR (default ~/.cache/arpg/runs/emoji), ARPG (the binary; default the Makefile's target dir),
+# STEPS (default 5000), ONLY (a subset of "arpg raster maskgit").
+set -eu
+RUN_DIR=${RUN_DIR:-$HOME/.cache/arpg/runs/emoji}
+ARPG=${ARPG:-${CARGO_TARGET_DIR:-$HOME/.cache/arpg/target}/release/arpg}
+STEPS=${STEPS:-5000}
+TOKENIZER=$(pwd)/models/colour/tok-emoji-1024.arpg
+[ -x "$ARPG" ] || { echo "no binary at $ARPG: build it (cargo build --release -p arpg-cli)"; exit 1; }
+[ -f "$TOKENIZER" ] || { echo "run from the repository root ($TOKENIZER missing)"; exit 1; }
+mkdir -p "$RUN_DIR"
+cd "$RUN_DIR"
+
+# The steps a run's saved checkpoint has trained (nothing before its first save).
+saved_steps() { [ -f "$1.arpg" ] && "$ARPG" inspect "$1.arpg" | sed -n 's/^training .*, \([0-9]*\) steps,.*/\1/p' || true; }
+
+# run NAME MODE-FLAGS...: start NAME.arpg, resume it, or skip it when it reached STEPS.
+run() {
+    local name=$1; shift
+    local done; done=$(saved_steps "$name"); done=${done:-0}
+    if [ "$done" -ge "$STEPS" ]; then
+        echo "$(date -u +%FT%TZ) $name: finished ($done steps)"
+    elif [ -f "$name.state" ]; then
+        echo "$(date -u +%FT%TZ) $name: resuming after step $done"
+        "$ARPG" train --resume --out "$name.arpg" --save-every 10
+    else
+        echo "$(date -u +%FT%TZ) $name: starting"
+        "$ARPG" train --data emoji --tokenizer "$TOKENIZER" "$@" --augment --out "$name.arpg" \
+            --steps "$STEPS" --batch 32 --seed 0 --save-every 10
+    fi
+}
+
+for stage in ${ONLY:-arpg raster maskgit}; do
+    case $stage in
+        arpg) run arpg-colour --multi-scale ;;
+        raster) run raster-colour --mode raster ;;
+        maskgit) run maskgit-colour --mode maskgit ;;
+        *) echo "unknown stage $stage"; exit 1 ;;
+    esac
+done
+echo "$(date -u +%FT%TZ) all runs finished"
