@@ -312,6 +312,11 @@ pub struct TrainMeta {
     pub train_seconds: f32,
     /// Class names in class-id order.
     pub class_names: Vec<String>,
+    /// The colour the training pictures sit on, one value per image channel (Fashion-MNIST
+    /// black, the emoji white): what a picture smaller than the frame is padded with. Empty
+    /// means black (files that do not record it).
+    #[serde(default)]
+    pub background: Vec<u8>,
 }
 
 #[cfg(test)]

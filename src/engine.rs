@@ -190,7 +190,7 @@ impl Engine {
         }
         let size = self.tokenizer.config.image_size;
         let (framed, at) = self.frame(&self.in_channels(image)?, size)?;
-        let (framed_mask, _) = self.frame(mask, size)?;
+        let (framed_mask, _) = frame(mask, size, self.tokenizer.config.factor(), &vec![0; mask.channels])?;
         let f = self.tokenizer.config.factor();
         let token_mask = TokenMask::from_pixel_mask(&framed_mask, f);
         if token_mask.count() == 0 {
@@ -319,27 +319,18 @@ impl Engine {
         Ok(image.to_channels(self.image_channels())?)
     }
 
-    /// Put `image` in a frame of at least `size` pixels a side (the tokenizer's `image_size`, or
-    /// half of it for a multi-scale model's half grid): smaller images are centred on a black
-    /// `size` square (Fashion-MNIST's 28x28 -> 32x32), larger ones padded to a multiple of the
-    /// downsampling factor. Returns the frame and where the image sits in it.
+    /// `image` (in the model's channels) framed on the training pictures' background ([`frame`]).
     fn frame(&self, image: &Image, size: usize) -> Result<(Image, (usize, usize)), Error> {
-        let f = self.tokenizer.config.factor();
-        if image.width == 0 || image.height == 0 {
-            return Err(Error::Input("the image is empty".into()));
+        frame(image, size, self.tokenizer.config.factor(), &self.background())
+    }
+
+    /// The colour the training pictures sit on, in the model's channels (black unless the
+    /// checkpoint records another: `TrainMeta::background`).
+    pub fn background(&self) -> Vec<u8> {
+        match &self.meta.background {
+            b if b.len() == self.image_channels() => b.clone(),
+            _ => vec![0; self.image_channels()],
         }
-        let fit = |n: usize| n.max(size).div_ceil(f) * f;
-        let (w, h) = (fit(image.width), fit(image.height));
-        if (w / f).checked_mul(h / f).is_none_or(|cells| cells > MAX_CELLS) {
-            return Err(Error::Input(format!(
-                "a {}x{} image needs more than the budget of {MAX_CELLS} tokens",
-                image.width, image.height
-            )));
-        }
-        let mut framed = Image::new(w, h, image.channels);
-        let at = ((w - image.width) / 2, (h - image.height) / 2);
-        framed.paste(image, at.0, at.1);
-        Ok((framed, at))
     }
 
     /// Codes of an image (in the model's channels) whose sides are multiples of the factor:
@@ -383,6 +374,28 @@ impl Engine {
             })
             .collect())
     }
+}
+
+/// Put `image` in a frame of at least `size` pixels a side (the tokenizer's `image_size`, or
+/// half of it for a multi-scale model's half grid): smaller images are centred on a `size`
+/// square of `fill` (Fashion-MNIST's 28x28 on black -> 32x32), larger ones padded to a multiple
+/// of the downsampling factor `f`. Returns the frame and where the image sits in it.
+fn frame(image: &Image, size: usize, f: usize, fill: &[u8]) -> Result<(Image, (usize, usize)), Error> {
+    if image.width == 0 || image.height == 0 {
+        return Err(Error::Input("the image is empty".into()));
+    }
+    let fit = |n: usize| n.max(size).div_ceil(f) * f;
+    let (w, h) = (fit(image.width), fit(image.height));
+    if (w / f).checked_mul(h / f).is_none_or(|cells| cells > MAX_CELLS) {
+        return Err(Error::Input(format!(
+            "a {}x{} image needs more than the budget of {MAX_CELLS} tokens",
+            image.width, image.height
+        )));
+    }
+    let mut framed = Image::solid(w, h, fill);
+    let at = ((w - image.width) / 2, (h - image.height) / 2);
+    framed.paste(image, at.0, at.1);
+    Ok((framed, at))
 }
 
 /// Refuses a token grid over [`MAX_CELLS`]; `None` stands for a side whose size overflowed.

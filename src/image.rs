@@ -75,6 +75,11 @@ impl Image {
         Self { width, height, channels, pixels: vec![value; width * height * channels] }
     }
 
+    /// A `width` x `height` image of one colour (`colour.len()` channels).
+    pub fn solid(width: usize, height: usize, colour: &[u8]) -> Self {
+        Self { width, height, channels: colour.len(), pixels: colour.repeat(width * height) }
+    }
+
     /// Wraps row-major pixels, checking the channel count and that there are exactly
     /// `width * height * channels` values.
     pub fn from_raw(

@@ -123,3 +123,21 @@ fn a_multi_scale_model_expands_a_half_size_picture_to_the_training_size() {
     let scratch = block_on(e.expand(None, 2, 1, &opts(), &mut |_| {})).unwrap();
     assert_eq!((scratch.width, scratch.height), (32, 32));
 }
+
+#[test]
+fn a_picture_smaller_than_the_frame_sits_on_the_training_background() {
+    use arpg::tasks::Sides;
+    let red = Image::solid(8, 8, &[200, 0, 0]); // the 16x16 frame centres it at (4, 4)
+    let sides = Sides { right: 1, ..Sides::default() };
+    let corner = |engine: &Engine| {
+        let out = block_on(engine.outpaint(&red, sides, 0, &opts(), &mut |_| {})).unwrap();
+        assert_eq!((out.width, out.height), (20, 16));
+        assert_eq!(out.get(4, 4), &[200, 0, 0][..]);
+        out.get(1, 1).to_vec() // padding, kept as framed
+    };
+    let mut white = colour_engine();
+    white.meta.background = vec![255, 255, 255];
+    assert_eq!(white.background(), vec![255, 255, 255]);
+    assert_eq!(corner(&white), vec![255, 255, 255]);
+    assert_eq!(corner(&colour_engine()), vec![0, 0, 0], "a checkpoint that records no background: black");
+}

@@ -275,6 +275,9 @@ impl<'a> Reader<'a> {
         let len = usize::try_from(len).unwrap_or(usize::MAX);
         self.take(len)
     }
+    pub fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
     /// Fails unless every byte was read.
     pub fn finish(self) -> Result<()> {
         match self.rest.len() {

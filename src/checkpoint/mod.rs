@@ -20,7 +20,9 @@
 //! ```
 //!
 //! The **metadata** holds the dataset name, a `u16` count of class names and the class names;
-//! each string is a `u16` byte length followed by UTF-8. An ARPG model's learned position table
+//! each string is a `u16` byte length followed by UTF-8. Then, only when the training pictures'
+//! background is not black (`TrainMeta::background`), a `u8` count (the image's channels) and
+//! that many values: files without it, all the grey ones among them, read as black. An ARPG model's learned position table
 //! (`model.pos.weight`, [`POS_TENSOR`]) is optional: its presence sets `ModelConfig::pos_embed`,
 //! and its row count `ModelConfig::multi_scale` (`grid_h * grid_w + 1` rows: one grid; plus
 //! `grid_h/2 * grid_w/2`: also the half grid).
@@ -175,7 +177,7 @@ impl Checkpoint {
         w.0
     }
 
-    /// The metadata section: dataset name and class names.
+    /// The metadata section: dataset name, class names, and a background that is not black.
     fn metadata(&self) -> Vec<u8> {
         let mut w = Writer::default();
         w.str(&self.meta.dataset);
@@ -183,6 +185,11 @@ impl Checkpoint {
         w.u16(n_names);
         for name in &self.meta.class_names {
             w.str(name);
+        }
+        let background = &self.meta.background;
+        if background.iter().any(|&v| v != 0) {
+            w.u8(u8::try_from(background.len()).expect("a background of at most 255 channels"));
+            background.iter().for_each(|&v| w.u8(v));
         }
         w.0
     }
@@ -256,12 +263,27 @@ fn info(parsed: &container::Parsed, len: usize) -> Result<CheckpointInfo> {
     for _ in 0..m.u16()? {
         meta.class_names.push(m.str()?);
     }
+    let mut background = None;
+    if !m.is_empty() {
+        let channels = usize::from(m.u8()?);
+        background = Some(m.take(channels)?.to_vec());
+    }
     m.finish()?;
     let tensors = parsed.table()?;
     let model = with_position_table(model, &tensors);
     if let Some((_, shape)) = tensors.iter().find(|(name, _)| name == IMAGE_TENSOR) {
         tokenizer.image_channels = shape.get(1).copied().unwrap_or(0);
         tokenizer.validate().map_err(|e| CheckpointError::InvalidConfig(format!("tokenizer: {e}")))?;
+    }
+    if let Some(background) = background {
+        if background.len() != tokenizer.image_channels {
+            return Err(CheckpointError::InvalidConfig(format!(
+                "a background of {} values for images of {} channels",
+                background.len(),
+                tokenizer.image_channels
+            )));
+        }
+        meta.background = background;
     }
     Ok(CheckpointInfo {
         version: VERSION,
@@ -338,6 +360,7 @@ mod tests {
             final_loss: 2.5,
             train_seconds: 99.5,
             class_names: vec!["t-shirt".into(), "trouser".into(), "pullover ✓".into()],
+            background: vec![],
         }
     }
 
@@ -392,6 +415,31 @@ mod tests {
     /// Offset of the tensor table (after the metadata section).
     fn table_start(bytes: &[u8]) -> usize {
         HEADER_LEN + u32::from_le_bytes(bytes[113..117].try_into().unwrap()) as usize
+    }
+
+    #[test]
+    fn a_background_other_than_black_is_recorded_and_black_writes_nothing() {
+        let with = |background: Vec<u8>| {
+            let mut ckpt = sample();
+            ckpt.meta.background = background;
+            ckpt
+        };
+        let grey = with(vec![200]);
+        assert_eq!(Checkpoint::from_bytes(&grey.to_bytes(DType::F32, 64).unwrap()), Ok(grey.clone()));
+        let plain = sample().to_bytes(DType::F32, 64).unwrap();
+        assert_eq!(with(vec![0]).to_bytes(DType::F32, 64).unwrap(), plain, "black changes the file");
+        assert_eq!(Checkpoint::from_bytes(&plain).unwrap().meta.background, Vec::<u8>::new());
+    }
+
+    #[test]
+    fn a_background_that_does_not_match_the_image_channels_is_invalid() {
+        let mut ckpt = sample(); // grey: one channel
+        ckpt.meta.background = vec![255, 255, 255];
+        let err = Checkpoint::from_bytes(&ckpt.to_bytes(DType::F32, 64).unwrap()).unwrap_err();
+        assert!(
+            matches!(&err, CheckpointError::InvalidConfig(m) if m.contains("background of 3 values")),
+            "{err}"
+        );
     }
 
     #[test]
@@ -658,12 +706,13 @@ mod tests {
             Checkpoint::from_bytes(&rechecksum(body)),
             Err(CheckpointError::TrailingBytes { count: 1, section: "tensor payloads" })
         );
-        // Metadata section declared one byte longer than its content (steals a table byte).
+        // Metadata section declared one byte longer than its content: it steals the table's
+        // first byte (1, the low byte of the name length of "a") as a background's count.
         let meta_len = (t - HEADER_LEN + 1) as u32;
         let long_meta = patched(&f32s, 113, &meta_len.to_le_bytes());
         assert_eq!(
             inspect(&long_meta),
-            Err(CheckpointError::TrailingBytes { count: 1, section: "metadata" })
+            Err(CheckpointError::Truncated { section: "metadata", needed: 1, available: 0 })
         );
     }
 

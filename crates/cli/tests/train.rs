@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 
-use arpg::checkpoint::Checkpoint;
+use arpg::checkpoint::{Checkpoint, DType};
 use arpg::config::{Arch, ModelConfig, TokenizerConfig};
 use arpg::rng::Rng;
 use arpg::tokenizer::VqTokenizer;
@@ -397,4 +397,20 @@ fn the_cli_trains_saves_and_resumes() {
     );
     assert!(!read(&plain).model.pos_embed);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_checkpoint_records_the_background_of_the_data_it_trained_on() {
+    let device = Device::flex().autodiff();
+    let colour = TokenizerConfig { image_channels: 3, ..TokenizerConfig::test() };
+    let background = |dataset: &str| {
+        let tok = VqTokenizer::new(&colour, &Device::flex());
+        let t =
+            GeneratorTrainer::new(&ModelConfig::test(16, 3), tok, quick(1, 1e-3), dataset, names(3), &device)
+                .unwrap();
+        let bytes = t.checkpoint().to_bytes(DType::F32, 0).unwrap();
+        Checkpoint::from_bytes(&bytes).unwrap().meta.background
+    };
+    assert_eq!(background("emoji"), vec![255, 255, 255]);
+    assert_eq!(background("synthetic"), Vec::<u8>::new(), "an unknown dataset records none (black)");
 }

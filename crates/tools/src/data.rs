@@ -104,19 +104,27 @@ impl Source {
         }
     }
 
-    /// The frame's background (the pixel a shifted picture fills with) and, per class, whether a
-    /// mirrored picture keeps its class: for `augment`. Garments mirror; emoji mirror except the
-    /// classes that hold text, symbols that read one way, and flags (`emoji::UNMIRRORED`).
-    pub fn augment_rules(self) -> Result<(Vec<u8>, Vec<bool>), DataError> {
+    /// The colour its pictures sit on, one value per channel: what a frame is padded with and a
+    /// shifted picture filled with (recorded in the checkpoints trained on it).
+    pub fn background(self) -> Result<Vec<u8>, DataError> {
         Ok(match self {
-            Source::FashionMnist => (vec![0], vec![true; CLASS_NAMES.len()]),
+            Source::FashionMnist => vec![0],
+            Source::Emoji => emoji::Spec::builtin()?.background.to_vec(),
+        })
+    }
+
+    /// The background and, per class, whether a mirrored picture keeps its class: for `augment`.
+    /// Garments mirror; emoji mirror except the classes that hold text, symbols that read one
+    /// way, and flags (`emoji::UNMIRRORED`).
+    pub fn augment_rules(self) -> Result<(Vec<u8>, Vec<bool>), DataError> {
+        let mirror = match self {
+            Source::FashionMnist => vec![true; CLASS_NAMES.len()],
             Source::Emoji => {
                 let spec = emoji::Spec::builtin()?;
-                let mirror =
-                    spec.classes.iter().map(|c| !emoji::UNMIRRORED.contains(&c.id.as_str())).collect();
-                (spec.background.to_vec(), mirror)
+                spec.classes.iter().map(|c| !emoji::UNMIRRORED.contains(&c.id.as_str())).collect()
             }
-        })
+        };
+        Ok((self.background()?, mirror))
     }
 
     /// One split from `dir` as it comes: Fashion-MNIST at its native 28x28, the emoji rendered

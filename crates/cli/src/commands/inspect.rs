@@ -96,6 +96,10 @@ pub fn run(args: Args) -> Result<()> {
             meta.class_names.iter().enumerate().map(|(i, n)| format!("{i} {n}")).collect();
         println!("classes     {}", names.join(", "));
     }
+    if !meta.background.is_empty() {
+        let values: Vec<String> = meta.background.iter().map(u8::to_string).collect();
+        println!("background  {} (what a smaller picture is framed on)", values.join(" "));
+    }
 
     // Top-level groups (name up to the first '.'), each followed by its second-level parts.
     let tensors = || info.tensors.iter().map(|(n, s)| (n.as_str(), s.as_slice()));

@@ -19,7 +19,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Bytes, Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{DataError, Dataset};
+use crate::data::{DataError, Dataset, Source};
 use arpg::checkpoint::{Checkpoint, CheckpointError};
 use arpg::config::TrainMeta;
 use arpg::rng::Rng;
@@ -385,6 +385,14 @@ impl Core {
             final_loss: self.last_loss,
             train_seconds: self.seconds as f32,
             class_names: self.class_names.clone(),
+            // From the dataset's definition, so a run resumed by a newer build records it too; a
+            // name the tools do not know (tests make some up) records none.
+            background: self
+                .dataset
+                .parse::<Source>()
+                .ok()
+                .and_then(|s| s.background().ok())
+                .unwrap_or_default(),
         }
     }
 }
