@@ -188,10 +188,9 @@ impl Engine {
                 mask.width, mask.height, image.width, image.height
             )));
         }
-        let size = self.tokenizer.config.image_size;
+        let (size, f) = (self.tokenizer.config.image_size, self.tokenizer.config.factor());
         let (framed, at) = self.frame(&self.in_channels(image)?, size)?;
-        let (framed_mask, _) = frame(mask, size, self.tokenizer.config.factor(), &vec![0; mask.channels])?;
-        let f = self.tokenizer.config.factor();
+        let (framed_mask, _) = frame(mask, size, f, &vec![0; mask.channels])?; // padding is kept
         let token_mask = TokenMask::from_pixel_mask(&framed_mask, f);
         if token_mask.count() == 0 {
             return Err(Error::Input("the mask is empty: nothing to regenerate".into()));

@@ -22,10 +22,10 @@
 //! The **metadata** holds the dataset name, a `u16` count of class names and the class names;
 //! each string is a `u16` byte length followed by UTF-8. Then, only when the training pictures'
 //! background is not black (`TrainMeta::background`), a `u8` count (the image's channels) and
-//! that many values: files without it, all the grey ones among them, read as black. An ARPG model's learned position table
-//! (`model.pos.weight`, [`POS_TENSOR`]) is optional: its presence sets `ModelConfig::pos_embed`,
-//! and its row count `ModelConfig::multi_scale` (`grid_h * grid_w + 1` rows: one grid; plus
-//! `grid_h/2 * grid_w/2`: also the half grid).
+//! that many values: files without it, all the grey ones among them, read as black.
+//! An ARPG model's learned position table (`model.pos.weight`, [`POS_TENSOR`]) is optional: its
+//! presence sets `ModelConfig::pos_embed`, and its row count `ModelConfig::multi_scale`
+//! (`grid_h * grid_w + 1` rows: one grid; plus `grid_h/2 * grid_w/2`: also the half grid).
 //! The image's channels (1 grey, 3 RGB: `TokenizerConfig::image_channels`) are the input
 //! channels of the tokenizer's first convolution ([`IMAGE_TENSOR`], `[width, channels, 3, 3]`),
 //! so a colour checkpoint needs no other field and grey files stay as they were.
