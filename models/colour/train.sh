@@ -25,11 +25,11 @@ saved_steps() { [ -f "$1.arpg" ] && "$ARPG" inspect "$1.arpg" | sed -n 's/^train
 # run NAME MODE-FLAGS...: start NAME.arpg, resume it, or skip it when it reached STEPS.
 run() {
     local name=$1; shift
-    local done; done=$(saved_steps "$name"); done=${done:-0}
-    if [ "$done" -ge "$STEPS" ]; then
-        echo "$(date -u +%FT%TZ) $name: finished ($done steps)"
+    local saved; saved=$(saved_steps "$name"); saved=${saved:-0}
+    if [ "$saved" -ge "$STEPS" ]; then
+        echo "$(date -u +%FT%TZ) $name: finished ($saved steps)"
     elif [ -f "$name.state" ]; then
-        echo "$(date -u +%FT%TZ) $name: resuming after step $done"
+        echo "$(date -u +%FT%TZ) $name: resuming after step $saved"
         "$ARPG" train --resume --out "$name.arpg" --save-every 10
     else
         echo "$(date -u +%FT%TZ) $name: starting"
