@@ -410,7 +410,7 @@ fn the_pipeline_runs_end_to_end_on_a_random_checkpoint() {
     let narrow = Reference::new(few, shapes(20, 7), shapes(20, 8), shapes(20, 7), None).unwrap();
     assert!(arpg_tools::eval::evaluate_generation(&engine, &narrow, 4, &opts).is_err());
     assert!(
-        arpg_tools::eval::evaluate_expansion(&engine, &reference, &opts, 1).is_err(),
+        arpg_tools::eval::evaluate_expansion(&engine, &reference, 2, &opts, 1).is_err(),
         "no half-size images"
     );
 }
@@ -457,11 +457,21 @@ fn colour_data_is_scored_in_rgb_with_memorisation_at_half_the_side_and_expansion
     let (ir, _) = arpg_tools::eval::evaluate_inpainting(&engine, &reference, 4, &opts, 1).unwrap();
     assert_eq!(ir.violations, 0);
 
-    let (er, sheet) = arpg_tools::eval::evaluate_expansion(&engine, &reference, &opts, 2).unwrap();
+    let (er, sheet) = arpg_tools::eval::evaluate_expansion(&engine, &reference, 20, &opts, 20).unwrap();
     assert_eq!((er.n, er.steps), (20, 2));
     assert!(er.fd.is_finite() && er.bicubic_fd.is_finite());
-    // Input, bicubic, ours, real: four 16x16 cells a row, two rows.
-    assert_eq!((sheet.width, sheet.height, sheet.channels), (4 * 16 + 3 * 2, 2 * 16 + 2, 3));
+    // Input, bicubic, ours, real: four 16x16 cells a row, one row a picture.
+    assert_eq!((sheet.width, sheet.height, sheet.channels), (4 * 16 + 3 * 2, 20 * 18 - 2, 3));
+    // A subset of 5: every fourth picture, expanded as in the whole run (sheet rows 0 and 4).
+    let (some, some_sheet) = arpg_tools::eval::evaluate_expansion(&engine, &reference, 5, &opts, 2).unwrap();
+    assert_eq!(some.n, 5);
+    let row = |s: &Image, r: usize| s.pixels[r * 18 * s.width * 3..(r * 18 + 16) * s.width * 3].to_vec();
+    assert_eq!(row(&some_sheet, 0), row(&sheet, 0));
+    assert_eq!(row(&some_sheet, 1), row(&sheet, 4));
+    assert_ne!(row(&sheet, 1), row(&sheet, 4), "the rows compared must differ");
+    for n in [0, 1, 21] {
+        assert!(arpg_tools::eval::evaluate_expansion(&engine, &reference, n, &opts, 2).is_err(), "n = {n}");
+    }
 }
 
 #[test]

@@ -46,6 +46,10 @@ pub struct Args {
     /// Test images half masked and in-painted per ARPG model [default: --n].
     #[arg(long)]
     pub inpaint_n: Option<usize>,
+    /// Half-size test images expanded 2x per ARPG model (evenly spaced through the test split;
+    /// data with half-size images only) [default: all of them].
+    #[arg(long)]
+    pub expand_n: Option<usize>,
     /// Decoding steps of in-painting, out-painting and expansion.
     #[arg(long, default_value_t = 8)]
     pub task_steps: usize,
@@ -336,14 +340,15 @@ fn expand_rows<'a>(
     models: &'a [Candidate],
     reference: &Reference,
 ) -> Result<Vec<(&'a Candidate, ExpandReport)>> {
-    if reference.half_test.is_none() {
+    let Some(small) = &reference.half_test else {
         return Ok(vec![]);
-    }
+    };
+    let n = args.expand_n.unwrap_or(small.len());
     let opts = args.decode.options(args.task_steps)?;
     let mut rows = vec![];
     for m in models.iter().filter(|m| m.engine.model_config().arch.is_arpg()) {
-        eprintln!("{} ({}): expanding the half-size test images ...", m.file, m.weights);
-        let (report, sheet) = eval::evaluate_expansion(&m.engine, reference, &opts, 12)?;
+        eprintln!("{} ({}): expanding {n} half-size test images ...", m.file, m.weights);
+        let (report, sheet) = eval::evaluate_expansion(&m.engine, reference, n, &opts, 12)?;
         write_png(&args.out_dir, &format!("expand-vs-bicubic-{}.png", tag(m)), &sheet)?;
         rows.push((m, report));
     }

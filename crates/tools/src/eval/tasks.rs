@@ -147,12 +147,14 @@ pub struct ExpandReport {
     pub seconds: f64,
 }
 
-/// Every half-size test image (`reference.half_test`) expanded 2x with its true label
-/// (`opts.seed + i` for image `i`). Returns the report and a sheet of the first `keep`: input
-/// (pixels doubled), bicubic, the model's, the real full-size image.
+/// `n` half-size test images (`reference.half_test`, evenly spaced through it: all of them when
+/// `n` is its size) expanded 2x with their true labels (`opts.seed + i` for image `i`). Returns
+/// the report and a sheet of the first `keep`: input (pixels doubled), bicubic, the model's, the
+/// real full-size image.
 pub fn evaluate_expansion(
     engine: &Engine,
     reference: &Reference,
+    n: usize,
     opts: &SampleOptions,
     keep: usize,
 ) -> Result<(ExpandReport, Image), EvalError> {
@@ -160,18 +162,25 @@ pub fn evaluate_expansion(
     let Some(small) = &reference.half_test else {
         return Err(EvalError::Options("the data has no half-size test images to expand".into()));
     };
+    let total = small.len();
+    if n < 2 || n > total {
+        // Two or more: a Fréchet distance needs a covariance.
+        return Err(EvalError::Options(format!("expansion n must be in 2..={total}")));
+    }
     let start = Instant::now();
-    let (side, n) = (reference.classifier.config.side, small.len());
+    let side = reference.classifier.config.side;
+    let pick: Vec<usize> = (0..n).map(|k| k * total / n).collect();
+    let labels: Vec<u8> = pick.iter().map(|&i| small.labels[i]).collect();
     let (mut ours, mut bicubic, mut cells) = (Vec::new(), Vec::new(), Vec::new());
     let mut steps = 0;
-    for i in 0..n {
+    for &i in &pick {
         let input = small.to_image(i);
         let opts = SampleOptions { seed: opts.seed.wrapping_add(i as u64), ..opts.clone() };
         let mut count = |ev: &arpg::decode::StepEvent| steps = ev.steps;
         let label = small.labels[i] as usize;
         let out = pollster::block_on(engine.expand(Some(&input), 2, label, &opts, &mut count))?;
         let (out, up) = (reference.to_frame(&out), upscale(&input, side));
-        if i < keep {
+        if cells.len() < 4 * keep {
             cells.extend([upscale_nearest(&input, side), up.clone(), out.clone(), reference.test_image(i)]);
         }
         ours.extend(out.pixels);
@@ -179,7 +188,7 @@ pub fn evaluate_expansion(
     }
     let score = |pixels: &[u8]| {
         let scores = reference.classifier.score(pixels);
-        let hits = scores.labels.iter().zip(&small.labels).filter(|(a, b)| **a == **b as usize).count();
+        let hits = scores.labels.iter().zip(&labels).filter(|(a, b)| **a == **b as usize).count();
         let stats = Stats::from_features(&scores.features, scores.dim).expect("two or more rows");
         (hits as f64 / n as f64, frechet_distance(&stats, &reference.test_stats))
     };
