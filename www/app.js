@@ -13,7 +13,7 @@ const ctx = canvas.getContext("2d");
 const stats = $("#stats");
 let klass = 0;
 let shown = null; // the id of the model whose images the page shows
-let last = null; // {images, class, seed, steps, cfg, order, model}: `model` the download's texts
+let last = null; // {images, tokens, class, options, cols, size, model}: `model` the download's texts
 let firstImageMs = null;
 let runs = 0; // generate() calls: only the newest one updates the page
 
@@ -22,6 +22,7 @@ window.__arpg = { client, get last() { return last; }, get firstImageMs() { retu
 
 // Settings from the URL (links and tests): ?class=&steps=&cfg=&order=&batch=&seed=&auto=0
 const params = new URLSearchParams(location.search);
+const libraryCfg = $("#cfg").value; // the CFG of a model whose manifest entry names none
 for (const key of ["steps", "cfg", "order", "batch"]) if (params.has(key)) $(`#${key}`).value = params.get(key);
 if (params.has("seed")) {
   $("#seed").value = params.get("seed");
@@ -48,6 +49,7 @@ client.addEventListener("ready", ({ detail: info }) => {
     }
     shown = client.model.id;
     if (!params.has("steps")) $("#steps").value = String(client.model.steps);
+    if (!params.has("cfg")) $("#cfg").value = String(client.model.sampling.cfg ?? libraryCfg);
     $("#steps-out").textContent = $("#steps").value;
   }
   const box = $("#classes");
@@ -90,10 +92,13 @@ async function generate({ quiet = false } = {}) {
   const info = client.info;
   if (!info) return;
   const n = Number($("#batch").value);
-  const steps = Number($("#steps").value);
-  const cfg = Number($("#cfg").value);
-  const order = $("#order").value;
-  const seed = seedValue();
+  const options = {
+    ...client.model.sampling,
+    steps: Number($("#steps").value),
+    cfg: Number($("#cfg").value),
+    order: $("#order").value,
+    seed: seedValue(),
+  };
   const size = info.gridW * info.factor;
   const mine = ++runs;
   const cols = layout(n, size);
@@ -106,7 +111,7 @@ async function generate({ quiet = false } = {}) {
   try {
     const out = await client.run(
       "generate",
-      { classes: Array(n).fill(klass), options: { steps, cfg, order, seed } },
+      { classes: Array(n).fill(klass), options },
       (ev, ms) => {
         if (mine !== runs) return;
         drawReveal(ctx, ev, info, client.patches);
@@ -119,8 +124,7 @@ async function generate({ quiet = false } = {}) {
     if (firstImageMs === null) firstImageMs = performance.now() - t0;
     stats.textContent = `${out.stepMs.length} steps · ${perStep.toFixed(1)} ms/step · total ${out.ms.toFixed(0)} ms` +
       ` · ${info.backend === "webgpu" ? "WebGPU" : "CPU"} · first image ${firstImageMs.toFixed(0)} ms after page load`;
-    last = { images: out.result, tokens: out.tokens, class: klass, seed, steps, cfg, order, cols, size,
-      model: modelTexts(client) };
+    last = { images: out.result, tokens: out.tokens, class: klass, options, cols, size, model: modelTexts(client) };
     canvas.dataset.tokens = JSON.stringify(out.tokens);
     $("#download").disabled = false;
     document.body.dataset.run = "done";
@@ -145,13 +149,14 @@ async function download() {
   const texts = {
     Software: "arpg (browser)",
     Class: `${last.class} ${names[last.class]}`,
-    Seed: String(last.seed),
-    Steps: String(last.steps),
-    CFG: String(last.cfg),
-    Order: last.order,
+    Seed: String(last.options.seed),
+    Steps: String(last.options.steps),
+    CFG: [last.options.cfg, last.options.cfgSchedule].filter((v) => v !== undefined).join(" "),
+    ...(last.options.temperature === undefined ? {} : { Temperature: String(last.options.temperature) }),
+    Order: last.options.order,
     ...last.model,
   };
-  await downloadPng(grid, texts, `arpg-${last.class}-seed${last.seed}.png`).catch((e) => {
+  await downloadPng(grid, texts, `arpg-${last.class}-seed${last.options.seed}.png`).catch((e) => {
     stats.textContent = `download failed: ${e.message}`;
   });
 }

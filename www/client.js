@@ -57,7 +57,8 @@ export class EngineClient extends EventTarget {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
-  /** Read the manifest and start model `id` (unknown or null: the first): Promise<info>. */
+  /** Read the manifest and start model `id` (null: the first; unknown: the first, with a notice):
+   * Promise<info>. */
   open(id) {
     const mine = ++this.opens;
     this.stopWorker();
@@ -67,6 +68,9 @@ export class EngineClient extends EventTarget {
       if (mine !== this.opens) return this.ready;
       this.models = models;
       this.model = models.find((m) => m.id === id) || models[0];
+      if (id && this.model.id !== id) {
+        this.emit("notice", { kind: "model", text: `There is no model "${id}" here: showing ${this.model.name}.` });
+      }
       this.emit("models", models);
       return this.start(this.backend, this.model);
     }, (e) => {

@@ -1,7 +1,7 @@
 // Shared by both pages: backend and model choice, the badge and notices, drawing images (grey or
 // RGB, as the model makes them) and the token reveal, PNG downloads, and the service worker
 // registration (offline use). What a page knows about the model (image size, token grid,
-// channels, class names) comes from the engine's `info`, and its name, background, default steps
+// channels, class names, background) comes from the engine's `info`, and its name, default steps
 // and licence from its manifest entry (`client.model`, see models.js), never from constants here.
 
 import { EngineClient } from "/client.js";
@@ -91,8 +91,9 @@ export function startClient() {
     const cell = `${info.factor}×${info.factor}-pixel cells, ${info.gridW}×${info.gridH} of them`;
     document.querySelectorAll(".cell-size").forEach((e) => (e.textContent = cell));
     keepOffline(modelUrl(client.model));
-    // A recovery notice stays: it says why the model now runs elsewhere.
-    if (noticeKind() === "recovery") return;
+    // A recovery notice stays: it says why the model now runs elsewhere; so does one about the
+    // model asked for.
+    if (noticeKind() === "recovery" || noticeKind() === "model") return;
     if (info.requested === "auto" && info.backend === "cpu") notice(`Running on the CPU: ${info.reason}.`, null, "info");
     else clearNotice();
   });
@@ -102,8 +103,9 @@ export function startClient() {
 }
 
 /** Show `text` (with a Retry button calling `retry`, if given). `kind`: "load-error", "info",
- * "job" (a job cancelled: cleared once another job is done) or "recovery" (the model restarted:
- * kept until the user picks a backend). */
+ * "job" (a job cancelled: cleared once another job is done), "recovery" (the model restarted:
+ * kept until the user picks a backend) or "model" (the model asked for is not there: kept until
+ * the user picks one). */
 export function notice(text, retry, kind = "info") {
   const box = $("#notice");
   box.hidden = false;

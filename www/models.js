@@ -7,14 +7,17 @@
 //   bytes, sha256   of that file, written by `make manifest` (models/manifest.mjs), never by hand
 //   classes, imageSize   the class count and the image side, for the picker before a model loads
 //                        (the pages use the checkpoint's own, `info()`; e2e checks they agree)
-//   background  [r, g, b] of the training images' background: the padding of a fitted image
 //   steps       the pages' default number of decoding steps
+//   sampling    optional: the pages' sampling options for this model where they are not the
+//               library's defaults, {cfg, cfgSchedule, temperature} (chosen by `arpg eval`:
+//               docs/quality.md)
 //   licence     the licence line the pages show
 //   samples     optional bundled test images, `/samples/<class>-<name>.png`
 // The worker fetches a checkpoint as /models/<file>?v=<sha256> and `WebEngine.load` checks the
 // hash; the service worker keeps each one offline from the first time it is picked.
 
 const HEX64 = /^[0-9a-f]{64}$/;
+const SAMPLING = { cfg: "number", cfgSchedule: "string", temperature: "number" };
 const FILE = /^[\w.-]+$/;
 
 /** The manifest's entries, checked: Promise<[entry]> (fails with a message the page shows). */
@@ -37,14 +40,13 @@ function checked(m, i) {
   if (typeof m?.file !== "string" || !FILE.test(m.file)) throw new Error("the model manifest names no valid file");
   const sha256 = typeof m.sha256 === "string" ? m.sha256.toLowerCase() : "";
   if (!HEX64.test(sha256)) throw new Error("the model manifest has no valid sha256");
-  const background = Array.isArray(m.background) && m.background.length === 3 ? m.background : [0, 0, 0];
   return {
     ...m,
     id: String(m.id || `model-${i}`),
     name: String(m.name || m.file),
     sha256,
-    background,
     steps: Number.isInteger(m.steps) && m.steps > 0 ? m.steps : 8,
+    sampling: Object.fromEntries(Object.entries(m.sampling ?? {}).filter(([k, v]) => typeof v === SAMPLING[k])),
     licence: String(m.licence || ""),
     samples: Array.isArray(m.samples) ? m.samples.filter((s) => FILE.test(s)) : [],
   };

@@ -206,7 +206,7 @@ function pngSize(bytes) {
 }
 
 /** Any image file -> pixels in the model's channels (grey or RGB), transparency composited onto
- * the model's background (manifest). Sides are kept when they are whole tokens from the model's
+ * the model's background (the checkpoint's). Sides are kept when they are whole tokens from the model's
  * frame (half of it for a multi-scale model, whose 2x expansion starts there) up to the token
  * budget; anything else is fitted into the frame: scaled down keeping its aspect (never up),
  * centred, padded with the background, and a notice says so. Refused with a message (the current
@@ -244,7 +244,8 @@ async function openFile(file) {
   const c = document.createElement("canvas");
   [c.width, c.height] = [cw, ch];
   const cx = c.getContext("2d");
-  const bg = `rgb(${client.model.background.join(", ")})`;
+  const rgb = [0, 1, 2].map((i) => info.background[i] ?? info.background[0]); // grey: one value
+  const bg = `rgb(${rgb.join(", ")})`;
   cx.fillStyle = bg;
   cx.fillRect(0, 0, cw, ch);
   cx.imageSmoothingQuality = "high";
@@ -292,7 +293,7 @@ function options() {
     seed = Math.floor(Math.random() * 2 ** 32);
     $("#seed").value = String(seed);
   }
-  return { steps: Number($("#steps").value) || 8, order: $("#order").value, seed };
+  return { ...client.model.sampling, steps: Number($("#steps").value) || 8, order: $("#order").value, seed };
 }
 
 function fail(e) {

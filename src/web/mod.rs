@@ -93,6 +93,9 @@ struct EngineInfo {
     image_size: usize,
     /// 1 (grey) or 3 (RGB).
     channels: usize,
+    /// The training pictures' background, one value per channel: what a smaller picture is
+    /// framed on (`Engine::background`).
+    background: Vec<u8>,
     /// Pixels per token side.
     factor: usize,
     grid_h: usize,
@@ -158,7 +161,7 @@ impl WebEngine {
     }
 
     /// `{backend, requested, reason, adapter, checksum, arch, classNames, nClasses, imageSize,
-    /// channels, factor, gridH, gridW, codebookSize, multiScale, maxCells}`.
+    /// channels, background, factor, gridH, gridW, codebookSize, multiScale, maxCells}`.
     pub fn info(&self) -> Result<JsValue, JsError> {
         let c = self.engine.model_config();
         let t = &self.engine.tokenizer.config;
@@ -173,6 +176,7 @@ impl WebEngine {
             n_classes: c.n_classes,
             image_size: t.image_size,
             channels: t.image_channels,
+            background: self.engine.background(),
             factor: t.factor(),
             grid_h: c.grid_h,
             grid_w: c.grid_w,

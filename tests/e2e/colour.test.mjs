@@ -58,6 +58,7 @@ async function assertShows(page, m) {
       licence: document.querySelector("#licence").textContent,
       cell: document.querySelector(".cell-size").textContent,
       steps: document.querySelector("#steps").value,
+      cfg: document.querySelector("#cfg")?.value, // the class page's
     };
   });
   assert.deepEqual([shown.id, shown.picker], [m.id, m.id], "the model");
@@ -68,6 +69,7 @@ async function assertShows(page, m) {
   assert.deepEqual([gridW * f, gridH * f], [m.imageSize, m.imageSize], "the token grid");
   assert.equal(shown.cell, `${f}×${f}-pixel cells, ${gridW}×${gridH} of them`);
   assert.equal(shown.steps, String(m.steps), "the default steps");
+  if (shown.cfg !== undefined) assert.equal(shown.cfg, String(m.sampling?.cfg ?? 3), "the default CFG");
 }
 
 /** The paint page's state: the image (and the one before the last edit) and the token mask. */
@@ -148,12 +150,16 @@ async function openFile(page, file) {
 
 const rgbAt = (img, x, y) => img.pixels.slice((y * img.width + x) * 3, (y * img.width + x) * 3 + 3);
 
-test("model picker and ?model=: both pages show each model's classes, frame, grid, steps and licence from its manifest entry and checkpoint; the first colour image comes within the budget after picking it", async () => {
+test("model picker and ?model= (an unknown one: the first model, with a notice): both pages show each model's classes, frame, grid, steps, CFG and licence from its manifest entry and checkpoint; the first colour image comes within the budget after picking it", async () => {
   const { context, close } = await h.launch();
   try {
     const w = h.watch(context, server.origin);
     const fetched = checkpointRequests(context);
     const page = await context.newPage();
+    await page.goto(`${server.origin}/?model=nope&backend=cpu&batch=1&seed=1`);
+    await waitRun(page, 60_000);
+    assert.equal(await page.textContent("#notice"), `There is no model "nope" here: showing ${root.models[0].name}.`);
+    await assertShows(page, root.models[0]);
     await page.goto(`${server.origin}/?model=${grey.id}&backend=cpu&batch=1&seed=1`);
     await waitRun(page, 60_000);
     const options = await page.$$eval("#model option", (os) => os.map((o) => [o.value, o.textContent]));
@@ -170,8 +176,9 @@ test("model picker and ?model=: both pages show each model's classes, frame, gri
     assert.ok(ms <= FIRST_IMAGE_BUDGET_MS, `first colour image after ${ms} ms, budget ${FIRST_IMAGE_BUDGET_MS} ms`);
     await assertShows(page, colour);
     assert.equal(new URL(page.url()).searchParams.get("model"), colour.id, "the URL names the picked model");
-    const img = await page.evaluate(() => window.__arpg.last.images[0]);
+    const { images: [img], options: used } = await page.evaluate(() => window.__arpg.last);
     assert.deepEqual([img.width, img.height, img.channels], [64, 64, 3]);
+    assert.deepEqual({ ...used, ...colour.sampling }, used, "the job used the manifest's sampling");
     assert.ok(h.nonBlank(Object.values(img.pixels)), "the colour image is blank");
 
     // The paint page opens the model picked last.
@@ -247,7 +254,7 @@ test("colour painting: the paint brush paints the picked colour; in-paint keeps 
 
 test("opening colour files: a PNG's transparency becomes the model's background; a 500x300 photo is scaled down to 64x38, centred, padded with the background, and the page says so", async () => {
   await onColourPaint("seed=3&steps=4", async (page) => {
-    const bg = colour.background;
+    const bg = [255, 255, 255]; // the emoji's white, which the checkpoint records (`info().background`)
 
     await openFile(page, await drawnFile(page, "alpha"));
     const alpha = (await paintState(page)).image;

@@ -585,7 +585,7 @@ test("options out of range through the wasm API and the UI: readable errors, no 
     // Range inputs clamp what the URL asks for.
     await page.goto(`${server.origin}/?backend=cpu&batch=1000&steps=0&seed=3`);
     await expectDone(page, 60_000);
-    c = await page.evaluate(() => ({ steps: window.__arpg.last.steps, n: window.__arpg.last.images.length }));
+    c = await page.evaluate(() => ({ steps: window.__arpg.last.options.steps, n: window.__arpg.last.images.length }));
     assert.deepEqual(c, { steps: 1, n: 16 });
     h.assertClean(w);
   } finally {

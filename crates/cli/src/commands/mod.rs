@@ -41,9 +41,9 @@ pub enum Command {
     Eval(eval::Args),
     /// Train the small CNN classifier `arpg eval` scores samples with.
     TrainClassifier(train_classifier::Args),
-    /// Train the VQ tokenizer on Fashion-MNIST (writes a checkpoint holding it).
+    /// Train the VQ tokenizer on a dataset (`--data`; writes a checkpoint holding it).
     TrainTokenizer(train_tokenizer::Args),
-    /// Train a generator (ARPG or a baseline) on Fashion-MNIST tokens.
+    /// Train a generator (ARPG or a baseline) on a dataset's tokens (`--data`).
     Train(train::Args),
     /// Speed, memory and FLOPs of ARPG vs raster AR, MaskGIT and no-shared-KV on one checkpoint.
     Bench(bench::Args),
