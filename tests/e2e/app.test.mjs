@@ -94,7 +94,7 @@ test("class page on the forced CPU backend: a non-blank image; screenshot; the d
 
     // Download: the batch as one grid (3x3 cells of 32x32 for 8 images, the last cell black).
     const batch = await page.evaluate(() => {
-      const { images, cols, size, cfg } = window.__arpg.last;
+      const { images, cols, size, options: { cfg } } = window.__arpg.last;
       const { info } = window.__arpg.client;
       return { images: images.map((i) => Array.from(i.pixels)), cols, size, cfg, checksum: info.checksum, name: info.classNames[7] };
     });
