@@ -638,6 +638,20 @@ fn the_cli_trains_a_classifier_and_evaluates_checkpoints() {
     // More steps than an image has tokens: refused.
     let too_many = with(eval(&d("arpg.arpg")), &["--steps", "17"]);
     assert!(!Command::new(env!("CARGO_BIN_EXE_arpg")).args(&too_many).output().unwrap().status.success());
+    // In-painting takes at most the 45 test images unless told: more, asked for, is refused
+    // before any sampling.
+    let ckpt = d("arpg.arpg");
+    let untold = |more: &[&str]| -> Vec<String> {
+        let base = ["eval", "--checkpoint", &ckpt, "--steps", "2", "--n", "50", "--task-steps", "2"];
+        let data = ["--classifier", &cls, "--data-dir", &data_dir, "--out-dir", &sheets];
+        base.iter().chain(&data).chain(more).map(|s| s.to_string()).collect()
+    };
+    let v: serde_json::Value = serde_json::from_str(&run(untold(&["--json"]))).unwrap();
+    assert!(v["inpainting"].as_array().unwrap().iter().all(|r| r["report"]["n"] == 45), "{v}");
+    let over =
+        Command::new(env!("CARGO_BIN_EXE_arpg")).args(untold(&["--inpaint-n", "46"])).output().unwrap();
+    let err = String::from_utf8_lossy(&over.stderr);
+    assert!(!over.status.success() && err.contains("--inpaint-n must be in 1..=45"), "{err}");
     // An int8 file with its f32 source: both evaluated, and the quantization checked.
     arpg(&["quantize", &d("arpg.arpg"), &d("arpg-int8.arpg")]);
     let md = run(with(eval(&d("arpg-int8.arpg")), &["--f32", &d("arpg.arpg")]));

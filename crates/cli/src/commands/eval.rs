@@ -43,7 +43,8 @@ pub struct Args {
     /// Samples per configuration (balanced over the classes), and real images for the floor.
     #[arg(long, default_value_t = 1000)]
     pub n: usize,
-    /// Test images half masked and in-painted per ARPG model [default: --n].
+    /// Test images half masked and in-painted per ARPG model [default: --n, at most the test
+    /// split].
     #[arg(long)]
     pub inpaint_n: Option<usize>,
     /// Half-size test images expanded 2x per ARPG model (evenly spaced through the test split;
@@ -175,14 +176,15 @@ pub fn run(args: Args) -> Result<()> {
     let mut notes = vec![];
     let models = models(&args, &mut notes)?;
     let (reference, cls_meta) = reference(&args)?;
+    let (inpaint_n, expand_n) = task_sizes(&args, &reference)?;
     let real = reference.real(args.n, args.decode.seed)?;
     eprintln!("{}: {} test images through the tokenizer alone ...", models[0].file, args.n);
     let recon = eval::evaluate_reconstruction(&models[0].engine, &reference, args.n)?;
     fs::create_dir_all(&args.out_dir).with_context(|| format!("cannot create {}", args.out_dir.display()))?;
 
     let gen_rows = generation_rows(&args, &models, &reference)?;
-    let inpaint_rows = inpaint_rows(&args, &models, &reference)?;
-    let expand_rows = expand_rows(&args, &models, &reference)?;
+    let inpaint_rows = inpaint_rows(&args, &models, &reference, inpaint_n)?;
+    let expand_rows = expand_rows(&args, &models, &reference, expand_n)?;
     let main = &models[0];
     eprintln!("{}: out-painting and expansion sheets ...", main.file);
     let sheets = eval::task_sheets(&main.engine, &reference, &args.decode.options(args.task_steps)?)?;
@@ -288,6 +290,19 @@ fn reference(args: &Args) -> Result<(Reference, format::ClassifierMeta)> {
     Ok((Reference::new(classifier, train, test, pool, half_test)?, cls_meta))
 }
 
+/// How many test images in-painting and expansion take, checked before any sampling: as asked,
+/// or by default `--n` at most the test split (in-painting) and every half-size test image
+/// (expansion; 0 for data without them).
+fn task_sizes(args: &Args, reference: &Reference) -> Result<(usize, usize)> {
+    let tests = reference.test.len();
+    let inpaint = args.inpaint_n.unwrap_or(args.n.min(tests));
+    ensure!((1..=tests).contains(&inpaint), "--inpaint-n must be in 1..={tests}");
+    let halves = reference.half_test.as_ref().map_or(0, |d| d.len());
+    let expand = args.expand_n.unwrap_or(halves);
+    ensure!(halves == 0 || (2..=halves).contains(&expand), "--expand-n must be in 2..={halves}");
+    Ok((inpaint, expand))
+}
+
 /// Samples of every model at each of its step counts: scores, and one sheet each.
 fn generation_rows<'a>(
     args: &Args,
@@ -320,8 +335,8 @@ fn inpaint_rows<'a>(
     args: &Args,
     models: &'a [Candidate],
     reference: &Reference,
+    n: usize,
 ) -> Result<Vec<(&'a Candidate, InpaintReport)>> {
-    let n = args.inpaint_n.unwrap_or(args.n);
     let opts = args.decode.options(args.task_steps)?;
     let mut rows = vec![];
     for m in models.iter().filter(|m| m.engine.model_config().arch.is_arpg()) {
@@ -339,11 +354,11 @@ fn expand_rows<'a>(
     args: &Args,
     models: &'a [Candidate],
     reference: &Reference,
+    n: usize,
 ) -> Result<Vec<(&'a Candidate, ExpandReport)>> {
-    let Some(small) = &reference.half_test else {
+    if reference.half_test.is_none() {
         return Ok(vec![]);
-    };
-    let n = args.expand_n.unwrap_or(small.len());
+    }
     let opts = args.decode.options(args.task_steps)?;
     let mut rows = vec![];
     for m in models.iter().filter(|m| m.engine.model_config().arch.is_arpg()) {
