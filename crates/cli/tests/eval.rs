@@ -462,6 +462,19 @@ fn colour_data_is_scored_in_rgb_with_memorisation_at_half_the_side_and_expansion
     assert!(er.fd.is_finite() && er.bicubic_fd.is_finite());
     // Input, bicubic, ours, real: four 16x16 cells a row, one row a picture.
     assert_eq!((sheet.width, sheet.height, sheet.channels), (4 * 16 + 3 * 2, 20 * 18 - 2, 3));
+    // The RMSEs are those of the sheet's bicubic and model columns against its real column.
+    let cell = |r: usize, c: usize| -> Vec<f64> {
+        let (x0, y0) = (c * 18, r * 18);
+        let at = |p: usize| ((y0 + p / 48) * sheet.width + x0) * 3 + p % 48;
+        (0..16 * 48).map(|p| sheet.pixels[at(p)] as f64 / 255.0).collect()
+    };
+    let rmse = |c: usize| -> f64 {
+        let each = |r: usize| cell(r, c).iter().zip(cell(r, 3)).map(|(a, b)| (a - b).powi(2)).sum::<f64>();
+        (0..20).map(|r| (each(r) / 768.0).sqrt()).sum::<f64>() / 20.0
+    };
+    assert!((er.bicubic_rmse - rmse(1)).abs() < 1e-9, "{} vs {}", er.bicubic_rmse, rmse(1));
+    assert!((er.rmse - rmse(2)).abs() < 1e-9, "{} vs {}", er.rmse, rmse(2));
+    assert!(er.rmse > 0.0 && er.rmse != er.bicubic_rmse);
     // A subset of 5: every fourth picture, expanded as in the whole run (sheet rows 0 and 4).
     let (some, some_sheet) = arpg_tools::eval::evaluate_expansion(&engine, &reference, 5, &opts, 2).unwrap();
     assert_eq!(some.n, 5);

@@ -467,15 +467,18 @@ fn print_table<R>(header: &str, rows: &[(&Candidate, R)], cells: impl Fn(&R) -> 
 
 fn print_expansion(rows: &[(&Candidate, ExpandReport)]) {
     let header =
-        "2x expansion | file | weights | steps | N | class acc. | FD | bicubic class acc. | bicubic FD | s";
+        "2x expansion | file | weights | steps | N | class acc. | FD | RMSE | bicubic class acc. | bicubic FD \
+         | bicubic RMSE | s";
     print_table(header, rows, |r| {
         vec![
             r.steps.to_string(),
             r.n.to_string(),
             pct(r.accuracy),
             format!("{:.3}", r.fd),
+            format!("{:.4}", r.rmse),
             pct(r.bicubic_accuracy),
             format!("{:.3}", r.bicubic_fd),
+            format!("{:.4}", r.bicubic_rmse),
             format!("{:.1}", r.seconds),
         ]
     });
