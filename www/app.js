@@ -1,7 +1,8 @@
 // The class-picker page: pick a class, steps, CFG, seed and batch; watch the random-order reveal.
 
 import {
-  $, classNames, downloadPng, drawReveal, modelTexts, paste, putImage, registerServiceWorker, startClient,
+  $, classNames, downloadPng, drawReveal, modelTexts, optionTexts, paste, putImage, registerServiceWorker,
+  startClient,
 } from "/common.js";
 
 const t0 = performance.now();
@@ -149,11 +150,7 @@ async function download() {
   const texts = {
     Software: "arpg (browser)",
     Class: `${last.class} ${names[last.class]}`,
-    Seed: String(last.options.seed),
-    Steps: String(last.options.steps),
-    CFG: [last.options.cfg, last.options.cfgSchedule].filter((v) => v !== undefined).join(" "),
-    ...(last.options.temperature === undefined ? {} : { Temperature: String(last.options.temperature) }),
-    Order: last.options.order,
+    ...optionTexts(last.options),
     ...last.model,
   };
   await downloadPng(grid, texts, `arpg-${last.class}-seed${last.options.seed}.png`).catch((e) => {

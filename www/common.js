@@ -209,6 +209,17 @@ export function modelTexts(client) {
  * which may be busy, loading or restarting. */
 let pngRuntime = null;
 
+/** PNG text chunks naming a job's options: the ones it set (the rest are the library's defaults). */
+export function optionTexts(o) {
+  return {
+    Seed: String(o.seed),
+    Steps: String(o.steps),
+    ...(o.cfg === undefined ? {} : { CFG: [o.cfg, o.cfgSchedule].filter((v) => v !== undefined).join(" ") }),
+    ...(o.temperature === undefined ? {} : { Temperature: String(o.temperature) }),
+    Order: o.order,
+  };
+}
+
 /** Save `image` ({width, height, channels, pixels}, grey or RGB) as a PNG named `name`, with
  * `texts` ({keyword: text}) as text chunks. */
 export async function downloadPng(image, texts, name) {

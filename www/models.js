@@ -11,6 +11,9 @@
 //   sampling    optional: the pages' sampling options for this model where they are not the
 //               library's defaults, {cfg, cfgSchedule, temperature} (chosen by `arpg eval`:
 //               docs/quality.md)
+//   taskSampling  optional: {inpaint | outpaint | expand: options}, the same keys, replacing
+//               `sampling`'s for that paint operation (expansion wants a lower temperature than
+//               generation: docs/quality.md)
 //   licence     the licence line the pages show
 //   samples     optional bundled test images, `/samples/<class>-<name>.png`
 // The worker fetches a checkpoint as /models/<file>?v=<sha256> and `WebEngine.load` checks the
@@ -18,6 +21,7 @@
 
 const HEX64 = /^[0-9a-f]{64}$/;
 const SAMPLING = { cfg: "number", cfgSchedule: "string", temperature: "number" };
+const TASKS = ["inpaint", "outpaint", "expand"];
 const FILE = /^[\w.-]+$/;
 
 /** The manifest's entries, checked: Promise<[entry]> (fails with a message the page shows). */
@@ -46,10 +50,17 @@ function checked(m, i) {
     name: String(m.name || m.file),
     sha256,
     steps: Number.isInteger(m.steps) && m.steps > 0 ? m.steps : 8,
-    sampling: Object.fromEntries(Object.entries(m.sampling ?? {}).filter(([k, v]) => typeof v === SAMPLING[k])),
+    sampling: samplingOptions(m.sampling),
+    taskSampling: Object.fromEntries(TASKS.map((op) => [op, samplingOptions(m.taskSampling?.[op])])),
     licence: String(m.licence || ""),
     samples: Array.isArray(m.samples) ? m.samples.filter((s) => FILE.test(s)) : [],
   };
+}
+
+/** The known sampling options of a manifest object, checked by type (anything else: none). */
+function samplingOptions(s) {
+  const entries = s && typeof s === "object" ? Object.entries(s) : [];
+  return Object.fromEntries(entries.filter(([k, v]) => typeof v === SAMPLING[k]));
 }
 
 /** The URL a checkpoint is fetched and cached under: one URL per exact file. */

@@ -4,7 +4,8 @@
 // `paint.<model id>`).
 
 import {
-  $, classNames, downloadPng, drawReveal, fromRgba, modelTexts, notice, putImage, registerServiceWorker, startClient,
+  $, classNames, downloadPng, drawReveal, fromRgba, modelTexts, notice, optionTexts, putImage, registerServiceWorker,
+  startClient,
 } from "/common.js";
 import * as store from "/store.js";
 
@@ -287,13 +288,15 @@ drop.addEventListener("drop", (e) => {
 
 // ------------------------------------------------------------------ edits
 
-function options() {
+/** The options of a paint operation: the model's sampling for it and the page's fields. */
+function options(op) {
   let seed = Math.max(0, Math.floor(Number($("#seed").value) || 0));
   if ($("#seed-random").checked) {
     seed = Math.floor(Math.random() * 2 ** 32);
     $("#seed").value = String(seed);
   }
-  return { ...client.model.sampling, steps: Number($("#steps").value) || 8, order: $("#order").value, seed };
+  const sampling = { ...client.model.sampling, ...client.model.taskSampling[op] };
+  return { ...sampling, steps: Number($("#steps").value) || 8, order: $("#order").value, seed };
 }
 
 function fail(e) {
@@ -304,7 +307,7 @@ function fail(e) {
 
 async function job(op, args, apply) {
   const klass = Number($("#class").value) || 0;
-  const opts = options();
+  const opts = options(op);
   const mine = ++jobs;
   reveal = null; // a replaced job's last step
   document.body.dataset.run = "running";
@@ -318,7 +321,7 @@ async function job(op, args, apply) {
       stats.textContent = `${op}: step ${ev.step + 1}/${ev.steps} · ${ms.toFixed(0)} ms`;
     });
     reveal = null;
-    lastOp = { op, class: klass, seed: opts.seed, steps: opts.steps, order: opts.order };
+    lastOp = { op, class: klass, options: opts };
     apply(out.result);
     stats.textContent = `${op}: ${out.stepMs.length} steps in ${out.ms.toFixed(0)} ms`;
     document.body.dataset.run = "done";
@@ -388,7 +391,10 @@ async function download() {
   if (!image) return;
   const names = client.info ? classNames(client.info) : [];
   const texts = { Software: "arpg (browser paint)" };
-  if (lastOp) Object.assign(texts, { Operation: lastOp.op, Class: `${lastOp.class} ${names[lastOp.class] || ""}`.trim(), Seed: String(lastOp.seed), Steps: String(lastOp.steps), Order: lastOp.order });
+  if (lastOp) {
+    const klass = `${lastOp.class} ${names[lastOp.class] || ""}`.trim();
+    Object.assign(texts, { Operation: lastOp.op, Class: klass, ...optionTexts(lastOp.options) });
+  }
   if (client.info) Object.assign(texts, modelTexts(client));
   await downloadPng(image, texts, `arpg-paint-${image.width}x${image.height}.png`).catch((e) => {
     stats.textContent = `download failed: ${e.message}`;

@@ -241,12 +241,18 @@ test("colour painting: the paint brush paints the picked colour; in-paint keeps 
     const big = (await paintState(page)).image;
     assert.deepEqual([big.width, big.height, big.channels], [64, 64, 3]);
     assert.ok(h.nonBlank(big.pixels), "the expanded image is blank");
+    // Expansion samples with the manifest's expansion options, which differ from generation's.
+    const s = { ...colour.sampling, ...colour.taskSampling.expand };
+    assert.notEqual(s.temperature, colour.sampling.temperature, "the manifest gives expansion its own temperature");
+    const used = await page.evaluate(() => window.__arpg.lastOp.options);
+    assert.deepEqual({ ...used, ...s }, used, "the expansion used the manifest's expansion sampling");
     const name = await page.evaluate(() => window.__arpg.client.info.classNames[0]);
     await checkDownload(page, {
       name: "arpg-paint-64x64.png", width: 64, height: 64, channels: 3, pixels: big.pixels,
       texts: {
         Software: "arpg (browser paint)", Operation: "expand", Class: `0 ${name}`, Seed: "3", Steps: "4",
-        Order: "random", Model: colour.name, "Model sha256": colour.sha256,
+        CFG: `${s.cfg} ${s.cfgSchedule}`, Temperature: String(s.temperature), Order: "random",
+        Model: colour.name, "Model sha256": colour.sha256,
       },
     });
   });
