@@ -466,8 +466,7 @@ fn print_table<R>(header: &str, rows: &[(&Candidate, R)], cells: impl Fn(&R) -> 
 }
 
 fn print_expansion(rows: &[(&Candidate, ExpandReport)]) {
-    let header =
-        "2x expansion | file | weights | steps | N | class acc. | FD | RMSE | bicubic class acc. | bicubic FD \
+    let header = "2x expansion | file | weights | steps | N | class acc. | FD | RMSE | bicubic class acc. | bicubic FD \
          | bicubic RMSE | s";
     print_table(header, rows, |r| {
         vec![

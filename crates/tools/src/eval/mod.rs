@@ -272,9 +272,7 @@ pub fn evaluate_reconstruction(
         pixels.extend(reference.to_frame(&decoded[0]).pixels);
     }
     let originals = &reference.test.pixels[..n * reference.image_len()];
-    let mse =
-        pixels.iter().zip(originals).map(|(&a, &b)| ((a as f64 - b as f64) / 255.0).powi(2)).sum::<f64>()
-            / pixels.len() as f64;
+    let mse = mean_squared_error(&pixels, originals);
     let labels = &reference.test.labels[..n];
     let accuracy = |scores: &Scores| {
         scores.labels.iter().zip(labels).filter(|(got, want)| **got == **want as usize).count() as f64
@@ -289,6 +287,12 @@ pub fn evaluate_reconstruction(
         fd: frechet_distance(&stats, &reference.test_stats),
         mse,
     })
+}
+
+/// The mean squared difference of two equally long pixel buffers, values scaled to [0, 1].
+fn mean_squared_error(a: &[u8], b: &[u8]) -> f64 {
+    let sum: f64 = a.iter().zip(b).map(|(&x, &y)| ((x as f64 - y as f64) / 255.0).powi(2)).sum();
+    sum / a.len() as f64
 }
 
 /// `n` samples (class `i % classes` for sample `i`) with `opts` (`opts.seed + k` for batch `k`),

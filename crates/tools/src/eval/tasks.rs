@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::{EvalError, Reference, Stats, check_fits, frechet_distance};
+use super::{EvalError, Reference, Stats, check_fits, frechet_distance, mean_squared_error};
 use arpg::engine::Engine;
 use arpg::image::{GRID_PAD_VALUE, Image, MASK_THRESHOLD, grid};
 use arpg::rng::Rng;
@@ -186,8 +186,8 @@ pub fn evaluate_expansion(
         let label = small.labels[i] as usize;
         let out = pollster::block_on(engine.expand(Some(&input), 2, label, &opts, &mut count))?;
         let (out, up, real) = (reference.to_frame(&out), upscale(&input, side), reference.test_image(i));
-        rmse += pixel_rmse(&out, &real) / n as f64;
-        bicubic_rmse += pixel_rmse(&up, &real) / n as f64;
+        rmse += mean_squared_error(&out.pixels, &real.pixels).sqrt() / n as f64;
+        bicubic_rmse += mean_squared_error(&up.pixels, &real.pixels).sqrt() / n as f64;
         if cells.len() < 4 * keep {
             cells.extend([upscale_nearest(&input, side), up.clone(), out.clone(), real]);
         }
@@ -213,12 +213,6 @@ pub fn evaluate_expansion(
         seconds: start.elapsed().as_secs_f64(),
     };
     Ok((report, grid(&cells, 4, 2)))
-}
-
-/// Root-mean-square difference of two images of one size, per value scaled to [0, 1].
-fn pixel_rmse(a: &Image, b: &Image) -> f64 {
-    let sum: f64 = a.pixels.iter().zip(&b.pixels).map(|(&x, &y)| ((x as f64 - y as f64) / 255.0).powi(2)).sum();
-    (sum / a.pixels.len() as f64).sqrt()
 }
 
 /// `image` resized to `side x side` with the `image` crate's bicubic (Catmull-Rom) filter.
