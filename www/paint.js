@@ -466,10 +466,21 @@ function editable(saved, info) {
     img.width % info.factor === 0 && img.height % info.factor === 0;
 }
 
+/** The model's saved state. One saved before each model had its own (key `paint`, the grey
+ * model's) goes, once, to the first model that can edit it. */
+async function savedState(id, info) {
+  const own = await store.get(`paint.${id}`).catch(() => null);
+  if (own) return own;
+  const old = await store.get("paint").catch(() => null);
+  if (!editable(old, info)) return null;
+  await store.del("paint").catch(() => {});
+  return old;
+}
+
 /** The model's image and mask from IndexedDB, else a new image of the class. */
 async function openModelState(info) {
   const id = client.model.id;
-  const saved = await store.get(`paint.${id}`).catch(() => null);
+  const saved = await savedState(id, info);
   if (client.model.id !== id) return; // another model was picked meanwhile
   if (editable(saved, info)) {
     ({ image, mask, before, token } = saved);

@@ -225,6 +225,38 @@ test("paint tool: in-paint keeps unmasked tokens, out-paint doubles the width, e
   }
 });
 
+test("paint tool: a picture saved by an older version (IndexedDB key `paint`) opens with the first model that can edit it, once", async () => {
+  const { context, close } = await h.launch();
+  try {
+    const w = h.watch(context, server.origin);
+    const page = await context.newPage();
+    await page.goto(`${server.origin}/paint.html?backend=cpu&seed=3&steps=4`);
+    await waitRun(page, 60_000);
+    // The old format under the old key: a 40x32 grey picture the grey model can edit.
+    const pixels = Array.from({ length: 40 * 32 }, (_, i) => (i * 7) % 256);
+    await page.evaluate(async (pixels) => {
+      const store = await import("/store.js");
+      await new Promise((r) => setTimeout(r, 400)); // after the debounced save of the first image
+      const image = { width: 40, height: 32, channels: 1, pixels: Uint8Array.from(pixels) };
+      await store.put("paint", { image, mask: new Uint8Array(80), before: null, token: 4 });
+      await store.del(`paint.${window.__arpg.client.model.id}`);
+    }, pixels);
+    await page.reload();
+    await page.waitForFunction(() => document.body.dataset.image === "40x32", null, { timeout: 30_000 });
+    assert.deepEqual(await page.evaluate(() => Array.from(window.__arpg.image.pixels)), pixels);
+    const keys = () => page.evaluate(async () => {
+      const store = await import("/store.js");
+      const own = await store.get(`paint.${window.__arpg.client.model.id}`);
+      return { old: (await store.get("paint")) !== undefined, own: own?.image.width };
+    });
+    await page.waitForTimeout(400); // the IndexedDB write is debounced
+    assert.deepEqual(await keys(), { old: false, own: 40 }, "the picture moved to the model's own key");
+    clean(w);
+  } finally {
+    await close();
+  }
+});
+
 /** Grey pixels of a bundled sample: 8-bit grey PNGs, one IDAT, filter 0 on every row. */
 function samplePixels(name) {
   const png = fs.readFileSync(path.join(h.ROOT, "www/samples", `${name}.png`));
