@@ -473,7 +473,7 @@ async function savedState(id, info) {
   if (own) return own;
   const old = await store.get("paint").catch(() => null);
   if (!editable(old, info)) return null;
-  await store.del("paint").catch(() => {});
+  await store.put(`paint.${id}`, old).then(() => store.del("paint")).catch(() => {});
   return old;
 }
 

@@ -236,21 +236,23 @@ test("paint tool: a picture saved by an older version (IndexedDB key `paint`) op
     const pixels = Array.from({ length: 40 * 32 }, (_, i) => (i * 7) % 256);
     await page.evaluate(async (pixels) => {
       const store = await import("/store.js");
-      await new Promise((r) => setTimeout(r, 400)); // after the debounced save of the first image
+      const own = `paint.${window.__arpg.client.model.id}`;
+      while ((await store.get(own)) === undefined) await new Promise((r) => setTimeout(r, 50)); // the debounced save
       const image = { width: 40, height: 32, channels: 1, pixels: Uint8Array.from(pixels) };
       await store.put("paint", { image, mask: new Uint8Array(80), before: null, token: 4 });
-      await store.del(`paint.${window.__arpg.client.model.id}`);
+      await store.del(own);
     }, pixels);
     await page.reload();
     await page.waitForFunction(() => document.body.dataset.image === "40x32", null, { timeout: 30_000 });
     assert.deepEqual(await page.evaluate(() => Array.from(window.__arpg.image.pixels)), pixels);
-    const keys = () => page.evaluate(async () => {
+    const keys = await page.evaluate(async () => {
       const store = await import("/store.js");
-      const own = await store.get(`paint.${window.__arpg.client.model.id}`);
+      const key = `paint.${window.__arpg.client.model.id}`;
+      let own;
+      for (let i = 0; i < 100 && (own = await store.get(key)) === undefined; i++) await new Promise((r) => setTimeout(r, 50));
       return { old: (await store.get("paint")) !== undefined, own: own?.image.width };
     });
-    await page.waitForTimeout(400); // the IndexedDB write is debounced
-    assert.deepEqual(await keys(), { old: false, own: 40 }, "the picture moved to the model's own key");
+    assert.deepEqual(keys, { old: false, own: 40 }, "the picture moved to the model's own key");
     clean(w);
   } finally {
     await close();
