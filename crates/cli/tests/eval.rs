@@ -17,8 +17,8 @@ use arpg_tools::data::{self, Dataset, Split};
 use arpg_tools::eval::frechet::{Stats, frechet_distance, sqrt_psd, symmetric_eigen};
 use arpg_tools::eval::nearest::{COPY_RMSE, copies, median, nearest_distances, shrink};
 use arpg_tools::eval::{
-    ClassifierConfig, ClassifierError, ClassifierMeta, ClassifierTraining, Reference, SIDE, format,
-    train_classifier,
+    ClassifierConfig, ClassifierError, ClassifierMeta, ClassifierTraining, Reference, SIDE, class_mix,
+    format, train_classifier,
 };
 use burn::tensor::Device;
 use flate2::Compression;
@@ -385,14 +385,14 @@ fn the_pipeline_runs_end_to_end_on_a_random_checkpoint() {
     assert!(rr.fd.is_finite() && rr.mse > 0.0 && rr.mse <= 1.0, "{rr:?}");
 
     let opts = SampleOptions { steps: 2, seed: 3, ..SampleOptions::default() };
-    let (r, images) = arpg_tools::eval::evaluate_generation(&engine, &reference, 12, &opts).unwrap();
-    assert_eq!((r.n, r.steps, images.len(), r.class_accuracy.len()), (12, 2, 12, 3));
-    assert!(images.iter().all(|im| (im.width, im.height) == (SIDE, SIDE)));
+    let (r, samples) = arpg_tools::eval::evaluate_generation(&engine, &reference, 12, &opts).unwrap();
+    assert_eq!((r.n, r.steps, samples.images.len(), r.class_accuracy.len()), (12, 2, 12, 3));
+    assert!(samples.images.iter().all(|im| (im.width, im.height) == (SIDE, SIDE)));
     assert!((0.0..=1.0).contains(&r.accuracy) && r.class_accuracy.iter().all(|a| (0.0..=1.0).contains(a)));
     assert!(r.fd.is_finite() && r.fd >= 0.0, "{}", r.fd);
     assert!(r.nn_min.is_finite() && r.nn_min <= r.nn_median);
     assert!((0.0..=1.0).contains(&r.copies));
-    let sheet = arpg_tools::eval::sample_sheet(&images, 3, 4);
+    let sheet = samples.sheet(3, 4);
     assert_eq!((sheet.width, sheet.height), (4 * 28 + 3 * 2, 3 * 28 + 2 * 2));
 
     let (ir, isheet) = arpg_tools::eval::evaluate_inpainting(&engine, &reference, 4, &opts, 2).unwrap();
@@ -413,6 +413,43 @@ fn the_pipeline_runs_end_to_end_on_a_random_checkpoint() {
         arpg_tools::eval::evaluate_expansion(&engine, &reference, 2, &opts, 1).is_err(),
         "no half-size images"
     );
+}
+
+#[test]
+fn the_class_mix_keeps_near_the_counts_share_at_every_prefix_and_is_round_robin_when_equal() {
+    assert_eq!(class_mix(&[5, 5, 5], 7), vec![0, 1, 2, 0, 1, 2, 0]);
+    assert_eq!(class_mix(&[0, 0], 3), vec![0, 1, 0], "no counts: equal");
+    let counts = [27, 119, 60, 0, 45];
+    let total: usize = counts.iter().sum();
+    let mix = class_mix(&counts, 2 * total);
+    for m in 1..=mix.len() {
+        for (class, &c) in counts.iter().enumerate() {
+            let got = mix[..m].iter().filter(|&&k| k == class).count() as f64;
+            let share = (m * c) as f64 / total as f64;
+            assert!((got - share).abs() < 2.0, "class {class} after {m}: {got} against {share}");
+            if m % total == 0 {
+                assert_eq!(got, share, "exact after whole rounds");
+            }
+        }
+    }
+}
+
+#[test]
+fn samples_are_drawn_in_the_class_mix_of_the_test_split() {
+    let engine = common::engine(Arch::Arpg); // 3 classes
+    // A test split of 20, 13 and 7 images of classes 0, 1 and 2.
+    let all = shapes(60, 6);
+    let keep: Vec<usize> = (0..60).filter(|&i| [60, 40, 21][all.labels[i] as usize] > i).collect();
+    let images: Vec<Image> = keep.iter().map(|&i| all.to_image(i)).collect();
+    let test = Dataset::from_images(&images, keep.iter().map(|&i| all.labels[i]).collect());
+    assert_eq!(test.class_counts(3), vec![20, 13, 7]);
+    let classifier = small().init_seeded(1, &Device::flex());
+    let reference = Reference::new(classifier, shapes(30, 5), test, shapes(30, 5), None).unwrap();
+
+    let opts = SampleOptions { steps: 2, seed: 3, ..SampleOptions::default() };
+    let (_, samples) = arpg_tools::eval::evaluate_generation(&engine, &reference, 40, &opts).unwrap();
+    let drawn: Vec<usize> = (0..3).map(|c| samples.classes.iter().filter(|&&k| k == c).count()).collect();
+    assert_eq!(drawn, vec![20, 13, 7]);
 }
 
 /// `n` RGB pictures `side` pixels square: a white background with a block of the class's colour.
@@ -451,8 +488,8 @@ fn colour_data_is_scored_in_rgb_with_memorisation_at_half_the_side_and_expansion
     assert_eq!(real.nn_probes, 20);
 
     let opts = SampleOptions { steps: 2, seed: 3, ..SampleOptions::default() };
-    let (r, images) = arpg_tools::eval::evaluate_generation(&engine, &reference, 6, &opts).unwrap();
-    assert!(images.iter().all(|im| (im.width, im.height, im.channels) == (16, 16, 3)));
+    let (r, samples) = arpg_tools::eval::evaluate_generation(&engine, &reference, 6, &opts).unwrap();
+    assert!(samples.images.iter().all(|im| (im.width, im.height, im.channels) == (16, 16, 3)));
     assert!((0.0..=1.0).contains(&r.copies));
     let (ir, _) = arpg_tools::eval::evaluate_inpainting(&engine, &reference, 4, &opts, 1).unwrap();
     assert_eq!(ir.violations, 0);

@@ -233,6 +233,17 @@ impl Dataset {
         Dataset { width, height, channels, pixels, labels }
     }
 
+    /// Images of each class `0..n_classes` (labels from `n_classes` on are not counted).
+    pub fn class_counts(&self, n_classes: usize) -> Vec<usize> {
+        let mut counts = vec![0; n_classes];
+        for &l in &self.labels {
+            if let Some(c) = counts.get_mut(l as usize) {
+                *c += 1;
+            }
+        }
+        counts
+    }
+
     /// Distinct class count: the largest label + 1.
     pub fn n_classes(&self) -> usize {
         self.labels.iter().max().map_or(0, |&m| m as usize + 1)

@@ -314,10 +314,10 @@ fn generation_rows<'a>(
         for steps in step_counts(&m.engine, &args.steps) {
             eprintln!("{} ({}): {} samples, {steps} steps ...", m.file, m.weights, args.n);
             let opts = args.decode.options(steps)?;
-            let (report, images) = eval::evaluate_generation(&m.engine, reference, args.n, &opts)?;
+            let (report, samples) = eval::evaluate_generation(&m.engine, reference, args.n, &opts)?;
             let n_classes = m.engine.model_config().n_classes;
             let name = format!("samples-{}-{}steps.png", tag(m), report.steps);
-            write_png(&args.out_dir, &name, &eval::sample_sheet(&images, n_classes, 8))?;
+            write_png(&args.out_dir, &name, &samples.sheet(n_classes, 8))?;
             eprintln!(
                 "  accuracy {:.1}%, FD {:.3}, {:.1}s",
                 100.0 * report.accuracy,

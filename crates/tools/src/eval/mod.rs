@@ -4,10 +4,13 @@
 //! grey, the emoji's 64x64 RGB); a generated image is cropped from the engine's frame to it
 //! (Fashion-MNIST's 32x32 frame back to 28x28).
 //!
-//! * **Generation**: `n` class-conditional samples, balanced over the classes; class accuracy
-//!   (the classifier agrees with the requested class) and the Fréchet distance of the
-//!   classifier's features against the test split. The floor of that distance at the same `n` is
-//!   a real training subset of `n` images against the same test split.
+//! * **Generation**: `n` class-conditional samples, their classes in the test split's proportions
+//!   ([`class_mix`]; Fashion-MNIST's split is balanced, the emoji's is not), so that both sides of
+//!   the Fréchet distance have the same class mix and the accuracy is weighted like the
+//!   classifier's own on the test split; class accuracy (the classifier agrees with the requested
+//!   class) and the Fréchet distance of the classifier's features against the test split. The
+//!   floor of that distance at the same `n` is a real training subset of `n` images against the
+//!   same test split.
 //! * **Reconstruction**: `n` test images through the VQ tokenizer alone (encode, decode), scored
 //!   like samples: what the tokenizer loses, and so the best the generator can reach.
 //! * **Memorisation**: the distance (per-value RMSE) of every sample to its nearest training
@@ -295,21 +298,71 @@ fn mean_squared_error(a: &[u8], b: &[u8]) -> f64 {
     sum / a.len() as f64
 }
 
-/// `n` samples (class `i % classes` for sample `i`) with `opts` (`opts.seed + k` for batch `k`),
-/// scored against `reference`. Returns the report and the samples in the classifier's frame.
+/// The classes of `n` samples in proportion to `counts` (images per class), interleaved so that
+/// every prefix holds about each class's share (smooth weighted round robin): equal counts give
+/// class `i % counts.len()` for sample `i`. All-zero counts are taken as equal.
+pub fn class_mix(counts: &[usize], n: usize) -> Vec<usize> {
+    let equal = counts.iter().all(|&c| c == 0);
+    let weights: Vec<i64> = counts.iter().map(|&c| if equal { 1 } else { c as i64 }).collect();
+    let total: i64 = weights.iter().sum();
+    let mut credit = vec![0i64; weights.len()];
+    (0..n)
+        .map(|_| {
+            credit.iter_mut().zip(&weights).for_each(|(c, w)| *c += w);
+            // The first class with the most credit: ties go to the lower class.
+            let pick = (1..credit.len()).fold(0, |best, k| if credit[k] > credit[best] { k } else { best });
+            credit[pick] -= total;
+            pick
+        })
+        .collect()
+}
+
+/// Generated images in the classifier's frame, and the class each was asked for.
+pub struct Samples {
+    pub classes: Vec<usize>,
+    pub images: Vec<Image>,
+}
+
+impl Samples {
+    /// Up to `per_class` samples of each class, one row per class (blank cells where a class has
+    /// fewer).
+    pub fn sheet(&self, n_classes: usize, per_class: usize) -> Image {
+        let blank = self
+            .images
+            .first()
+            .map_or_else(|| Image::new(SIDE, SIDE, 1), |im| Image::new(im.width, im.height, im.channels));
+        let mut cells = Vec::new();
+        for class in 0..n_classes {
+            let row: Vec<&Image> = self
+                .classes
+                .iter()
+                .zip(&self.images)
+                .filter(|(c, _)| **c == class)
+                .map(|(_, im)| im)
+                .collect();
+            let row = &row[..row.len().min(per_class)];
+            cells.extend(row.iter().map(|&im| im.clone()));
+            cells.extend((row.len()..per_class).map(|_| blank.clone()));
+        }
+        grid(&cells, per_class, 2)
+    }
+}
+
+/// `n` samples, their classes in the test split's mix ([`class_mix`]), with `opts`
+/// (`opts.seed + k` for batch `k`), scored against `reference`.
 pub fn evaluate_generation(
     engine: &Engine,
     reference: &Reference,
     n: usize,
     opts: &SampleOptions,
-) -> Result<(GenReport, Vec<Image>), EvalError> {
+) -> Result<(GenReport, Samples), EvalError> {
     check_fits(engine, reference)?;
     if n < 2 {
         return Err(EvalError::Options("n must be at least 2 for a covariance".into()));
     }
     let start = Instant::now();
     let n_classes = engine.model_config().n_classes;
-    let classes: Vec<usize> = (0..n).map(|i| i % n_classes).collect();
+    let classes = class_mix(&reference.test.class_counts(n_classes), n);
     let mut images = Vec::with_capacity(n);
     let mut steps = 0;
     for (k, batch) in classes.chunks(BATCH).enumerate() {
@@ -345,20 +398,5 @@ pub fn evaluate_generation(
         images_per_second: n as f64 / gen_seconds.max(1e-9),
         seconds: start.elapsed().as_secs_f64(),
     };
-    Ok((report, images))
-}
-
-/// Up to `per_class` samples of each class, one row per class (samples in the order of
-/// [`evaluate_generation`]: sample `i` is of class `i % classes`).
-pub fn sample_sheet(images: &[Image], n_classes: usize, per_class: usize) -> Image {
-    let mut cells = Vec::new();
-    for class in 0..n_classes {
-        let row: Vec<&Image> = images.iter().skip(class).step_by(n_classes.max(1)).take(per_class).collect();
-        cells.extend(row.iter().map(|&im| im.clone()));
-        let blank = images
-            .first()
-            .map_or_else(|| Image::new(SIDE, SIDE, 1), |im| Image::new(im.width, im.height, im.channels));
-        cells.extend((row.len()..per_class).map(|_| blank.clone()));
-    }
-    grid(&cells, per_class, 2)
+    Ok((report, Samples { classes, images }))
 }
