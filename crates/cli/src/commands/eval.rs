@@ -40,7 +40,7 @@ pub struct Args {
     /// ARPG step counts, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "4,8,16,32,64")]
     pub steps: Vec<usize>,
-    /// Samples per configuration (balanced over the classes), and real images for the floor.
+    /// Samples per configuration (classes in the test split's mix), and real images for the floor.
     #[arg(long, default_value_t = 1000)]
     pub n: usize,
     /// Test images half masked and in-painted per ARPG model [default: --n, at most the test
@@ -394,7 +394,7 @@ fn print_markdown(
     notes: &[String],
 ) {
     println!(
-        "Classifier `{}`: {} on the {} test images. N = {} samples per row (balanced over the classes), \
+        "Classifier `{}`: {} on the {} test images. N = {} samples per row (classes in the test split's mix), \
          seed {}, CFG {} ({:?} schedule), temperature {}, {:?} step schedule, {:?} order.",
         classifier_path(args).display(),
         pct(reference.classifier_accuracy),
