@@ -179,7 +179,7 @@ pub fn evaluate_expansion(
     let (mut ours, mut bicubic, mut cells) = (Vec::new(), Vec::new(), Vec::new());
     let (mut rmse, mut bicubic_rmse) = (0.0, 0.0);
     let mut steps = 0;
-    for &i in &pick {
+    for (k, &i) in pick.iter().enumerate() {
         let input = small.to_image(i);
         let opts = SampleOptions { seed: opts.seed.wrapping_add(i as u64), ..opts.clone() };
         let mut count = |ev: &arpg::decode::StepEvent| steps = ev.steps;
@@ -188,7 +188,7 @@ pub fn evaluate_expansion(
         let (out, up, real) = (reference.to_frame(&out), upscale(&input, side), reference.test_image(i));
         rmse += mean_squared_error(&out.pixels, &real.pixels).sqrt() / n as f64;
         bicubic_rmse += mean_squared_error(&up.pixels, &real.pixels).sqrt() / n as f64;
-        if cells.len() < 4 * keep {
+        if k < keep {
             cells.extend([upscale_nearest(&input, side), up.clone(), out.clone(), real]);
         }
         ours.extend(out.pixels);
