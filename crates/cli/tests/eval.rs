@@ -450,6 +450,10 @@ fn samples_are_drawn_in_the_class_mix_of_the_test_split() {
     let (_, samples) = arpg_tools::eval::evaluate_generation(&engine, &reference, 40, &opts).unwrap();
     let drawn: Vec<usize> = (0..3).map(|c| samples.classes.iter().filter(|&&k| k == c).count()).collect();
     assert_eq!(drawn, vec![20, 13, 7]);
+    // The sheet's third row starts with the first sample asked of class 2.
+    let sheet = samples.sheet(3, 2);
+    let first = samples.classes.iter().position(|&c| c == 2).unwrap();
+    assert_eq!(sheet.crop(0, 2 * (SIDE + 2), SIDE, SIDE).pixels, samples.images[first].pixels);
 }
 
 /// `n` RGB pictures `side` pixels square: a white background with a block of the class's colour.

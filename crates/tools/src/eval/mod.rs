@@ -333,16 +333,11 @@ impl Samples {
             .map_or_else(|| Image::new(SIDE, SIDE, 1), |im| Image::new(im.width, im.height, im.channels));
         let mut cells = Vec::new();
         for class in 0..n_classes {
-            let row: Vec<&Image> = self
-                .classes
-                .iter()
-                .zip(&self.images)
-                .filter(|(c, _)| **c == class)
-                .map(|(_, im)| im)
-                .collect();
-            let row = &row[..row.len().min(per_class)];
-            cells.extend(row.iter().map(|&im| im.clone()));
-            cells.extend((row.len()..per_class).map(|_| blank.clone()));
+            let row = self.classes.iter().zip(&self.images).filter(|(c, _)| **c == class);
+            let row: Vec<Image> = row.map(|(_, im)| im.clone()).take(per_class).collect();
+            let blanks = per_class - row.len();
+            cells.extend(row);
+            cells.extend(std::iter::repeat_n(blank.clone(), blanks));
         }
         grid(&cells, per_class, 2)
     }
