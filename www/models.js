@@ -1,4 +1,6 @@
-// The models the app offers: `/models/manifest.json`, read and checked here and nowhere else.
+// The models the app offers: `/models/manifest.json`, read and checked here for the pages (the CLI
+// reads `id`, `file`, `steps`, `sampling` and `taskSampling` too, for `--checkpoint <id>`:
+// crates/cli/src/args.rs, `AppModel`).
 //
 // Format: {"models": [entry, ...]}, the first entry the default. An entry:
 //   id          short name, in `?model=` and the picker

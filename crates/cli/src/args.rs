@@ -1,7 +1,9 @@
 //! What several commands share: which checkpoint to load, the sampling options, class names,
-//! PNG files, progress bars. Defaults come from the library (`SampleOptions::default()`), and
-//! every enum is parsed by the library's own names ([`choice`]).
+//! PNG files, progress bars. Sampling defaults come from the library (`SampleOptions::default()`),
+//! or for one of the app's models named by id, from the app's manifest ([`AppModel`]); every enum
+//! is parsed by the library's own names ([`choice`]).
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -17,6 +19,7 @@ use burn::tensor::Device;
 use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
 
 /// A clap parser for a library enum: `--help` lists the library's names, and parsing goes
 /// through the library (`arpg::choice::parse`).
@@ -67,25 +70,95 @@ impl Mode {
 /// default checkpoint is: `--checkpoint` also takes the id of one of its models.
 const APP_MODELS: &str = "www/models/manifest.json";
 
+/// One of the app's models, as far as the CLI reads its manifest entry: the file, and the sampling
+/// the pages use with it, so that `--checkpoint emoji` samples as the pages do.
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AppModel {
+    pub id: String,
+    pub file: String,
+    /// The pages' default number of decoding steps.
+    pub steps: Option<usize>,
+    #[serde(default)]
+    pub sampling: AppSampling,
+    /// Per paint operation (`inpaint`, `outpaint`, `expand`), over `sampling`.
+    #[serde(default)]
+    pub task_sampling: HashMap<String, AppSampling>,
+}
+
+/// The sampling options a manifest entry may set (where they differ from the library's defaults).
+#[derive(Deserialize, Debug, Clone, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AppSampling {
+    pub cfg: Option<f32>,
+    pub cfg_schedule: Option<String>,
+    pub temperature: Option<f32>,
+}
+
+/// What an image is made by: the key of a paint operation in a manifest's `taskSampling`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    Generate,
+    Inpaint,
+    Outpaint,
+    Expand,
+}
+
+impl AppModel {
+    /// The sampling defaults of `task` with this model: the library's, then the manifest's
+    /// `sampling`, then its `taskSampling` for the task.
+    pub fn defaults(&self, task: Task) -> Result<SampleOptions> {
+        let key = match task {
+            Task::Generate => None,
+            Task::Inpaint => Some("inpaint"),
+            Task::Outpaint => Some("outpaint"),
+            Task::Expand => Some("expand"),
+        };
+        let library = SampleOptions::default();
+        let mut o = SampleOptions { steps: self.steps.unwrap_or(library.steps), ..library };
+        for s in std::iter::once(&self.sampling).chain(key.and_then(|k| self.task_sampling.get(k))) {
+            o.cfg = s.cfg.unwrap_or(o.cfg);
+            o.temperature = s.temperature.unwrap_or(o.temperature);
+            if let Some(name) = &s.cfg_schedule {
+                o.cfg_schedule = choice::parse(name)
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| format!("{APP_MODELS}: model {:?}'s cfgSchedule", self.id))?;
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// A `--checkpoint` resolved: its file, and the app's model when it was named by id.
+pub struct Resolved {
+    pub path: PathBuf,
+    pub app: Option<AppModel>,
+}
+
+/// The sampling defaults of `task` with a checkpoint: its app model's, else the library's.
+pub fn sampling_defaults(app: Option<&AppModel>, task: Task) -> Result<SampleOptions> {
+    app.map_or_else(|| Ok(SampleOptions::default()), |m| m.defaults(task))
+}
+
 /// `--checkpoint`: a file, or else the id of one of the app's models (`fmnist`, `emoji`), which
 /// [`APP_MODELS`] maps to its file.
-pub fn resolve_checkpoint(spec: &Path) -> Result<PathBuf> {
+pub fn resolve_checkpoint(spec: &Path) -> Result<Resolved> {
+    let file = || Resolved { path: spec.to_path_buf(), app: None };
     let plain_name = spec.components().count() == 1 && spec.extension().is_none();
     if spec.exists() || !plain_name {
-        return Ok(spec.to_path_buf());
+        return Ok(file());
     }
-    let Ok(text) = fs::read_to_string(APP_MODELS) else { return Ok(spec.to_path_buf()) };
-    let manifest: serde_json::Value =
+    let Ok(text) = fs::read_to_string(APP_MODELS) else { return Ok(file()) };
+    #[derive(Deserialize)]
+    struct Manifest {
+        models: Vec<AppModel>,
+    }
+    let manifest: Manifest =
         serde_json::from_str(&text).with_context(|| format!("cannot parse {APP_MODELS}"))?;
-    let models = manifest["models"].as_array().map(Vec::as_slice).unwrap_or_default();
-    match models.iter().find(|m| m["id"].as_str() == spec.to_str()) {
-        Some(m) => {
-            let file =
-                m["file"].as_str().with_context(|| format!("{APP_MODELS}: model {spec:?} names no file"))?;
-            Ok(Path::new(APP_MODELS).with_file_name(file))
-        }
+    match manifest.models.iter().find(|m| Some(m.id.as_str()) == spec.to_str()) {
+        Some(m) => Ok(Resolved { path: Path::new(APP_MODELS).with_file_name(&m.file), app: Some(m.clone()) }),
         None => {
-            let ids: Vec<&str> = models.iter().filter_map(|m| m["id"].as_str()).collect();
+            let ids: Vec<&str> = manifest.models.iter().map(|m| m.id.as_str()).collect();
             bail!(
                 "no checkpoint file {} and no model of that name in {APP_MODELS} ({})",
                 spec.display(),
@@ -114,13 +187,22 @@ pub struct Loaded {
     pub engine: Engine,
     pub arch: Arch,
     pub path: PathBuf,
+    /// The app's model, when `--checkpoint` named one by id.
+    pub app: Option<AppModel>,
+}
+
+impl Loaded {
+    /// The sampling options of `task`: the flags given, else the app model's or library's defaults.
+    pub fn options(&self, sample: &SampleArgs, task: Task) -> Result<SampleOptions> {
+        sample.options(&sampling_defaults(self.app.as_ref(), task)?)
+    }
 }
 
 impl ModelArgs {
     pub fn load(&self) -> Result<Loaded> {
-        let path = match &self.checkpoint {
+        let Resolved { path, app } = match &self.checkpoint {
             Some(p) => resolve_checkpoint(p)?,
-            None => self.mode.unwrap_or(Mode::Arpg).default_checkpoint(),
+            None => Resolved { path: self.mode.unwrap_or(Mode::Arpg).default_checkpoint(), app: None },
         };
         let bytes = fs::read(&path).with_context(|| {
             let hint = if self.checkpoint.is_none() {
@@ -144,22 +226,26 @@ impl ModelArgs {
                 Mode::of(arch).name()
             );
         }
-        Ok(Loaded { engine, arch, path })
+        Ok(Loaded { engine, arch, path, app })
     }
 }
 
-/// How to decode, apart from the step count (which `eval` and `bench` take as a list).
+/// `--help` for an option whose default an app model may replace (see [`AppModel`]).
+fn app_default(what: &str, library: impl std::fmt::Display) -> String {
+    format!("{what} [default: {library}, or the app model's with --checkpoint <id>]")
+}
+
+/// How to decode, apart from the step count (which `eval` and `bench` take as a list). The
+/// options an app model may set are `None` when not given.
 #[derive(Args, Debug)]
 pub struct DecodeArgs {
-    /// Classifier-free guidance scale (1 = no guidance).
-    #[arg(long, default_value_t = SampleOptions::default().cfg)]
-    pub cfg: f32,
-    /// How the guidance scale evolves over the steps.
-    #[arg(long, value_parser = choice::<CfgSchedule>(), default_value = SampleOptions::default().cfg_schedule.name())]
-    pub cfg_schedule: CfgSchedule,
-    /// Softmax temperature.
-    #[arg(long, default_value_t = SampleOptions::default().temperature)]
-    pub temperature: f32,
+    #[arg(long, help = app_default("Classifier-free guidance scale (1 = no guidance)", SampleOptions::default().cfg))]
+    pub cfg: Option<f32>,
+    #[arg(long, value_parser = choice::<CfgSchedule>(),
+          help = app_default("How the guidance scale evolves over the steps", SampleOptions::default().cfg_schedule.name()))]
+    pub cfg_schedule: Option<CfgSchedule>,
+    #[arg(long, help = app_default("Softmax temperature", SampleOptions::default().temperature))]
+    pub temperature: Option<f32>,
     /// Keep only the k most likely codes (0 = off).
     #[arg(long, default_value_t = SampleOptions::default().top_k)]
     pub top_k: usize,
@@ -179,18 +265,20 @@ pub struct DecodeArgs {
 }
 
 impl DecodeArgs {
-    /// The library options for `steps` (checked here for friendlier messages; the engine checks
-    /// again).
-    pub fn options(&self, steps: usize) -> Result<SampleOptions> {
+    /// The library options for `steps`, `defaults` where a flag is not given (checked here for
+    /// friendlier messages; the engine checks again).
+    pub fn options(&self, steps: usize, defaults: &SampleOptions) -> Result<SampleOptions> {
+        let cfg = self.cfg.unwrap_or(defaults.cfg);
+        let temperature = self.temperature.unwrap_or(defaults.temperature);
         ensure!(steps >= 1, "--steps must be at least 1");
-        ensure!(self.cfg.is_finite() && self.cfg >= 0.0, "--cfg must be a finite number >= 0");
-        ensure!(self.temperature.is_finite() && self.temperature > 0.0, "--temperature must be > 0");
+        ensure!(cfg.is_finite() && cfg >= 0.0, "--cfg must be a finite number >= 0");
+        ensure!(temperature.is_finite() && temperature > 0.0, "--temperature must be > 0");
         ensure!(self.top_p > 0.0 && self.top_p <= 1.0, "--top-p must be in (0, 1]");
         Ok(SampleOptions {
             steps,
-            cfg: self.cfg,
-            cfg_schedule: self.cfg_schedule,
-            temperature: self.temperature,
+            cfg,
+            cfg_schedule: self.cfg_schedule.unwrap_or(defaults.cfg_schedule),
+            temperature,
             top_k: self.top_k,
             top_p: self.top_p,
             schedule: self.schedule,
@@ -203,34 +291,36 @@ impl DecodeArgs {
 /// Sampling options of every command that generates.
 #[derive(Args, Debug)]
 pub struct SampleArgs {
-    /// Decoding steps (ARPG / MaskGIT; raster always decodes one token per step).
-    #[arg(long, default_value_t = SampleOptions::default().steps)]
-    pub steps: usize,
+    #[arg(long, help = app_default(
+        "Decoding steps (ARPG / MaskGIT; raster always decodes one token per step)",
+        SampleOptions::default().steps
+    ))]
+    pub steps: Option<usize>,
     #[command(flatten)]
     pub decode: DecodeArgs,
 }
 
 impl SampleArgs {
-    pub fn options(&self) -> Result<SampleOptions> {
-        self.decode.options(self.steps)
+    /// The options given, `defaults` for those that are not.
+    pub fn options(&self, defaults: &SampleOptions) -> Result<SampleOptions> {
+        self.decode.options(self.steps.unwrap_or(defaults.steps), defaults)
     }
+}
 
-    /// One line for the PNG metadata.
-    pub fn describe(&self) -> String {
-        let d = &self.decode;
-        format!(
-            "steps={} cfg={} cfg_schedule={} temperature={} top_k={} top_p={} schedule={} order={} seed={}",
-            self.steps,
-            d.cfg,
-            d.cfg_schedule.name(),
-            d.temperature,
-            d.top_k,
-            d.top_p,
-            d.schedule.name(),
-            d.order.name(),
-            d.seed
-        )
-    }
+/// Sampling options as one line of PNG metadata.
+fn describe(o: &SampleOptions) -> String {
+    format!(
+        "steps={} cfg={} cfg_schedule={} temperature={} top_k={} top_p={} schedule={} order={} seed={}",
+        o.steps,
+        o.cfg,
+        o.cfg_schedule.name(),
+        o.temperature,
+        o.top_k,
+        o.top_p,
+        o.schedule.name(),
+        o.order.name(),
+        o.seed
+    )
 }
 
 /// How RoPE treats grid cells beyond the training grid (out-painting, expansion).
@@ -321,11 +411,11 @@ pub fn read_png(path: &Path, channels: usize) -> Result<Image> {
 }
 
 /// PNG text chunks recording how an image was made.
-pub fn provenance(what: String, ckpt: &Path, sample: &SampleArgs) -> [(&'static str, String); 3] {
+pub fn provenance(what: String, ckpt: &Path, options: &SampleOptions) -> [(&'static str, String); 3] {
     [
         ("Software", format!("arpg {}", env!("CARGO_PKG_VERSION"))),
         ("Source", ckpt.display().to_string()),
-        ("Description", format!("{what} {}", sample.describe())),
+        ("Description", format!("{what} {}", describe(options))),
     ]
 }
 
@@ -348,6 +438,36 @@ pub enum Preset {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_app_model_supplies_the_sampling_flags_not_given() {
+        let entry = r#"{"id": "m", "file": "m.arpg", "steps": 16, "sampling": {"cfg": 4, "cfgSchedule": "constant"},
+                        "taskSampling": {"expand": {"cfg": 1, "temperature": 0.05}}}"#;
+        let app: AppModel = serde_json::from_str(entry).unwrap();
+        let library = SampleOptions::default();
+        let generate = app.defaults(Task::Generate).unwrap();
+        assert_eq!((generate.steps, generate.cfg, generate.cfg_schedule), (16, 4.0, CfgSchedule::Constant));
+        assert_eq!((generate.temperature, generate.top_k), (library.temperature, library.top_k));
+        let expand = app.defaults(Task::Expand).unwrap();
+        assert_eq!((expand.cfg, expand.cfg_schedule, expand.temperature), (1.0, CfgSchedule::Constant, 0.05));
+        assert_eq!(app.defaults(Task::Inpaint).unwrap(), generate);
+        assert_eq!(sampling_defaults(None, Task::Expand).unwrap(), library);
+
+        // A flag given wins over the model's default.
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            sample: SampleArgs,
+        }
+        let cli = <Cli as clap::Parser>::try_parse_from(["x", "--temperature", "0.5"]).unwrap();
+        let o = cli.sample.options(&generate).unwrap();
+        assert_eq!((o.cfg, o.cfg_schedule, o.temperature), (4.0, CfgSchedule::Constant, 0.5));
+
+        let bad: AppModel =
+            serde_json::from_str(r#"{"id": "m", "file": "m.arpg", "sampling": {"cfgSchedule": "cubic"}}"#)
+                .unwrap();
+        assert!(bad.defaults(Task::Generate).is_err());
+    }
 
     #[test]
     fn classes_are_found_by_id_or_by_name() {

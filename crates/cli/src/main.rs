@@ -80,7 +80,7 @@ mod tests {
     fn sampling_defaults_are_the_library_defaults() {
         let cli = Cli::try_parse_from(["arpg", "generate", "--class", "sneaker"]).unwrap();
         let Command::Generate(g) = cli.command else { panic!("not generate") };
-        assert_eq!(g.sample.options().unwrap(), SampleOptions::default());
+        assert_eq!(g.sample.options(&SampleOptions::default()).unwrap(), SampleOptions::default());
         assert_eq!(g.count, 8);
         assert_eq!(g.model.mode, None);
     }
@@ -91,7 +91,7 @@ mod tests {
                     --top-p 0.9 --schedule arccos --cfg-schedule constant --order confidence --mode maskgit";
         let cli = Cli::try_parse_from(args.split_whitespace()).unwrap();
         let Command::Inpaint(a) = cli.command else { panic!("not inpaint") };
-        let o = a.sample.options().unwrap();
+        let o = a.sample.options(&SampleOptions::default()).unwrap();
         assert_eq!((o.steps, o.top_k, o.top_p), (4, 5, 0.9));
         assert_eq!(
             (o.schedule, o.cfg_schedule, o.order),
@@ -106,7 +106,7 @@ mod tests {
 
         let cli = Cli::try_parse_from(["arpg", "generate", "--steps", "0"]).unwrap();
         let Command::Generate(g) = cli.command else { panic!("not generate") };
-        assert!(g.sample.options().is_err());
+        assert!(g.sample.options(&SampleOptions::default()).is_err());
         assert!(Cli::try_parse_from(["arpg", "generate", "--schedule", "quadratic"]).is_err());
     }
 

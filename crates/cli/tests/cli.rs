@@ -417,6 +417,37 @@ fn checkpoint_takes_the_id_of_one_of_the_apps_models() {
     let image = Image::from_png(&bytes, 3).unwrap();
     // The colour model: 64x64, and the PNG is RGB (IHDR colour type 2).
     assert_eq!((image.width, image.height, bytes[25]), (64, 64, 2));
+
+    // It samples as the pages do: the manifest's sampling (and its expansion's), which the PNG's
+    // description records; a file name keeps the library's defaults; a flag wins over both.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("www/models/manifest.json")).unwrap()).unwrap();
+    let emoji = manifest["models"].as_array().unwrap().iter().find(|m| m["id"] == "emoji").unwrap();
+    let (pages, expand) = (&emoji["sampling"], &emoji["taskSampling"]["expand"]);
+    let schedule = pages["cfgSchedule"].as_str().unwrap();
+    let described = |args: &[&str]| {
+        let png = dir.join("described.png");
+        let out = run(&[args, &["--class", "0", "--steps", "2", "--out", s(&png)]].concat());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&std::fs::read(&png).unwrap()).into_owned()
+    };
+    let text = described(&["expand", "--checkpoint", "emoji"]);
+    let wanted =
+        format!("cfg={} cfg_schedule={schedule} temperature={}", expand["cfg"], expand["temperature"]);
+    assert!(text.contains(&wanted), "no {wanted:?} in the PNG");
+    let text = described(&["inpaint", "--checkpoint", "emoji", "--image", s(&png), "--mask", s(&png)]);
+    let wanted = format!("cfg={} cfg_schedule={schedule} temperature={}", pages["cfg"], pages["temperature"]);
+    assert!(text.contains(&wanted), "no {wanted:?} in the PNG");
+    let text =
+        described(&["inpaint", "--checkpoint", "emoji", "--image", s(&png), "--mask", s(&png), "--cfg", "2"]);
+    assert!(text.contains(&format!("cfg=2 cfg_schedule={schedule} ")), "--cfg 2 lost");
+    let file = root.join("www/models").join(emoji["file"].as_str().unwrap());
+    let text = described(&["inpaint", "--checkpoint", s(&file), "--image", s(&png), "--mask", s(&png)]);
+    use arpg::choice::Choice;
+    let d = arpg::sampling::SampleOptions::default();
+    let wanted =
+        format!("cfg={} cfg_schedule={} temperature={}", d.cfg, d.cfg_schedule.name(), d.temperature);
+    assert!(text.contains(&wanted), "no {wanted:?} in the PNG");
     let out = run(&["generate", "--checkpoint", "nosuch", "--count", "1", "--out-dir", s(&dir)]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

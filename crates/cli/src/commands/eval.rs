@@ -12,6 +12,7 @@ use arpg::choice::Choice;
 use arpg::config::Arch;
 use arpg::engine::Engine;
 use arpg::image::Image;
+use arpg::sampling::SampleOptions;
 use arpg_tools::data::{Source, Split};
 use arpg_tools::eval::{
     self, COPY_RMSE, ExpandReport, GenReport, InpaintReport, RealReport, ReconReport, Reference, format,
@@ -73,6 +74,12 @@ pub struct Args {
     /// Print JSON instead of the markdown tables.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The sampling options at `steps`: the flags over the library's defaults (`--checkpoint` is a
+/// file here, never an app model's id, so every row states its sampling in full).
+fn decode_options(args: &Args, steps: usize) -> Result<SampleOptions> {
+    args.decode.options(steps, &SampleOptions::default())
 }
 
 /// One set of weights under evaluation.
@@ -171,7 +178,8 @@ pub fn run(args: Args) -> Result<()> {
         !args.steps.is_empty() && args.steps.iter().all(|&s| s >= 1),
         "--steps must be a list of counts >= 1"
     );
-    args.decode.options(1)?;
+    // The sampling the tables state (each row's steps are its own).
+    let sampling = decode_options(&args, 1)?;
     let start = Instant::now();
     let mut notes = vec![];
     let models = models(&args, &mut notes)?;
@@ -187,7 +195,7 @@ pub fn run(args: Args) -> Result<()> {
     let expand_rows = expand_rows(&args, &models, &reference, expand_n)?;
     let main = &models[0];
     eprintln!("{}: out-painting and expansion sheets ...", main.file);
-    let sheets = eval::task_sheets(&main.engine, &reference, &args.decode.options(args.task_steps)?)?;
+    let sheets = eval::task_sheets(&main.engine, &reference, &decode_options(&args, args.task_steps)?)?;
     write_png(&args.out_dir, "outpaint.png", &sheets.outpaint)?;
     write_png(&args.out_dir, "expand.png", &sheets.expand)?;
     let total = start.elapsed().as_secs_f64();
@@ -198,7 +206,7 @@ pub fn run(args: Args) -> Result<()> {
         let gens: Vec<_> = gen_rows.iter().map(|(m, r)| row(m, json!(r))).collect();
         let inps: Vec<_> = inpaint_rows.iter().map(|(m, r)| row(m, json!(r))).collect();
         let exps: Vec<_> = expand_rows.iter().map(|(m, r)| row(m, json!(r))).collect();
-        let d = &args.decode;
+        let d = &sampling;
         let out = json!({
             "data": args.data.name(),
             "classifier": {
@@ -223,7 +231,7 @@ pub fn run(args: Args) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         let notes: Vec<String> = std::iter::once(recon_note(&recon)).chain(notes).collect();
-        print_markdown(&args, &reference, &real, &gen_rows, &notes);
+        print_markdown(&args, &sampling, &reference, &real, &gen_rows, &notes);
         print_inpainting(&inpaint_rows);
         print_expansion(&expand_rows);
         println!();
@@ -313,7 +321,7 @@ fn generation_rows<'a>(
     for m in models {
         for steps in step_counts(&m.engine, &args.steps) {
             eprintln!("{} ({}): {} samples, {steps} steps ...", m.file, m.weights, args.n);
-            let opts = args.decode.options(steps)?;
+            let opts = decode_options(args, steps)?;
             let (report, samples) = eval::evaluate_generation(&m.engine, reference, args.n, &opts)?;
             let n_classes = m.engine.model_config().n_classes;
             let name = format!("samples-{}-{}steps.png", tag(m), report.steps);
@@ -337,7 +345,7 @@ fn inpaint_rows<'a>(
     reference: &Reference,
     n: usize,
 ) -> Result<Vec<(&'a Candidate, InpaintReport)>> {
-    let opts = args.decode.options(args.task_steps)?;
+    let opts = decode_options(args, args.task_steps)?;
     let mut rows = vec![];
     for m in models.iter().filter(|m| m.engine.model_config().arch.is_arpg()) {
         eprintln!("{} ({}): in-painting {n} test images ...", m.file, m.weights);
@@ -359,7 +367,7 @@ fn expand_rows<'a>(
     if reference.half_test.is_none() {
         return Ok(vec![]);
     }
-    let opts = args.decode.options(args.task_steps)?;
+    let opts = decode_options(args, args.task_steps)?;
     let mut rows = vec![];
     for m in models.iter().filter(|m| m.engine.model_config().arch.is_arpg()) {
         eprintln!("{} ({}): expanding {n} half-size test images ...", m.file, m.weights);
@@ -388,6 +396,7 @@ fn recon_note(recon: &ReconReport) -> String {
 
 fn print_markdown(
     args: &Args,
+    sampling: &SampleOptions,
     reference: &Reference,
     real: &RealReport,
     gen_rows: &[(&Candidate, GenReport)],
@@ -400,12 +409,12 @@ fn print_markdown(
         pct(reference.classifier_accuracy),
         reference.test.len(),
         args.n,
-        args.decode.seed,
-        args.decode.cfg,
-        args.decode.cfg_schedule,
-        args.decode.temperature,
-        args.decode.schedule,
-        args.decode.order
+        sampling.seed,
+        sampling.cfg,
+        sampling.cfg_schedule,
+        sampling.temperature,
+        sampling.schedule,
+        sampling.order
     );
     let pool = reference.pool.width;
     println!(

@@ -6,7 +6,7 @@ use anyhow::{Result, ensure};
 use arpg::choice::Choice;
 
 use crate::args::{
-    self, Loaded, ModelArgs, RopeArgs, SampleArgs, class_label, on_step, provenance, resolve_class,
+    self, Loaded, ModelArgs, RopeArgs, SampleArgs, Task, class_label, on_step, provenance, resolve_class,
 };
 
 #[derive(clap::Args, Debug)]
@@ -33,17 +33,18 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     ensure!(args.factor >= 2, "--factor must be at least 2");
-    let Loaded { mut engine, arch, path } = args.model.load()?;
+    let loaded = args.model.load()?;
+    let opts = loaded.options(&args.sample, Task::Expand)?;
+    let Loaded { mut engine, arch, path, .. } = loaded;
     let image = args.image.as_deref().map(|p| args::read_png(p, engine.image_channels())).transpose()?;
     engine.rope_mode = args.rope.rope;
     let class = resolve_class(&args.class, &engine)?;
-    let opts = args.sample.options()?;
     let bar = args::step_bar("expand");
     let mut on_step = on_step(&bar, 0, 1);
     let out = pollster::block_on(engine.expand(image.as_ref(), args.factor, class, &opts, &mut on_step))?;
     bar.finish_and_clear();
     let what = format!("expand x{} class={} mode={}", args.factor, class_label(class, &engine), arch.name());
-    args::write_png(&args.out, &out, &provenance(what, &path, &args.sample))?;
+    args::write_png(&args.out, &out, &provenance(what, &path, &opts))?;
     println!("wrote {}x{} image to {}", out.width, out.height, args.out.display());
     Ok(())
 }

@@ -6,8 +6,11 @@ use std::time::Instant;
 use anyhow::{Context, Result, ensure};
 use arpg::choice::Choice;
 use arpg::image::grid;
+use arpg::sampling::SampleOptions;
 
-use crate::args::{self, Loaded, ModelArgs, SampleArgs, class_label, on_step, provenance, resolve_class};
+use crate::args::{
+    self, Loaded, ModelArgs, SampleArgs, Task, class_label, on_step, provenance, resolve_class,
+};
 
 /// Images sampled together in one call of `Engine::generate`.
 const BATCH: usize = 64;
@@ -35,13 +38,14 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     ensure!(args.count >= 1, "--count must be at least 1");
     ensure!(args.count <= MAX_COUNT, "--count must be at most {MAX_COUNT}, got {}", args.count);
-    let Loaded { engine, arch, path } = args.model.load()?;
+    let loaded = args.model.load()?;
+    let options = loaded.options(&args.sample, Task::Generate)?;
+    let Loaded { engine, arch, path, .. } = loaded;
     let n = engine.model_config().n_classes;
     let classes: Vec<usize> = match &args.class {
         Some(c) => vec![resolve_class(c, &engine)?; args.count],
         None => (0..args.count).map(|i| i % n).collect(),
     };
-    let options = args.sample.options()?;
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
 
@@ -51,8 +55,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut images = Vec::with_capacity(classes.len());
     for (call, batch) in classes.chunks(BATCH).enumerate() {
         // Each batch gets its own seed so that batches never repeat each other.
-        let opts =
-            arpg::sampling::SampleOptions { seed: options.seed.wrapping_add(call as u64), ..options.clone() };
+        let opts = SampleOptions { seed: options.seed.wrapping_add(call as u64), ..options.clone() };
         let out = pollster::block_on(engine.generate(batch, &opts, &mut on_step(&bar, call, calls)))?;
         ensure!(out.len() == batch.len(), "engine returned {} images for {} classes", out.len(), batch.len());
         images.extend(out);
@@ -64,12 +67,12 @@ pub fn run(args: Args) -> Result<()> {
     for (i, (image, &class)) in images.iter().zip(&classes).enumerate() {
         let file = args.out_dir.join(format!("{class}-{i:0digits$}.png"));
         let what = format!("generate class={} mode={}", class_label(class, &engine), arch.name());
-        args::write_png(&file, image, &provenance(what, &path, &args.sample))?;
+        args::write_png(&file, image, &provenance(what, &path, &options))?;
     }
     let cols = (images.len() as f64).sqrt().ceil() as usize;
     let sheet = grid(&images, cols, 2);
     let what = format!("grid of {} mode={}", images.len(), arch.name());
-    args::write_png(&args.out_dir.join("grid.png"), &sheet, &provenance(what, &path, &args.sample))?;
+    args::write_png(&args.out_dir.join("grid.png"), &sheet, &provenance(what, &path, &options))?;
     println!(
         "wrote {} image{} and grid.png to {} in {secs:.2}s ({:.1} images/s)",
         images.len(),

@@ -6,7 +6,9 @@ use anyhow::{Result, ensure};
 use arpg::choice::Choice;
 use arpg::image::MASK_THRESHOLD;
 
-use crate::args::{self, Loaded, ModelArgs, SampleArgs, class_label, on_step, provenance, resolve_class};
+use crate::args::{
+    self, Loaded, ModelArgs, SampleArgs, Task, class_label, on_step, provenance, resolve_class,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -29,7 +31,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let Loaded { engine, arch, path } = args.model.load()?;
+    let loaded = args.model.load()?;
+    let opts = loaded.options(&args.sample, Task::Inpaint)?;
+    let Loaded { engine, arch, path, .. } = loaded;
     let image = args::read_png(&args.image, engine.image_channels())?;
     // A mask is grey: white (>= 128) = regenerate.
     let mask = args::read_png(&args.mask, 1)?;
@@ -46,12 +50,11 @@ pub fn run(args: Args) -> Result<()> {
         "nothing to regenerate: the mask has no white pixels (white = regenerate)"
     );
     let class = resolve_class(&args.class, &engine)?;
-    let opts = args.sample.options()?;
     let bar = args::step_bar("inpaint");
     let out = pollster::block_on(engine.inpaint(&image, &mask, class, &opts, &mut on_step(&bar, 0, 1)))?;
     bar.finish_and_clear();
     let what = format!("inpaint class={} mode={}", class_label(class, &engine), arch.name());
-    args::write_png(&args.out, &out, &provenance(what, &path, &args.sample))?;
+    args::write_png(&args.out, &out, &provenance(what, &path, &opts))?;
     println!("wrote {}x{} image to {}", out.width, out.height, args.out.display());
     Ok(())
 }

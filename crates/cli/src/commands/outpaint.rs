@@ -7,7 +7,7 @@ use arpg::choice::Choice;
 use arpg::tasks::Sides;
 
 use crate::args::{
-    self, Loaded, ModelArgs, RopeArgs, SampleArgs, class_label, on_step, provenance, resolve_class,
+    self, Loaded, ModelArgs, RopeArgs, SampleArgs, Task, class_label, on_step, provenance, resolve_class,
 };
 
 #[derive(clap::Args, Debug)]
@@ -47,16 +47,17 @@ pub fn run(args: Args) -> Result<()> {
         sides != Sides::default(),
         "nothing to outpaint: give --left, --right, --top and/or --bottom (in tokens)"
     );
-    let Loaded { mut engine, arch, path } = args.model.load()?;
+    let loaded = args.model.load()?;
+    let opts = loaded.options(&args.sample, Task::Outpaint)?;
+    let Loaded { mut engine, arch, path, .. } = loaded;
     let image = args::read_png(&args.image, engine.image_channels())?;
     engine.rope_mode = args.rope.rope;
     let class = resolve_class(&args.class, &engine)?;
-    let opts = args.sample.options()?;
     let bar = args::step_bar("outpaint");
     let out = pollster::block_on(engine.outpaint(&image, sides, class, &opts, &mut on_step(&bar, 0, 1)))?;
     bar.finish_and_clear();
     let what = format!("outpaint {sides:?} class={} mode={}", class_label(class, &engine), arch.name());
-    args::write_png(&args.out, &out, &provenance(what, &path, &args.sample))?;
+    args::write_png(&args.out, &out, &provenance(what, &path, &opts))?;
     println!(
         "{}x{} -> {}x{}; wrote {}",
         image.width,

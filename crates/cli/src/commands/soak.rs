@@ -14,7 +14,7 @@ use arpg_tools::bench::proc_status_bytes;
 
 use serde::Serialize;
 
-use crate::args::{ModelArgs, SampleArgs};
+use crate::args::{ModelArgs, SampleArgs, Task};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -85,7 +85,8 @@ pub fn run(args: Args) -> Result<()> {
     let loaded = args.model.load()?;
     let engine = &loaded.engine;
     let classes = engine.model_config().n_classes;
-    let mut opts = args.sample.options()?;
+    let mut opts = loaded.options(&args.sample, Task::Generate)?;
+    let seed = opts.seed;
 
     let rss_loaded = rss()?;
     let mut samples = vec![Sample { done: 0, rss_bytes: rss_loaded, ms_per_image: 0.0 }];
@@ -94,7 +95,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut since = Instant::now();
     let mut since_done = 0;
     for i in 0..args.n {
-        opts.seed = args.sample.decode.seed.wrapping_add(i as u64);
+        opts.seed = seed.wrapping_add(i as u64);
         let images = pollster::block_on(engine.generate(&[i % classes], &opts, &mut |_: &StepEvent| {}))?;
         ensure!(images.len() == 1, "engine returned {} images for 1 class", images.len());
         let done = i + 1;
