@@ -53,6 +53,18 @@ async function startJob(page, start) {
   });
 }
 
+/** Make the worker busy-wait `ms` after each step it reports (0: not at all), by wrapping its
+ * `postMessage`: a job then takes at least its steps times `ms`. */
+async function holdSteps(worker, ms) {
+  await worker.evaluate((ms) => {
+    self.__unheldPost ??= self.postMessage.bind(self);
+    self.postMessage = (msg, transfer) => {
+      self.__unheldPost(msg, transfer);
+      if (msg?.type === "step") for (const end = performance.now() + ms; performance.now() < end;);
+    };
+  }, ms);
+}
+
 /** The page's one model worker, once it answers (after a restart the old one may linger briefly). */
 async function modelWorker(page) {
   for (let i = 0; i < 200; i++) {
@@ -320,10 +332,14 @@ test("paint tool: the image and mask survive a cancel, a double request, a worke
     assert.ok(cells > 24 && cells < 64, `painted ${cells} tokens`);
     const worker = await modelWorker(page);
 
-    // Cancel (Esc) mid-job: nothing changes.
+    // Cancel (Esc) mid-job: nothing changes. The job is short (one token a step, at most 64
+    // steps of batch 1), so each step is held 100 ms in the worker: the key then arrives while it
+    // runs, however loaded the machine (unheld, a busy machine finished it first).
+    await holdSteps(worker, 100);
     await startJob(page, () => page.keyboard.press("i"));
     await page.keyboard.press("Escape");
     let s = await settled(page);
+    await holdSteps(worker, 0);
     assert.equal(s.run, "cancelled");
     assert.equal(s.notice, "edit cancelled");
     assertKept(await paintState(page), ref, "after a cancel");
