@@ -55,9 +55,10 @@ fn luminance(r: u8, g: u8, b: u8) -> u8 {
     ((299 * r as u32 + 587 * g as u32 + 114 * b as u32) / 1000) as u8
 }
 
-/// `v` composited over black with coverage `a` (rounded).
-fn over_black(v: u8, a: u8) -> u8 {
-    ((v as u32 * a as u32 + 127) / 255) as u8
+/// `v` at coverage `a` composited onto an opaque `b`: `round((v a + b (255 - a)) / 255)`, which is
+/// what Pillow's `alpha_composite` onto an opaque image gives.
+pub fn over(v: u8, a: u8, b: u8) -> u8 {
+    ((v as u32 * a as u32 + b as u32 * (255 - a as u32) + 127) / 255) as u8
 }
 
 fn check_channels(channels: usize) -> Result<(), ImageError> {
@@ -140,14 +141,22 @@ impl Image {
         Ok(Image { width: self.width, height: self.height, channels, pixels })
     }
 
-    /// Decodes a PNG of any colour type and bit depth to an image of `channels` channels.
-    ///
-    /// Palette and low bit depths are expanded, 16-bit samples keep their high byte and alpha
-    /// (including `tRNS` transparency) is composited over black. For one channel, colour becomes
-    /// `(299 R + 587 G + 114 B) / 1000` (before the alpha); for three, grey is repeated. The
-    /// header is checked against [`MAX_PIXELS`] before the frame is decoded. For an animated PNG
-    /// the default image is read.
+    /// Decodes a PNG of any colour type and bit depth to an image of `channels` channels, alpha
+    /// composited over black ([`Image::from_png_over`]).
     pub fn from_png(bytes: &[u8], channels: usize) -> Result<Self, ImageError> {
+        check_channels(channels)?;
+        Self::from_png_over(bytes, &[0; 3][..channels])
+    }
+
+    /// Decodes a PNG of any colour type and bit depth to an image with one channel per value of
+    /// `background` (1 or 3), alpha (including `tRNS` transparency) composited onto it ([`over`]).
+    ///
+    /// Palette and low bit depths are expanded and 16-bit samples keep their high byte. For one
+    /// channel, colour becomes `(299 R + 587 G + 114 B) / 1000` (before the alpha); for three,
+    /// grey is repeated. The header is checked against [`MAX_PIXELS`] before the frame is
+    /// decoded. For an animated PNG the default image is read.
+    pub fn from_png_over(bytes: &[u8], background: &[u8]) -> Result<Self, ImageError> {
+        let channels = background.len();
         check_channels(channels)?;
         if bytes.len() < PNG_SIGNATURE.len() || bytes[..PNG_SIGNATURE.len()] != PNG_SIGNATURE {
             return Err(ImageError::NotPng);
@@ -161,19 +170,18 @@ impl Image {
             match (frame.color_type, channels) {
                 (png::ColorType::Grayscale, 1) | (png::ColorType::Rgb, 3) => pixels.extend_from_slice(row),
                 (png::ColorType::Grayscale, _) => pixels.extend(row.iter().flat_map(|&v| [v; 3])),
-                (png::ColorType::GrayscaleAlpha, _) => {
-                    let grey = row.chunks_exact(2).map(|p| over_black(p[0], p[1]));
-                    grey.for_each(|v| pixels.extend(std::iter::repeat_n(v, channels)));
-                }
+                (png::ColorType::GrayscaleAlpha, _) => pixels.extend(
+                    row.chunks_exact(2).flat_map(|p| background.iter().map(|&b| over(p[0], p[1], b))),
+                ),
                 (png::ColorType::Rgb, _) => {
                     pixels.extend(row.chunks_exact(3).map(|p| luminance(p[0], p[1], p[2])))
                 }
-                (png::ColorType::Rgba, 1) => {
-                    pixels.extend(row.chunks_exact(4).map(|p| over_black(luminance(p[0], p[1], p[2]), p[3])))
-                }
-                (png::ColorType::Rgba, _) => {
-                    pixels.extend(row.chunks_exact(4).flat_map(|p| [0, 1, 2].map(|c| over_black(p[c], p[3]))))
-                }
+                (png::ColorType::Rgba, 1) => pixels.extend(
+                    row.chunks_exact(4).map(|p| over(luminance(p[0], p[1], p[2]), p[3], background[0])),
+                ),
+                (png::ColorType::Rgba, _) => pixels.extend(
+                    row.chunks_exact(4).flat_map(|p| [0, 1, 2].map(|c| over(p[c], p[3], background[c]))),
+                ),
                 (png::ColorType::Indexed, _) => {
                     return Err(ImageError::Decode("palette was not expanded".into()));
                 }
@@ -769,6 +777,22 @@ mod tests {
         // Grey and grey+alpha files become RGB with equal channels.
         let img = Image::from_png(&encode(2, 1, GrayscaleAlpha, Eight, &[200, 255, 100, 51]), 3).unwrap();
         assert_eq!(img.pixels, [200, 200, 200, 20, 20, 20]);
+    }
+
+    #[test]
+    fn alpha_is_composited_onto_the_background_given() {
+        use png::{BitDepth::Eight, ColorType::*};
+        // White at half coverage, red opaque, anything transparent, green opaque.
+        let rgba =
+            encode(2, 2, Rgba, Eight, &[255, 255, 255, 128, 255, 0, 0, 255, 200, 100, 50, 0, 0, 255, 0, 255]);
+        let on_blue = Image::from_png_over(&rgba, &[0, 0, 255]).unwrap();
+        assert_eq!(on_blue.pixels, [128, 128, 255, 255, 0, 0, 0, 0, 255, 0, 255, 0]);
+        let on_grey = Image::from_png_over(&rgba, &[100]).unwrap();
+        assert_eq!(on_grey.pixels, [178, 76, 100, 149]);
+        let grey_alpha = encode(2, 1, GrayscaleAlpha, Eight, &[200, 255, 100, 51]);
+        let on_white = Image::from_png_over(&grey_alpha, &[255, 255, 255]).unwrap();
+        assert_eq!(on_white.pixels, [200, 200, 200, 224, 224, 224]);
+        assert_eq!(Image::from_png_over(&rgba, &[0, 0]), Err(ImageError::Channels(2)));
     }
 
     #[test]

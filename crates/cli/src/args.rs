@@ -405,9 +405,12 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// A PNG read as an image of `channels` channels (see `Image::from_png`).
-pub fn read_png(path: &Path, channels: usize) -> Result<Image> {
-    Image::from_png(&read_file(path)?, channels).with_context(|| format!("cannot load {}", path.display()))
+/// A PNG read with one channel per value of `background`, its transparency composited onto it
+/// (`Image::from_png_over`): a picture for a model goes onto the model's background, as the
+/// training pictures were and as the paint page does it.
+pub fn read_png(path: &Path, background: &[u8]) -> Result<Image> {
+    Image::from_png_over(&read_file(path)?, background)
+        .with_context(|| format!("cannot load {}", path.display()))
 }
 
 /// PNG text chunks recording how an image was made.

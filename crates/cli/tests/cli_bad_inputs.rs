@@ -319,6 +319,48 @@ fn bad_images_and_masks_are_refused_and_every_png_variant_is_accepted() {
     pass(&image, &pal_mask);
 }
 
+/// Transparent pixels become the background the model was trained on, not black: a colour emoji
+/// file read by the white-background emoji model must not gain a black frame.
+#[test]
+fn a_transparent_png_is_read_onto_the_models_background() {
+    let dir = scratch("alpha");
+    let grey = init(&dir);
+    let colour = dir.join("white.arpg");
+    ok(&["init", "--out", s(&colour), "--preset", "test", "--image-channels", "3", "--seed", "5"]);
+    let mut ckpt = Checkpoint::from_bytes(&std::fs::read(&colour).unwrap()).unwrap();
+    ckpt.meta.background = vec![255, 255, 255];
+    std::fs::write(&colour, ckpt.to_bytes(DType::F32, 0).unwrap()).unwrap();
+
+    // Left half opaque red, right half transparent.
+    let rgba: Vec<u8> =
+        (0..16 * 16).flat_map(|i| if i % 16 < 8 { [255, 0, 0, 255] } else { [0; 4] }).collect();
+    let image = write(
+        &dir,
+        "alpha.png",
+        &encode_png(16, 16, png::ColorType::Rgba, png::BitDepth::Eight, &rgba, false),
+    );
+    let mut one = Image::new(16, 16, 1);
+    one.set(6, 6, 255);
+    let mask = png(&dir, "mask.png", &one);
+    let out = dir.join("o.png");
+    // The pixel at (x, y) of the in-painted image, outside the one regenerated token.
+    let kept = |ckpt: &Path, channels: usize, x: usize, y: usize| {
+        let args = ["inpaint", "--checkpoint", s(ckpt), "--image", s(&image), "--mask", s(&mask)];
+        ok(&[&args[..], &["--class", "0", "--steps", "2", "--out", s(&out)]].concat());
+        Image::from_png(&std::fs::read(&out).unwrap(), channels).unwrap().get(x, y).to_vec()
+    };
+    assert_eq!(kept(&colour, 3, 12, 12), [255, 255, 255], "transparent onto white");
+    assert_eq!(kept(&colour, 3, 1, 12), [255, 0, 0], "opaque red stays red");
+    assert_eq!(kept(&grey, 1, 12, 12), [0], "transparent onto the grey model's black");
+    assert_eq!(kept(&grey, 1, 1, 12), [76], "red as grey");
+
+    let wide = dir.join("wide.png");
+    let args = ["outpaint", "--checkpoint", s(&colour), "--image", s(&image), "--right", "1"];
+    ok(&[&args[..], &["--class", "0", "--steps", "2", "--out", s(&wide)]].concat());
+    let wide = Image::from_png(&std::fs::read(&wide).unwrap(), 3).unwrap();
+    assert_eq!(wide.get(12, 12), [255, 255, 255], "out-painting reads it onto white too");
+}
+
 #[test]
 fn outpainting_and_expansion_beyond_the_budget_are_refused() {
     let dir = scratch("budget");

@@ -36,7 +36,7 @@ pub fn run(args: Args) -> Result<()> {
     let loaded = args.model.load()?;
     let opts = loaded.options(&args.sample, Task::Expand)?;
     let Loaded { mut engine, arch, path, .. } = loaded;
-    let image = args.image.as_deref().map(|p| args::read_png(p, engine.image_channels())).transpose()?;
+    let image = args.image.as_deref().map(|p| args::read_png(p, &engine.background())).transpose()?;
     engine.rope_mode = args.rope.rope;
     let class = resolve_class(&args.class, &engine)?;
     let bar = args::step_bar("expand");

@@ -34,9 +34,9 @@ pub fn run(args: Args) -> Result<()> {
     let loaded = args.model.load()?;
     let opts = loaded.options(&args.sample, Task::Inpaint)?;
     let Loaded { engine, arch, path, .. } = loaded;
-    let image = args::read_png(&args.image, engine.image_channels())?;
-    // A mask is grey: white (>= 128) = regenerate.
-    let mask = args::read_png(&args.mask, 1)?;
+    let image = args::read_png(&args.image, &engine.background())?;
+    // A mask is grey: white (>= 128) = regenerate; transparency counts as black (keep).
+    let mask = args::read_png(&args.mask, &[0])?;
     ensure!(
         (mask.width, mask.height) == (image.width, image.height),
         "the mask is {}x{} but the image is {}x{}; they must be the same size",

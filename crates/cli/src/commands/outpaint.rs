@@ -50,7 +50,7 @@ pub fn run(args: Args) -> Result<()> {
     let loaded = args.model.load()?;
     let opts = loaded.options(&args.sample, Task::Outpaint)?;
     let Loaded { mut engine, arch, path, .. } = loaded;
-    let image = args::read_png(&args.image, engine.image_channels())?;
+    let image = args::read_png(&args.image, &engine.background())?;
     engine.rope_mode = args.rope.rope;
     let class = resolve_class(&args.class, &engine)?;
     let bar = args::step_bar("outpaint");

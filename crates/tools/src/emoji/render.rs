@@ -16,7 +16,7 @@
 
 use std::io::Cursor;
 
-use arpg::image::Image;
+use arpg::image::{Image, over};
 use thiserror::Error;
 
 /// The most pixels a source file may have, checked before its pixels are decoded.
@@ -100,15 +100,12 @@ pub fn decode_webp(bytes: &[u8]) -> Result<Rgba, RenderError> {
     Ok(Rgba { width, height, pixels })
 }
 
-/// `rgba` composited onto an opaque `background`: `round((v a + b (255 - a)) / 255)`.
+/// `rgba` composited onto an opaque `background` ([`over`]).
 pub fn composite(rgba: &Rgba, background: [u8; 3]) -> Image {
     let pixels = rgba
         .pixels
         .chunks_exact(4)
-        .flat_map(|p| {
-            let a = p[3] as u32;
-            [0, 1, 2].map(|c| ((p[c] as u32 * a + background[c] as u32 * (255 - a) + 127) / 255) as u8)
-        })
+        .flat_map(|p| [0, 1, 2].map(|c| over(p[c], p[3], background[c])))
         .collect();
     Image { width: rgba.width, height: rgba.height, channels: 3, pixels }
 }
