@@ -16,7 +16,7 @@ use arpg::image::{Image, MAX_PIXELS};
 use arpg::sampling::SampleOptions;
 use arpg::tasks::Sides;
 use common::corrupt::{
-    CODEBOOK_SIZE_AT, GRID_H_AT, N_LAYERS_AT, VOCAB_SIZE_AT, encode_png as encode, first_rank_at,
+    CODEBOOK_SIZE_AT, GRID_H_AT, N_LAYERS_AT, VOCAB_SIZE_AT, chunk, encode_png as encode, first_rank_at,
     header_only_png, patched, rechecksum, table_start, with_2_pow_40_values,
 };
 use common::{CLASSES, VOCAB, device, engine};
@@ -400,6 +400,24 @@ fn bad_images_are_refused() {
     );
     // The same broken data at a small size fails in decoding: the refusals above came from the header.
     expect_err("image: broken data, small header", Image::from_png(&header_only_png(8, 8), 1), &["decode"]);
+    // Exactly at the limit passes the size check (and then fails to decode); one pixel row more does not.
+    expect_err("image: 4096x4096, the limit", Image::from_png(&header_only_png(4096, 4096), 1), &["decode"]);
+    expect_err(
+        "image: 4097x4096",
+        Image::from_png(&header_only_png(4097, 4096), 1),
+        &["more than the limit"],
+    );
+    // A palette with a stray byte (found by the fuzz target `image`: png 0.18.1 panics expanding it).
+    let good = encode(2, 1, png::ColorType::Indexed, png::BitDepth::Eight, &[0, 255], true);
+    assert_eq!(Image::from_png(&good, 1).unwrap().pixels, [0, 255]);
+    let at = good.windows(4).position(|w| w == b"PLTE").unwrap() - 4;
+    let stray = [(0..255u8).flat_map(|v| [v, v, v]).collect(), vec![7]].concat(); // 766 bytes
+    let bad = [&good[..at], &chunk(b"PLTE", &stray), &good[at + 12 + 768..]].concat();
+    expect_err(
+        "image: a palette of 766 bytes",
+        Image::from_png(&bad, 1),
+        &["PLTE chunk of 766 bytes, not a whole number of RGB entries"],
+    );
 
     let e = engine(Arch::Arpg);
     let o = opts(3);

@@ -43,8 +43,8 @@ pub fn with_2_pow_40_values(bytes: &[u8]) -> Vec<u8> {
     patched(bytes, rank_at + 1, &dims)
 }
 
-/// PNG chunk with its CRC-32.
-fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+/// A PNG chunk: length, type, data and CRC-32 (the PNG polynomial, over type and data).
+pub fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
     let mut crc = 0xffff_ffffu32;
     for &b in kind.iter().chain(data) {
         crc ^= b as u32;
