@@ -1,7 +1,9 @@
 #!/bin/bash
-# The colour model's three generator runs (issue 18): ARPG (multi-scale; finished), the raster-AR and
+# The colour model's three generator runs (issue 18): ARPG (multi-scale), then the raster-AR and
 # MaskGIT baselines side by side, on the same tokenizer, data, augmentation, steps, batch and seed;
-# each started or resumed exactly where it stopped. A finished run is skipped, so the same
+# each started or resumed exactly where it stopped. All three finished (their int8 files:
+# www/models/arpg-emoji-int8.arpg, models/baselines/*-emoji-int8.arpg); on a machine without their
+# states this trains them anew. A finished run is skipped, so the same
 # command continues the whole plan after any stop (a session's end, a reboot):
 #
 #   nohup bash models/colour/train.sh >> ~/.cache/arpg/runs/emoji/train.log 2>&1 &
@@ -12,8 +14,8 @@
 #
 # Run from the repository root after `make emoji-data` and a release build of the CLI. Settings:
 # RUN_DIR (default ~/.cache/arpg/runs/emoji), ARPG (the binary; default the Makefile's target dir),
-# STEPS (default 5000), ONLY (a subset of "arpg raster maskgit"; default the baselines: the ARPG
-# run is finished and shipped, and its state was lost with a machine), BASELINE_THREADS (default 1).
+# STEPS (default 5000), ONLY (a subset of "arpg raster maskgit"; default the baselines: the
+# ARPG run's state was lost with a machine), BASELINE_THREADS (default 1).
 set -eu
 RUN_DIR=${RUN_DIR:-$HOME/.cache/arpg/runs/emoji}
 ARPG=${ARPG:-${CARGO_TARGET_DIR:-$HOME/.cache/arpg/target}/release/arpg}
