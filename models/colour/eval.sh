@@ -1,9 +1,10 @@
 #!/bin/bash
-# The colour model against its baselines (issue 18), once models/colour/train.sh has finished:
-# quantizes the raster-AR and MaskGIT runs as the ARPG one was, then scores the shipped ARPG file
-# and both baselines at N = 1000 (ARPG at 8 and 32 steps, raster AR at 256, MaskGIT at 8) with
-# three samplings: the library's defaults, the pages' (CFG 4 constant, temperature 0.9), and the
-# defaults at temperature 1 (the grey baselines' best). Writes docs/eval/emoji/baselines-*.json and
+# The colour model against its baselines (issue 18): quantizes the raster-AR and MaskGIT runs of
+# models/colour/train.sh into models/baselines/ as the ARPG one was (when RUN_DIR holds them; else
+# the files there are scored as they are), then scores the shipped ARPG file and both baselines
+# at N = 1000 (ARPG at 8 and 32 steps, raster AR at 256, MaskGIT at 8) with three samplings: the
+# library's defaults, the pages' (CFG 4 constant, temperature 0.9), and the defaults at
+# temperature 1 (the grey baselines' best). Writes docs/eval/emoji/baselines-*.json and
 # the sample sheets under OUT (default /tmp/arpg-emoji-baselines). In-painting and expansion are
 # ARPG's alone and measured elsewhere (docs/quality.md), so they run at their minimum here.
 #
@@ -24,13 +25,17 @@ SHIPPED=www/models/arpg-emoji-int8.arpg
 
 baselines=()
 for name in raster maskgit; do
-    f32=$RUN_DIR/$name-colour.arpg
-    saved=$("$ARPG" inspect "$f32" | sed -n 's/^training .*, \([0-9]*\) steps,.*/\1/p')
-    [ "${saved:-0}" -ge "$STEPS" ] || { echo "$name has trained ${saved:-0} of $STEPS steps"; exit 1; }
-    "$ARPG" quantize "$f32" "$RUN_DIR/$name-emoji-int8.arpg"
-    baselines+=(--baseline "$RUN_DIR/$name-emoji-int8.arpg")
+    f32=$RUN_DIR/$name-colour.arpg int8=models/baselines/$name-emoji-int8.arpg
+    if [ -f "$f32" ]; then
+        saved=$("$ARPG" inspect "$f32" | sed -n 's/^training .*, \([0-9]*\) steps,.*/\1/p')
+        [ "${saved:-0}" -ge "$STEPS" ] || { echo "$name has trained ${saved:-0} of $STEPS steps"; exit 1; }
+        "$ARPG" quantize "$f32" "$int8"
+        sha256sum "$f32"
+    fi
+    [ -f "$int8" ] || { echo "no $f32 to quantize and no $int8"; exit 1; }
+    baselines+=(--baseline "$int8")
 done
-sha256sum "$SHIPPED" "$RUN_DIR"/{raster,maskgit}-colour.arpg "$RUN_DIR"/{raster,maskgit}-emoji-int8.arpg
+sha256sum "$SHIPPED" models/baselines/{raster,maskgit}-emoji-int8.arpg
 
 score() {
     local tag=$1; shift
