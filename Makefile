@@ -19,7 +19,7 @@ MAKEFLAGS += --no-builtin-rules --no-print-directory
 
 CARGO_TARGET_DIR ?= $(HOME)/.cache/arpg/target
 export CARGO_TARGET_DIR
-# Tools the harness installs for itself (npm packages, the wasm-bindgen-cli build dir).
+# Tools the harness installs for itself (npm packages).
 TOOLS_DIR ?= $(HOME)/.cache/arpg/tools
 CARGO_BIN := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
 export PATH := $(CARGO_BIN):$(PATH)
@@ -27,12 +27,12 @@ export PATH := $(CARGO_BIN):$(PATH)
 CARGO ?= cargo
 TOOLCHAIN := $(shell sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
 WASM_TARGET := wasm32-unknown-unknown
-# Must equal the `wasm-bindgen = "=..."` pin in Cargo.toml.
-WASM_BINDGEN_VERSION := 0.2.130
 # pkg/cpu is built with the release profile; pkg/gpu with `wasm-gpu` (Cargo.toml: built for size).
 WASM_DIR := $(CARGO_TARGET_DIR)/$(WASM_TARGET)
 ARPG := $(CARGO_TARGET_DIR)/release/arpg
 ARPG_SERVE := $(CARGO_TARGET_DIR)/release/arpg-serve
+# wasm-bindgen's library as a small tool of ours (crates/bindgen), built once into the shared target.
+ARPG_BINDGEN := $(CARGO_TARGET_DIR)/release/arpg-bindgen
 # Optional size/speed pass over pkg/*/arpg_bg.wasm with wasm-opt from the npm package `binaryen`:
 # `make wasm WASM_OPT=1`.
 WASM_OPT ?= 0
@@ -41,6 +41,12 @@ WASM_OPT_BIN := $(TOOLS_DIR)/npm/node_modules/.bin/wasm-opt
 # Features rustc enables by default for wasm32-unknown-unknown; wasm-opt must accept them all.
 WASM_OPT_FLAGS ?= -O2 --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
 	--enable-mutable-globals --enable-reference-types --enable-multivalue
+# Clippy as the compiler of this workspace's crates in a real build (cargo clippy's own mechanism:
+# cargo runs the wrapper for workspace members only). `cargo clippy` checks every dependency a
+# second time, in check mode, where a lint build reuses the dependencies that the tests and the
+# wasm builds compile anyway: 12 of a cold `make test`'s minutes. The linted artifacts get their own
+# hashes beside the plain ones; what is shipped (pkg/, `make cli`) is built by rustc alone.
+LINT := RUSTC_WORKSPACE_WRAPPER=clippy-driver CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 # Browser tests: Debian's Chromium and ChromeDriver, never a browser a tool downloads itself.
 APT_BROWSER_PKGS := chromium chromium-driver
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
@@ -63,8 +69,8 @@ RUST_PKGS := -p arpg -p arpg-tools -p arpg-cli
 
 section = @printf '\n==== %s ====\n' "$(1)"
 
-.PHONY: help run serve server test toolchain wasm-bindgen-cli wasm wasm-opt cli fmt fmt-check clippy \
-	clippy-wasm test-rust fuzz-deps fuzz-smoke e2e e2e-deps browser-deps dataset emoji-data clean-pkg \
+.PHONY: help run serve server test toolchain bindgen wasm wasm-opt cli fmt fmt-check clippy \
+	clippy-wasm check-gpu bench test-rust fuzz-deps fuzz-smoke e2e e2e-deps browser-deps dataset emoji-data clean-pkg \
 	manifest manifest-check
 
 help:
@@ -74,13 +80,15 @@ help:
 	@echo 'make cli           cargo build --release -p arpg-cli  ->  $(ARPG)'
 	@echo 'make server        cargo build --release -p arpg-serve  ->  $(ARPG_SERVE) (no burn: quick)'
 	@echo 'make fmt           cargo fmt (rewrite)'
-	@echo 'make clippy        native clippy, -D warnings'
-	@echo 'make clippy-wasm   wasm32 clippy of the library, -D warnings'
+	@echo 'make clippy        clippy -D warnings as the compiler of the native test build (+ fuzz/, check)'
+	@echo 'make clippy-wasm   the same for the library in the two wasm builds'"'"' profiles'
 	@echo 'make test-rust     cargo test --release, for arpg and for arpg-serve'
 	@echo 'make fuzz-smoke    each fuzz target ($(FUZZ_TARGETS)) for $(FUZZ_SECONDS) s over fuzz/corpus (nightly, cargo-fuzz)'
 	@echo 'make e2e           browser tests in $(E2E_DIR) (Debian chromium, playwright-core)'
 	@echo 'make browser-deps  apt: $(APT_BROWSER_PKGS); npm: playwright-core'
 	@echo 'make emoji-data    npm: the emoji dataset packages (pinned, sha256-checked) -> $(EMOJI_DIR)'
+	@echo 'make bench         the browser bench: transfer sizes, wasm CPU vs native (docs/performance.md)'
+	@echo 'make check-gpu     clippy of the vulkan feature (GPU training; not in make test)'
 	@echo 'make screenshots   refresh docs/screenshot-*.png (the browser tests that take them)'
 	@echo 'make manifest      write each www/models checkpoint'"'"'s bytes and sha256 into www/models/manifest.json'
 	@echo 'make clean-pkg     remove pkg/'
@@ -104,14 +112,11 @@ toolchain:
 	@rustup target list --installed --toolchain "$(TOOLCHAIN)" | grep -x $(WASM_TARGET) >/dev/null \
 		|| rustup target add --toolchain "$(TOOLCHAIN)" $(WASM_TARGET)
 
-# wasm-bindgen's CLI must be exactly the version of the wasm-bindgen crate.
-wasm-bindgen-cli: toolchain
-	@if [[ "$$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $(WASM_BINDGEN_VERSION)" ]]; then \
-		printf '\n==== %s ====\n' "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (a few minutes, once)"; \
-		CARGO_TARGET_DIR="$(TOOLS_DIR)/wasm-bindgen-target" \
-			$(CARGO) install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); \
-	fi
-	@wasm-bindgen --version
+# The wasm's JS glue is written by wasm-bindgen's library at exactly the `wasm-bindgen` crate's
+# version (both pinned in Cargo.toml): crates/bindgen, no `cargo install` of the CLI.
+bindgen: toolchain
+	$(call section,bindgen: cargo build --release -p arpg-bindgen)
+	$(CARGO) build --release -p arpg-bindgen
 
 $(WASM_OPT_BIN):
 	$(call section,installing binaryen $(BINARYEN_VERSION) (npm) for wasm-opt)
@@ -123,17 +128,16 @@ $(WASM_OPT_BIN):
 # The browser runtime, two builds of the same crate (pkg/ is not committed): pkg/gpu with WebGPU
 # (feature `webgpu`) and pkg/cpu with the CPU backend only, each arpg.js + arpg_bg.wasm. The worker
 # fetches pkg/gpu only when it will use WebGPU.
-wasm: toolchain wasm-bindgen-cli
+wasm: toolchain bindgen
 	$(call wasm-build,gpu,wasm-gpu,--features webgpu)
 	$(call wasm-build,cpu,release,)
 	@ls -l pkg/*
 
 define wasm-build
-	$(call section,wasm ($(1)): cargo build --profile $(2) --lib --target $(WASM_TARGET) $(3))
-	$(CARGO) build --profile $(2) --lib --target $(WASM_TARGET) $(3)
+	$(call section,wasm ($(1)): cargo rustc --profile $(2) --lib --target $(WASM_TARGET) $(3) --crate-type cdylib)
+	$(CARGO) rustc --profile $(2) --lib --target $(WASM_TARGET) $(3) --crate-type cdylib
 	rm -rf pkg/$(1) pkg/arpg.js pkg/arpg_bg.wasm
-	wasm-bindgen --target web --remove-name-section --no-typescript --out-dir pkg/$(1) \
-		"$(WASM_DIR)/$(2)/arpg.wasm"
+	"$(ARPG_BINDGEN)" "$(WASM_DIR)/$(2)/arpg.wasm" pkg/$(1)
 	@if [[ "$(WASM_OPT)" == 1 ]]; then $(MAKE) wasm-opt PKG=pkg/$(1); fi
 	gzip -9 -k -f pkg/$(1)/arpg_bg.wasm pkg/$(1)/arpg.js
 	$(call brotli,pkg/$(1)/arpg_bg.wasm pkg/$(1)/arpg.js)
@@ -165,8 +169,8 @@ cli: toolchain
 
 # The static file server (crates/serve): hyper and tower-http, no burn. The library, the tools and
 # the CLI are always built, checked and tested together (RUST_PKGS), so that they share one build
-# of burn; the server on its own, never with --workspace: one cargo call over all four would
-# unify their dependencies' features and rebuild burn a second way.
+# of burn; the server (and crates/bindgen) on its own, never with --workspace: one cargo call over
+# all of them would unify their dependencies' features and rebuild burn a second way.
 server: toolchain
 	$(call section,server: cargo build --release -p arpg-serve)
 	$(CARGO) build --release -p arpg-serve
@@ -182,7 +186,7 @@ serve:
 
 # ---------------------------------------------------------------- checks
 
-test: toolchain wasm-bindgen-cli fmt-check clippy test-rust manifest-check wasm clippy-wasm fuzz-smoke e2e
+test: toolchain fmt-check clippy test-rust manifest-check wasm clippy-wasm fuzz-smoke e2e
 	$(call section,make test: all steps passed)
 
 # www/models/manifest.json: each checkpoint's bytes and sha256, from the file (models/manifest.mjs);
@@ -203,26 +207,38 @@ fmt-check: toolchain
 	$(CARGO) fmt --all --check
 	$(CARGO) fmt --check --manifest-path fuzz/Cargo.toml
 
+# Lints with -D warnings every target that `make test` builds: the library, tools, CLI (their
+# tests included), the server and crates/bindgen, each in the build its tests use; then, in check
+# mode, the library without burn and fuzz/ (their builds are nightly fuzz builds).
 clippy: toolchain
-	$(call section,cargo clippy --release --all-targets $(RUST_PKGS) -- -D warnings (then arpg-serve))
-	$(CARGO) clippy --release --all-targets $(RUST_PKGS) -- -D warnings
-	$(CARGO) clippy --release --all-targets -p arpg-serve -- -D warnings
+	$(call section,clippy as the compiler: cargo test --release --no-run $(RUST_PKGS) (then the two tools))
+	$(LINT) $(CARGO) test --release --no-run $(RUST_PKGS)
+	$(LINT) $(CARGO) test --release --no-run -p arpg-serve
+	$(LINT) $(CARGO) test --release --no-run -p arpg-bindgen
 	$(call section,cargo clippy --release --lib --no-default-features -- -D warnings (what fuzz/ builds))
 	$(CARGO) clippy --release --lib --no-default-features -- -D warnings
 	$(call section,cargo clippy --release --manifest-path fuzz/Cargo.toml -- -D warnings)
 	$(CARGO) clippy --release --manifest-path fuzz/Cargo.toml -- -D warnings
-	$(call section,cargo clippy --release $(RUST_PKGS) --lib --bins --features arpg-cli/vulkan -- -D warnings (GPU training, checked only))
+
+# GPU training's code (the `vulkan` feature: two lines of arpg-cli), linted. models/train-gpu.sh's
+# preparation runs this first. Not part of `make test`: the feature compiles burn a third way (wgpu,
+# Vulkan) for those two lines, 8.3 min of a cold CI run on 2 cores.
+check-gpu: toolchain
+	$(call section,cargo clippy --release $(RUST_PKGS) --lib --bins --features arpg-cli/vulkan -- -D warnings)
 	$(CARGO) clippy --release $(RUST_PKGS) --lib --bins --features arpg-cli/vulkan -- -D warnings
 
+# The library for wasm32, linted in the profiles and features of the two wasm builds (it shares
+# their dependencies; an rlib, so it does not touch the cdylib that pkg/ is made from).
 clippy-wasm: toolchain
-	$(call section,cargo clippy --release --lib --target $(WASM_TARGET) [--features webgpu] -- -D warnings)
-	$(CARGO) clippy --release --lib --target $(WASM_TARGET) --features webgpu -- -D warnings
-	$(CARGO) clippy --release --lib --target $(WASM_TARGET) -- -D warnings
+	$(call section,clippy as the compiler: cargo build --lib --target $(WASM_TARGET) in pkg/gpu's and pkg/cpu's profiles)
+	$(LINT) $(CARGO) build --profile wasm-gpu --lib --target $(WASM_TARGET) --features webgpu
+	$(LINT) $(CARGO) build --release --lib --target $(WASM_TARGET)
 
+# The tests run on the linted build (`make clippy`'s, so after it this compiles nothing).
 test-rust: toolchain dataset emoji-data
-	$(call section,cargo test --release $(RUST_PKGS) (then arpg-serve))
-	$(CARGO) test --release $(RUST_PKGS)
-	$(CARGO) test --release -p arpg-serve
+	$(call section,cargo test --release $(RUST_PKGS) (then arpg-serve) on the linted build)
+	$(LINT) $(CARGO) test --release $(RUST_PKGS)
+	$(LINT) $(CARGO) test --release -p arpg-serve
 
 # The nightly toolchain (any; only fuzzing uses it) and cargo-fuzz, each only when missing.
 fuzz-deps: toolchain
@@ -265,6 +281,14 @@ E2E_ENV := ARPG_BIN="$(ARPG)" ARPG_SERVE_BIN="$(ARPG_SERVE)" ARPG_ROOT="$(CURDIR
 e2e-run:
 	$(call section,e2e: npm test in $(E2E_DIR))
 	cd $(E2E_DIR) && $(E2E_ENV) npm test
+
+# The browser bench (tests/e2e/bench.test.mjs; docs/performance.md, "Browser"): transfer sizes, wasm
+# CPU against native `arpg bench` per model, the first image after picking a model. It prints
+# figures and asserts only that the work ran, so it is not part of `make test` (3.4 min there).
+bench: browser-deps cli server
+	@[[ -f pkg/cpu/arpg.js ]] || $(MAKE) wasm
+	$(call section,bench: npm run bench in $(E2E_DIR))
+	cd $(E2E_DIR) && $(E2E_ENV) npm run bench
 
 # The docs' pictures (docs/screenshot-*.png): the browser tests that take them, writing into docs/
 # (a plain test run writes its screenshots to a temporary directory and leaves the tree clean).

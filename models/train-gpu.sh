@@ -3,6 +3,7 @@
 # (a Linux machine with an NVIDIA driver and no network). See models/README.md, "On a GPU".
 #
 # Prepare here, in the repo root (everything under .gpu/ and .gl/ is carried, 64 MiB in all):
+#   make check-gpu   # clippy of the `vulkan` feature, which `make test` does not compile
 #   cargo build --release -p arpg-cli --features vulkan
 #   strip -o /tmp/arpg $CARGO_TARGET_DIR/release/arpg && xz -9e -T2 -c /tmp/arpg > .gpu/arpg.xz
 #   cp tok.arpg .gpu/ && mkdir -p .gpu/data && for f in train-images-idx3-ubyte train-labels-idx1-ubyte; do

@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import http from "node:http";
 import path from "node:path";
 import zlib from "node:zlib";
 import { after, before, test } from "node:test";
@@ -121,6 +122,25 @@ test("class page on the forced CPU backend: a non-blank image; screenshot; the d
   } finally {
     await close();
   }
+});
+
+/** The Content-Encoding with which the server answers a GET of `urlPath` accepting `encodings`. */
+function servedEncoding(urlPath, encodings) {
+  return new Promise((resolve, reject) => {
+    http.get(`${server.origin}${urlPath}`, { headers: { "accept-encoding": encodings } }, (res) => {
+      res.resume();
+      res.on("end", () => (res.statusCode === 200 ? resolve(res.headers["content-encoding"] || "identity") : reject(new Error(`${urlPath}: ${res.statusCode}`))));
+    }).on("error", reject);
+  });
+}
+
+// The sizes themselves are printed by the browser bench (`make bench`, docs/performance.md).
+test("both runtimes are sent brotli-compressed to Chromium and gzip to a gzip-only client; the checkpoint as is", async () => {
+  for (const file of ["/pkg/cpu/arpg_bg.wasm", "/pkg/cpu/arpg.js", "/pkg/gpu/arpg_bg.wasm", "/pkg/gpu/arpg.js"]) {
+    assert.equal(await servedEncoding(file, "gzip, deflate, br, zstd"), "br", file);
+    assert.equal(await servedEncoding(file, "gzip"), "gzip", file);
+  }
+  assert.equal(await servedEncoding(`/models/${root.model.file}`, "gzip, deflate, br, zstd"), "identity");
 });
 
 // WebGPU needs the patched cubek-matmul (vendor/cubek-matmul/PATCH.md): without it the matmul WGSL
