@@ -193,6 +193,29 @@ test("model picker and ?model= (an unknown one: the first model, with a notice):
   }
 });
 
+test("the wasm API, per model: generate with three classes gives three images of the model's size on the CPU backend, one step time per step", async () => {
+  for (const m of [grey, colour]) {
+    const { context, close } = await h.launch();
+    try {
+      const w = h.watch(context, server.origin);
+      const page = await context.newPage();
+      await page.goto(`${server.origin}/?model=${m.id}&backend=cpu&batch=1&steps=2&seed=1`);
+      await waitRun(page, 60_000);
+      const out = await page.evaluate(async () => {
+        const c = window.__arpg.client;
+        const o = await c.run("generate", { classes: [0, 1, 2], options: { steps: 3, seed: 1000 } });
+        return { backend: c.info.backend, steps: o.stepMs.length, sizes: o.result.map((i) => [i.width, i.height]) };
+      });
+      assert.equal(out.backend, "cpu", m.id);
+      assert.equal(out.steps, 3, m.id);
+      assert.deepEqual(out.sizes, Array(3).fill([m.imageSize, m.imageSize]), m.id);
+      clean(w);
+    } finally {
+      await close();
+    }
+  }
+});
+
 test("colour painting: the paint brush paints the picked colour; in-paint keeps every unmasked pixel exactly; out-paint widens by whole tokens; a 32x32 colour picture expands to 64x64; the download is an RGB PNG naming the model", async () => {
   await onColourPaint("seed=3&steps=4&class=0", async (page) => {
     // Paint: a dab of 2 tokens' width at the centre, then undo.
