@@ -44,8 +44,10 @@ WASM_OPT_FLAGS ?= -O2 --enable-bulk-memory --enable-nontrapping-float-to-int --e
 # Clippy as the compiler of this workspace's crates in a real build (cargo clippy's own mechanism:
 # cargo runs the wrapper for workspace members only). `cargo clippy` checks every dependency a
 # second time, in check mode, where a lint build reuses the dependencies that the tests and the
-# wasm builds compile anyway: 12 of a cold `make test`'s minutes. The linted artifacts get their own
-# hashes beside the plain ones; what is shipped (pkg/, `make cli`) is built by rustc alone.
+# wasm builds compile anyway (6.3 + 8.1 min of a cold `make test` before; docs/performance.md,
+# "Build and test times"). clippy-driver compiles our crates without rustc's MIR optimisations
+# (LLVM's remain); the tests run on that build. The linted artifacts get their own hashes beside
+# rustc's, and what is shipped (pkg/, `make cli`) is rustc's alone.
 LINT := RUSTC_WORKSPACE_WRAPPER=clippy-driver CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 # Browser tests: Debian's Chromium and ChromeDriver, never a browser a tool downloads itself.
 APT_BROWSER_PKGS := chromium chromium-driver
