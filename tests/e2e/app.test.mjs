@@ -3,7 +3,6 @@
 
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import http from "node:http";
 import path from "node:path";
 import zlib from "node:zlib";
 import { after, before, test } from "node:test";
@@ -125,14 +124,7 @@ test("class page on the forced CPU backend: a non-blank image; screenshot; the d
 });
 
 /** The Content-Encoding with which the server answers a GET of `urlPath` accepting `encodings`. */
-function servedEncoding(urlPath, encodings) {
-  return new Promise((resolve, reject) => {
-    http.get(`${server.origin}${urlPath}`, { headers: { "accept-encoding": encodings } }, (res) => {
-      res.resume();
-      res.on("end", () => (res.statusCode === 200 ? resolve(res.headers["content-encoding"] || "identity") : reject(new Error(`${urlPath}: ${res.statusCode}`))));
-    }).on("error", reject);
-  });
-}
+const servedEncoding = async (urlPath, encodings) => (await h.fetchEncoded(server.origin, urlPath, encodings))[1];
 
 // The sizes themselves are printed by the browser bench (`make bench`, docs/performance.md).
 test("both runtimes are sent brotli-compressed to Chromium and gzip to a gzip-only client; the checkpoint as is", async () => {
@@ -145,7 +137,8 @@ test("both runtimes are sent brotli-compressed to Chromium and gzip to a gzip-on
 
 // WebGPU needs the patched cubek-matmul (vendor/cubek-matmul/PATCH.md): without it the matmul WGSL
 // asks for `subgroups`, which wgpu never enables on the web, and the worker panics. The software
-// adapter is ~40x slower than the CPU backend and autotunes every new shape: this test is slow.
+// adapter is ~40x slower than the CPU backend and compiles kernels for every new shape (autotune's
+// timing runs are a small part: docs/performance.md, "Build and test times"): this test is slow.
 test("class page on forced WebGPU (software adapter): non-blank, same tokens as the CPU", { timeout: 600_000 }, async () => {
   const { context, close } = await h.launch();
   try {

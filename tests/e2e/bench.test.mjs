@@ -14,7 +14,6 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import http from "node:http";
 import { after, before, test } from "node:test";
 import * as h from "./harness.mjs";
 
@@ -36,17 +35,8 @@ after(async () => {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mb = (n) => (n / 1e6).toFixed(2);
 
-/** GET `file` from the server as a client accepting `encodings`: [bytes on the wire, coding]. */
-function fetchRaw(file, encodings) {
-  return new Promise((resolve, reject) => {
-    const req = http.get(`${server.origin}/${file.replace(/^www\//, "")}`, { headers: { "accept-encoding": encodings } }, (res) => {
-      let n = 0;
-      res.on("data", (d) => (n += d.length));
-      res.on("end", () => (res.statusCode === 200 ? resolve([n, res.headers["content-encoding"] || "identity"]) : reject(new Error(`${file}: ${res.statusCode}`))));
-    });
-    req.on("error", reject);
-  });
-}
+/** GET repo file `file` (www/ is served at /) as a client accepting `encodings`: [bytes, coding]. */
+const fetchRaw = (file, encodings) => h.fetchEncoded(server.origin, `/${file.replace(/^www\//, "")}`, encodings);
 
 test("bench: transfer sizes of the runtimes and the checkpoint, as arpg-serve sends them", async () => {
   const shell = fs.readdirSync(path.join(root.dir, "www")).filter((f) => /\.(html|js|css)$/.test(f) && f !== "sw.js");

@@ -4,6 +4,7 @@
 import { spawn, execFileSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
+import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import zlib from "node:zlib";
@@ -105,6 +106,19 @@ export async function serve(root) {
       child.kill("SIGTERM");
     }),
   };
+}
+
+/** GET `urlPath` from `origin` as a client accepting `encodings`: [bytes on the wire, the response's
+ * Content-Encoding ("identity" when it has none)]. */
+export function fetchEncoded(origin, urlPath, encodings) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${origin}${urlPath}`, { headers: { "accept-encoding": encodings } }, (res) => {
+      let n = 0;
+      res.on("data", (d) => (n += d.length));
+      res.on("end", () => (res.statusCode === 200 ? resolve([n, res.headers["content-encoding"] || "identity"]) : reject(new Error(`${urlPath}: ${res.statusCode}`))));
+    });
+    req.on("error", reject);
+  });
 }
 
 /** Debian chromium, headless, with a fresh profile. */
