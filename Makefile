@@ -71,7 +71,7 @@ RUST_PKGS := -p arpg -p arpg-tools -p arpg-cli
 
 section = @printf '\n==== %s ====\n' "$(1)"
 
-.PHONY: help run serve server test toolchain bindgen wasm wasm-opt cli fmt fmt-check clippy \
+.PHONY: help run serve server test toolchain bindgen wasm wasm-opt cli test-cli fmt fmt-check clippy \
 	clippy-wasm check-gpu bench test-rust fuzz-deps fuzz-smoke e2e e2e-deps browser-deps dataset emoji-data clean-pkg \
 	manifest manifest-check
 
@@ -168,6 +168,12 @@ wasm-opt: $(WASM_OPT_BIN)
 cli: toolchain
 	$(call section,cli: cargo build --release -p arpg-cli)
 	$(CARGO) build --release -p arpg-cli
+
+# The CLI the browser tests call (`arpg init` writes their checkpoints): the linted build of
+# `make clippy`, which the Rust tests ran, so after it this compiles nothing (rustc's own build,
+# `make cli`, compiled our three crates once more: 0.8 min of a cold `make test`).
+test-cli: toolchain
+	$(LINT) $(CARGO) build --release -p arpg-cli
 
 # The static file server (crates/serve): hyper and tower-http, no burn. The library, the tools and
 # the CLI are always built, checked and tested together (RUST_PKGS), so that they share one build
@@ -269,7 +275,7 @@ fuzz-smoke: fuzz-deps
 # the repo root and Debian's browser.
 e2e:
 	@if [[ -f $(E2E_DIR)/package.json ]]; then \
-		$(MAKE) browser-deps cli server && \
+		$(MAKE) browser-deps test-cli server && \
 		{ [[ -f pkg/cpu/arpg.js ]] || $(MAKE) wasm; } && \
 		$(MAKE) e2e-run; \
 	else \
@@ -294,7 +300,7 @@ bench: browser-deps cli server
 
 # The docs' pictures (docs/screenshot-*.png): the browser tests that take them, writing into docs/
 # (a plain test run writes its screenshots to a temporary directory and leaves the tree clean).
-screenshots: browser-deps cli server
+screenshots: browser-deps test-cli server
 	@[[ -f pkg/cpu/arpg.js ]] || $(MAKE) wasm
 	$(call section,screenshots -> docs/)
 	cd $(E2E_DIR) && $(E2E_ENV) ARPG_SCREENSHOTS_DIR="$(CURDIR)/docs" \

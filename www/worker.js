@@ -45,8 +45,8 @@ const after = (ms, value) => new Promise((resolve) => setTimeout(() => resolve(v
 /** Null while this worker's GPU device works (or it has none), else why it does not: asked after
  * a job failed or the wasm trapped. A lost device is often not yet reported when the failure it
  * causes arrives: its pending buffer maps fail at once, and cubecl-wgpu 0.11.3 panics on a failed
- * map (`compute/timings.rs`, `stop_profile`: `.expect("Failed to map buffer")`, autotune's
- * timing read-back), while `device.lost` resolves only when the GPU process answers. Measured
+ * map (`compute/timings.rs`, `stop_profile`: `.expect("Failed to map buffer")`, a timing
+ * read-back), while `device.lost` resolves only when the GPU process answers. Measured
  * after `device.destroy()` mid-job on SwiftShader: 26 ms later in Chromium 156, 7.5 s later in
  * Chromium 150 (busy with the job's kernels). So this asks and waits: `device.lost`, or a fresh
  * 4-byte buffer's map (it succeeds on a working device, fails on a lost one); a device that

@@ -137,8 +137,8 @@ test("both runtimes are sent brotli-compressed to Chromium and gzip to a gzip-on
 
 // WebGPU needs the patched cubek-matmul (vendor/cubek-matmul/PATCH.md): without it the matmul WGSL
 // asks for `subgroups`, which wgpu never enables on the web, and the worker panics. The software
-// adapter is ~40x slower than the CPU backend and compiles kernels for every new shape (autotune's
-// timing runs are a small part: docs/performance.md, "Build and test times"): this test is slow.
+// adapter is ~40x slower than the CPU backend and compiles kernels for every new shape: this test
+// takes ~40 s (docs/performance.md, "Build and test times").
 test("class page on forced WebGPU (software adapter): non-blank, same tokens as the CPU", { timeout: 600_000 }, async () => {
   const { context, close } = await h.launch();
   try {

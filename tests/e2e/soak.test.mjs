@@ -6,7 +6,7 @@
 //
 // ARPG_E2E_SOAK_N sets the number of CPU generations (default 100). The WebGPU soak (software
 // adapter, tiny checkpoint) is opt-in, ARPG_E2E_WEBGPU_SOAK=N generations: its first generation
-// alone takes minutes on SwiftShader while autotune measures every new shape.
+// alone takes tens of seconds on SwiftShader, compiling kernels for every new shape.
 
 import assert from "node:assert/strict";
 import fs from "node:fs";
