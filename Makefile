@@ -80,6 +80,7 @@ help:
 	@echo 'make test          fmt-check, clippy, cargo test, wasm build, clippy-wasm, fuzz-smoke, e2e (if tests/e2e exists)'
 	@echo 'make wasm          both wasm builds: pkg/gpu (WebGPU + CPU), pkg/cpu (CPU only); WASM_OPT=1: wasm-opt'
 	@echo 'make cli           cargo build --release -p arpg-cli  ->  $(ARPG)'
+	@echo 'make test-cli      the same CLI from make clippy'"'"'s linted build (what the browser tests call)'
 	@echo 'make server        cargo build --release -p arpg-serve  ->  $(ARPG_SERVE) (no burn: quick)'
 	@echo 'make fmt           cargo fmt (rewrite)'
 	@echo 'make clippy        clippy -D warnings as the compiler of the native test build (+ fuzz/, check)'
