@@ -382,7 +382,7 @@ test("paint tool: the image and mask survive a cancel, a double request, a worke
 
 // The tiny `arpg init --preset test` checkpoint keeps the software adapter's start short; the device
 // is destroyed while the first in-painting job is in the worker, before its first step is done
-// (on SwiftShader a first step takes seconds, most of it compiling the step's kernels).
+// (docs/reliability.md has the measured times).
 test("WebGPU device lost mid-job (tiny checkpoint): the model restarts on the CPU with a notice, the job completes, image and mask kept", { timeout: 300_000 }, async () => {
   const tiny = h.makeRoot({ preset: "test" });
   const own = await h.serve(tiny.dir);
