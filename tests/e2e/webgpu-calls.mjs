@@ -45,7 +45,8 @@ try {
   await h.waitRun(page, 900_000);
   console.log(`# ${which}, ${steps} steps: ${await page.textContent("#stats")}`);
   const calls = await (await workers[0]).evaluate(() => self.__calls);
-  let phase = { modules: 0, wgsl: 0, maps: 0, submits: 0, buffers: 0 };
+  const empty = () => ({ modules: 0, wgsl: 0, maps: 0, submits: 0, buffers: 0 });
+  let phase = empty();
   let start = 0;
   const total = { modules: 0, wgsl: 0 };
   for (const [kind, value, t] of calls) {
@@ -60,7 +61,7 @@ try {
         `(${(phase.wgsl / 1e3).toFixed(0)} kB of WGSL), ${phase.maps} read-backs, ${phase.submits} submits, ${phase.buffers} buffers`);
       total.modules += phase.modules;
       total.wgsl += phase.wgsl;
-      phase = { modules: 0, wgsl: 0, maps: 0, submits: 0, buffers: 0 };
+      phase = empty();
       start = t;
     }
   }
