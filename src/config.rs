@@ -59,6 +59,7 @@ crate::from_str_by_name!(Arch);
 /// (pass 1 = content decoder, pass 2 = query decoder); the baselines use one
 /// stack of `n_layers`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     pub arch: Arch,
     /// Image codes `0..vocab_size`; the embedding table adds `[MASK]`, the classes and a null class.
@@ -239,10 +240,81 @@ impl ModelConfig {
     }
 }
 
-/// The VQ tokenizer: conv encoder (`downsample` stride-2 stages), an
+/// Which tokenizer a checkpoint holds, with its sizes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum TokenizerConfig {
+    /// Our small VQ (`tokenizer::VqTokenizer`), trained here.
+    Vq(VqConfig),
+    /// LlamaGen's VQGAN (`vqgan::Vqgan`), imported: the paper's VQ-16.
+    Vqgan(VqganConfig),
+}
+
+impl TokenizerConfig {
+    pub fn codebook_size(&self) -> usize {
+        match self {
+            TokenizerConfig::Vq(c) => c.codebook_size,
+            TokenizerConfig::Vqgan(c) => c.codebook_size,
+        }
+    }
+
+    /// Pixels per token side.
+    pub fn factor(&self) -> usize {
+        match self {
+            TokenizerConfig::Vq(c) => c.factor(),
+            TokenizerConfig::Vqgan(c) => c.factor(),
+        }
+    }
+
+    /// 1 (grey) or 3 (RGB).
+    pub fn image_channels(&self) -> usize {
+        match self {
+            TokenizerConfig::Vq(c) => c.image_channels,
+            TokenizerConfig::Vqgan(c) => c.image_channels,
+        }
+    }
+
+    /// The side of the pictures it was trained on.
+    pub fn image_size(&self) -> usize {
+        match self {
+            TokenizerConfig::Vq(c) => c.image_size,
+            TokenizerConfig::Vqgan(c) => c.image_size,
+        }
+    }
+
+    /// Our small VQ's sizes (the trainers' tokenizer), if that is what this is.
+    pub fn as_vq(&self) -> Option<&VqConfig> {
+        match self {
+            TokenizerConfig::Vq(c) => Some(c),
+            TokenizerConfig::Vqgan(_) => None,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            TokenizerConfig::Vq(c) => c.validate(),
+            TokenizerConfig::Vqgan(c) => c.validate(),
+        }
+    }
+}
+
+impl From<VqConfig> for TokenizerConfig {
+    fn from(c: VqConfig) -> Self {
+        TokenizerConfig::Vq(c)
+    }
+}
+
+impl From<VqganConfig> for TokenizerConfig {
+    fn from(c: VqganConfig) -> Self {
+        TokenizerConfig::Vqgan(c)
+    }
+}
+
+/// Our small VQ tokenizer: conv encoder (`downsample` stride-2 stages), an
 /// l2-normalised codebook, conv decoder.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TokenizerConfig {
+#[serde(deny_unknown_fields)]
+pub struct VqConfig {
     pub codebook_size: usize,
     pub code_dim: usize,
     /// Channels of the image: 1 (grey) or 3 (RGB).
@@ -257,7 +329,7 @@ pub struct TokenizerConfig {
     pub beta: f32,
 }
 
-impl TokenizerConfig {
+impl VqConfig {
     pub fn tiny() -> Self {
         Self {
             codebook_size: 256,
@@ -301,8 +373,77 @@ impl TokenizerConfig {
     }
 }
 
+/// GroupNorm groups in every VQGAN norm: the widths are multiples of it.
+pub const VQGAN_GROUPS: usize = 32;
+
+/// LlamaGen's VQGAN tokenizer (`vqgan::Vqgan`). Serialised into the checkpoint as it is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VqganConfig {
+    pub codebook_size: usize,
+    pub code_dim: usize,
+    pub image_channels: usize,
+    /// Channels at full resolution (`ch`); level `i` has `channels * ch_mult[i]`.
+    pub channels: usize,
+    /// One entry per level; every level but the last halves the resolution.
+    pub ch_mult: Vec<usize>,
+    pub z_channels: usize,
+    pub encoder_blocks: usize,
+    pub decoder_blocks: usize,
+    /// The picture side the tokenizer was trained at (a frame of `image_size / factor` tokens).
+    pub image_size: usize,
+}
+
+impl VqganConfig {
+    /// LlamaGen's VQ-16, as the paper uses it: 72M parameters.
+    pub fn vq16() -> Self {
+        Self {
+            codebook_size: 16384,
+            code_dim: 8,
+            image_channels: 3,
+            channels: 128,
+            ch_mult: vec![1, 1, 2, 2, 4],
+            z_channels: 256,
+            encoder_blocks: 2,
+            decoder_blocks: 3,
+            image_size: 256,
+        }
+    }
+
+    /// Pixels per token side: 2 to the number of levels minus one.
+    pub fn factor(&self) -> usize {
+        1 << self.ch_mult.len().saturating_sub(1)
+    }
+
+    pub fn width(&self, level: usize) -> usize {
+        self.channels * self.ch_mult[level]
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let widths_ok =
+            self.ch_mult.iter().all(|&m| m > 0 && (self.channels * m).is_multiple_of(VQGAN_GROUPS));
+        if self.channels == 0 || !widths_ok || !(1..=6).contains(&self.ch_mult.len()) {
+            return Err(format!(
+                "VQGAN widths must be multiples of {VQGAN_GROUPS} (channels {} x ch_mult {:?}, 1 to 6 levels)",
+                self.channels, self.ch_mult
+            ));
+        }
+        if self.codebook_size == 0 || self.code_dim == 0 || self.z_channels == 0 {
+            return Err("VQGAN codebook, code and z sizes must be > 0".into());
+        }
+        if !matches!(self.image_channels, 1 | 3) || self.encoder_blocks == 0 || self.decoder_blocks == 0 {
+            return Err("VQGAN images have 1 or 3 channels and every level a residual block".into());
+        }
+        if self.image_size == 0 || !self.image_size.is_multiple_of(self.factor()) {
+            return Err(format!("image_size {} is not a multiple of {}", self.image_size, self.factor()));
+        }
+        Ok(())
+    }
+}
+
 /// What training left behind, for the model card and `arpg inspect`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrainMeta {
     pub dataset: String,
     pub steps: u64,

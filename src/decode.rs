@@ -94,7 +94,7 @@ impl Plan {
 
     /// Step sizes per phase under `opts`.
     pub fn step_sizes(&self, opts: &SampleOptions) -> Vec<Vec<usize>> {
-        self.phases.iter().map(|p| opts.schedule.step_sizes(p.len(), opts.steps.min(p.len()))).collect()
+        self.phases.iter().map(|p| opts.step_sizes(p.len(), opts.steps.min(p.len()))).collect()
     }
 
     pub fn total_steps(&self, opts: &SampleOptions) -> usize {
@@ -142,7 +142,8 @@ pub(crate) async fn read_logits(logits: Tensor<3>) -> Result<Vec<f32>, Error> {
 /// prefill); then each step queries the next cells with `[MASK]` queries in one call against the
 /// ONE shared K/V, samples their codes and feeds them back to pass 1. No mask inside a step.
 /// Which cells a step decodes is `opts.order`'s: [`Order::Random`] draws one order per phase,
-/// shared by the batch; [`Order::Confidence`] keeps each image's most confident cells.
+/// shared by the batch; [`Order::Listed`] takes the phase's cells as listed; [`Order::Confidence`]
+/// keeps each image's most confident cells.
 pub async fn sample_arpg<R: AfterStep>(
     model: &Arpg,
     classes: &[usize],
@@ -160,7 +161,7 @@ pub async fn sample_arpg<R: AfterStep>(
         let mut open = run.open_cells(phase);
         for (s, &k) in phase_sizes.iter().enumerate() {
             let picked = match opts.order {
-                Order::Random => run.next_in_order(&open, k).await?,
+                Order::Random | Order::Listed => run.next_in_order(&open, k).await?,
                 Order::Confidence => run.most_confident(&open, k, s, phase_sizes.len()).await?,
             };
             run.accept(&picked, &mut open);
@@ -267,6 +268,9 @@ impl<'a> ArpgRun<'a> {
     /// Random order: the next `k` cells of the shared order, queried and sampled.
     async fn next_in_order(&mut self, open: &[Vec<usize>], k: usize) -> Result<Picked, Error> {
         let cells = vec![open[0][..k].to_vec()];
+        if k == 0 {
+            return Ok(Picked { cells, codes: vec![vec![]; self.b] }); // an empty step (StepRule::Official)
+        }
         let logits = read_logits(self.model.query(self.rows, &self.slots(&cells), None, &self.cache)).await?;
         let vocab = self.model.config.vocab_size;
         let codes = sampling::pick(&logits, self.b, k, vocab, self.scale(k), self.opts, &mut self.rng);
@@ -308,7 +312,7 @@ impl<'a> ArpgRun<'a> {
             cells.iter().zip(&picked.codes[i]).for_each(|(&p, &c)| t[p] = Some(c));
             open.retain(|p| !cells.contains(p));
         }
-        if self.decoded < self.plan.targets() {
+        if k > 0 && self.decoded < self.plan.targets() {
             let ids: Vec<i64> =
                 (0..self.rows).flat_map(|r| picked.codes[r % self.b].iter().map(|&c| c as i64)).collect();
             let at = self.slots(&picked.cells);

@@ -8,13 +8,13 @@ use crate::baselines::{MaskGit, Raster, sample_maskgit, sample_raster};
 use crate::checkpoint::{Checkpoint, CheckpointError, sha256_hex};
 use crate::choice::Choice;
 use crate::config::{Arch, ModelConfig, TokenizerConfig, TrainMeta};
-use crate::decode::{AfterStep, Plan, Sampled, StepEvent, sample_arpg};
+use crate::decode::{AfterStep, Plan, Sampled, StepEvent, read_logits, sample_arpg};
 use crate::error::Error;
 use crate::image::{Image, TokenMask};
-use crate::model::Arpg;
-use crate::sampling::SampleOptions;
+use crate::model::{Arpg, Level, in_order};
+use crate::sampling::{SampleDefaults, SampleOptions};
 use crate::tasks::{self, RopeMode, Sides};
-use crate::tokenizer::VqTokenizer;
+use crate::tokenizer::Tokenizer;
 use crate::weights;
 
 /// Largest grid (in tokens) any task may decode: 32x32 tokens, 16x the training area.
@@ -50,8 +50,10 @@ impl Generator {
 #[derive(Debug, Clone)]
 pub struct Engine {
     pub generator: Generator,
-    pub tokenizer: VqTokenizer,
+    pub tokenizer: Tokenizer,
     pub meta: TrainMeta,
+    /// The model's own sampling defaults, from its checkpoint (see [`Engine::sample_defaults`]).
+    pub sampling: Option<SampleDefaults>,
     /// How RoPE treats grids beyond the training grid (out-painting, expansion).
     pub rope_mode: RopeMode,
     /// sha256 of the checkpoint bytes this engine was loaded from (empty if built in memory).
@@ -64,8 +66,9 @@ impl Engine {
     pub fn new(model: &ModelConfig, tokenizer: &TokenizerConfig, device: &Device) -> Self {
         Self {
             generator: Generator::new(model, device),
-            tokenizer: VqTokenizer::new(tokenizer, device),
+            tokenizer: Tokenizer::new(tokenizer, device),
             meta: TrainMeta::default(),
+            sampling: None,
             rope_mode: RopeMode::default(),
             checksum: String::new(),
             device: device.clone(),
@@ -73,38 +76,37 @@ impl Engine {
     }
 
     /// An engine around modules built elsewhere (training writes its checkpoints through this).
-    pub fn from_parts(
-        generator: Generator,
-        tokenizer: VqTokenizer,
-        meta: TrainMeta,
-        device: &Device,
-    ) -> Self {
+    pub fn from_parts(generator: Generator, tokenizer: Tokenizer, meta: TrainMeta, device: &Device) -> Self {
         Self {
             generator,
             tokenizer,
             meta,
+            sampling: None,
             rope_mode: RopeMode::default(),
             checksum: String::new(),
             device: device.clone(),
         }
     }
 
-    pub fn from_checkpoint(ckpt: &Checkpoint, device: &Device) -> Result<Self, Error> {
-        check_fits(ckpt)?;
+    /// The engine of a checkpoint, whose tensors' values are moved into it.
+    pub fn from_checkpoint(mut ckpt: Checkpoint, device: &Device) -> Result<Self, Error> {
+        check_fits(&ckpt)?;
         let mut engine = Self::new(&ckpt.model, &ckpt.tokenizer, device);
+        let tensors = &mut ckpt.tensors;
         engine.generator = match engine.generator {
-            Generator::Arpg(m) => Generator::Arpg(weights::import(m, &ckpt.tensors, "model", device)?),
-            Generator::Raster(m) => Generator::Raster(weights::import(m, &ckpt.tensors, "model", device)?),
-            Generator::MaskGit(m) => Generator::MaskGit(weights::import(m, &ckpt.tensors, "model", device)?),
+            Generator::Arpg(m) => Generator::Arpg(weights::import(m, tensors, "model", device)?),
+            Generator::Raster(m) => Generator::Raster(weights::import(m, tensors, "model", device)?),
+            Generator::MaskGit(m) => Generator::MaskGit(weights::import(m, tensors, "model", device)?),
         };
-        engine.tokenizer = weights::import(engine.tokenizer, &ckpt.tensors, "tokenizer", device)?;
-        engine.meta = ckpt.meta.clone();
+        engine.tokenizer = engine.tokenizer.import(tensors, "tokenizer", device)?;
+        engine.meta = ckpt.meta;
+        engine.sampling = ckpt.sampling;
         Ok(engine)
     }
 
     /// Parse, verify and load checkpoint bytes (same code natively and in wasm).
     pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Self, Error> {
-        let mut engine = Self::from_checkpoint(&Checkpoint::from_bytes(bytes)?, device)?;
+        let mut engine = Self::from_checkpoint(Checkpoint::from_bytes(bytes)?, device)?;
         engine.checksum = sha256_hex(bytes);
         Ok(engine)
     }
@@ -116,13 +118,34 @@ impl Engine {
             Generator::Raster(m) => weights::export(m, "model"),
             Generator::MaskGit(m) => weights::export(m, "model"),
         };
-        tensors.extend(weights::export(&self.tokenizer, "tokenizer"));
+        tensors.extend(self.tokenizer.export("tokenizer"));
         Checkpoint {
             model: self.model_config().clone(),
-            tokenizer: self.tokenizer.config.clone(),
+            tokenizer: self.tokenizer.config(),
             meta: self.meta.clone(),
+            sampling: self.sampling.clone(),
             tensors,
         }
+    }
+
+    /// The sampling options this model uses unless told otherwise: its checkpoint's, else the
+    /// library's.
+    pub fn sample_defaults(&self) -> SampleOptions {
+        self.sampling.as_ref().map_or_else(SampleOptions::default, SampleDefaults::options)
+    }
+
+    /// Pixels per token side.
+    pub fn factor(&self) -> usize {
+        self.tokenizer.config().factor()
+    }
+
+    /// The side of the pictures the tokenizer was trained at.
+    pub fn image_size(&self) -> usize {
+        self.tokenizer.config().image_size()
+    }
+
+    pub fn codebook_size(&self) -> usize {
+        self.tokenizer.config().codebook_size()
     }
 
     pub fn model_config(&self) -> &ModelConfig {
@@ -158,6 +181,52 @@ impl Engine {
         }
     }
 
+    /// The teacher-forced negative log-likelihood (nats) of each code of `codes` (raster order on
+    /// the training grid) in `order` (raster indices, in generation order), given `class` (`None`:
+    /// unconditional): the paper's training objective, each token seeing the class and the
+    /// tokens before it in the order. In generation order. ARPG only.
+    pub async fn score(
+        &self,
+        class: Option<usize>,
+        codes: &[u32],
+        order: &[usize],
+    ) -> Result<Vec<f64>, Error> {
+        let Generator::Arpg(m) = &self.generator else {
+            return Err(Error::Options(format!(
+                "score needs an ARPG model, not {}",
+                self.model_config().arch.name()
+            )));
+        };
+        let c = &m.config;
+        let cells = c.seq_len();
+        if codes.len() != cells || codes.iter().any(|&code| code as usize >= c.vocab_size) {
+            return Err(Error::Input(format!("score takes {cells} codes below {}", c.vocab_size)));
+        }
+        let mut seen = vec![false; cells];
+        if order.len() != cells || !order.iter().all(|&p| p < cells && !std::mem::replace(&mut seen[p], true))
+        {
+            return Err(Error::Input(format!("the order must list each of the {cells} cells once")));
+        }
+        let id = match class {
+            Some(k) if k < c.n_classes => c.class_id(k),
+            Some(k) => return Err(Error::Options(format!("class {k} out of range (0..{})", c.n_classes))),
+            None => c.null_id(),
+        };
+        let seq = in_order(codes, order, c.grid_w, Level::Full);
+        let logits = read_logits(m.forward_train(&[id], &[seq], &self.device)).await?; // [1, T, vocab]
+        let v = c.vocab_size;
+        Ok(order
+            .iter()
+            .enumerate()
+            .map(|(j, &p)| {
+                let row = &logits[j * v..(j + 1) * v];
+                let max = row.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x)) as f64;
+                let lse = max + row.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln();
+                lse - row[codes[p] as usize] as f64
+            })
+            .collect())
+    }
+
     /// Class-conditional images, one per entry of `classes`.
     pub async fn generate<R: AfterStep>(
         &self,
@@ -188,7 +257,7 @@ impl Engine {
                 mask.width, mask.height, image.width, image.height
             )));
         }
-        let (size, f) = (self.tokenizer.config.image_size, self.tokenizer.config.factor());
+        let (size, f) = (self.image_size(), self.factor());
         let (framed, at) = self.frame(&self.in_channels(image)?, size)?;
         let (framed_mask, _) = frame(mask, size, f, &vec![0; mask.channels])?; // padding is kept
         let token_mask = TokenMask::from_pixel_mask(&framed_mask, f);
@@ -222,9 +291,9 @@ impl Engine {
         if sides == Sides::default() {
             return Err(Error::Options("out-painting needs at least one side to extend".into()));
         }
-        let (framed, _) = self.frame(&self.in_channels(image)?, self.tokenizer.config.image_size)?;
+        let (framed, _) = self.frame(&self.in_channels(image)?, self.image_size())?;
         // The budget is checked before anything is encoded or any plan is built.
-        let f = self.tokenizer.config.factor();
+        let f = self.factor();
         let (h, w) = (framed.height / f, framed.width / f);
         let grid_h = h.checked_add(sides.top).and_then(|n| n.checked_add(sides.bottom));
         let grid_w = w.checked_add(sides.left).and_then(|n| n.checked_add(sides.right));
@@ -234,7 +303,7 @@ impl Engine {
         plan.ntk_scale = self.ntk_scale(&plan);
         let sampled = self.sample(&[class], &plan, opts, on_step).await?;
         let mut out = self.decode(&sampled.tokens, plan.grid_h, plan.grid_w).await?.remove(0);
-        let f = self.tokenizer.config.factor();
+        let f = self.factor();
         out.paste(&framed, sides.left * f, sides.top * f);
         Ok(out)
     }
@@ -258,13 +327,9 @@ impl Engine {
         let half = c.multi_scale && factor == 2;
         let (tokens, h, w) = match image {
             Some(img) => {
-                let min = if half {
-                    self.tokenizer.config.image_size / 2
-                } else {
-                    self.tokenizer.config.image_size
-                };
+                let min = if half { self.image_size() / 2 } else { self.image_size() };
                 let (framed, _) = self.frame(&self.in_channels(img)?, min)?;
-                let f = self.tokenizer.config.factor();
+                let f = self.factor();
                 let (h, w) = (framed.height / f, framed.width / f);
                 check_budget("expansion", h.checked_mul(factor), w.checked_mul(factor))?;
                 self.encode(&framed).await?
@@ -310,7 +375,7 @@ impl Engine {
 
     /// The image's channels: 1 (grey) or 3 (RGB), the tokenizer's.
     pub fn image_channels(&self) -> usize {
-        self.tokenizer.config.image_channels
+        self.tokenizer.config().image_channels()
     }
 
     /// `image` in the model's channels (RGB to grey by luminance, grey to RGB repeated).
@@ -320,7 +385,7 @@ impl Engine {
 
     /// `image` (in the model's channels) framed on the training pictures' background ([`frame`]).
     fn frame(&self, image: &Image, size: usize) -> Result<(Image, (usize, usize)), Error> {
-        frame(image, size, self.tokenizer.config.factor(), &self.background())
+        frame(image, size, self.factor(), &self.background())
     }
 
     /// The colour the training pictures sit on, in the model's channels (black unless the
@@ -335,7 +400,7 @@ impl Engine {
     /// Codes of an image (in the model's channels) whose sides are multiples of the factor:
     /// `(codes, h, w)`.
     pub async fn encode(&self, image: &Image) -> Result<(Vec<u32>, usize, usize), Error> {
-        let f = self.tokenizer.config.factor();
+        let f = self.factor();
         if image.channels != self.image_channels() {
             let (have, want) = (image.channels, self.image_channels());
             return Err(Error::Input(format!("the model encodes images of {want} channels, not {have}")));
@@ -433,7 +498,11 @@ fn check_fits(ckpt: &Checkpoint) -> Result<(), CheckpointError> {
         )));
     }
     let name = "tokenizer.codebook";
-    let expected = vec![t.codebook_size, t.code_dim];
+    let code_dim = match t {
+        TokenizerConfig::Vq(c) => c.code_dim,
+        TokenizerConfig::Vqgan(c) => c.code_dim,
+    };
+    let expected = vec![t.codebook_size(), code_dim];
     match ckpt.tensor(name) {
         None => Err(CheckpointError::MissingTensor(name.into())),
         Some(c) if c.shape != expected => {

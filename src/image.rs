@@ -4,7 +4,7 @@
 //! Everything here is plain Rust on `Vec<u8>` so that the native CLI and the wasm runtime share
 //! it. Pixels are row-major with the channels of a pixel side by side (`[r, g, b, r, g, b, ...]`),
 //! `0` = black, `255` = full intensity. How many channels an image has is the model's business
-//! (`TokenizerConfig::image_channels`); [`Image::to_channels`] converts.
+//! (`VqConfig::image_channels`); [`Image::to_channels`] converts.
 
 use std::io::Cursor;
 

@@ -3,14 +3,17 @@
 //! guidance `u + s (c - u)`, and the draw itself. Everything here runs on the host with [`Rng`],
 //! so a seed gives the same tokens on every backend.
 
-use std::f64::consts::FRAC_PI_2;
+use std::f64::consts::{FRAC_PI_2, PI};
+
+use serde::{Deserialize, Serialize};
 
 use crate::choice::Choice;
 use crate::error::Error;
 use crate::rng::Rng;
 
 /// How many tokens each step decodes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Schedule {
     /// The paper's default: about T/10 tokens a step, then the rest at once (8 of 64:
     /// 6, 5, 5, 6, 6, 7, 9, 20).
@@ -54,6 +57,44 @@ impl Schedule {
     }
 }
 
+/// How a schedule's share of masked tokens becomes whole steps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepRule {
+    /// Ours ([`Schedule::step_sizes`]): every step decodes at least one token.
+    #[default]
+    Spread,
+    /// The official code's (hp-l33/ARPG `Transformer.generate`), for the paper's models: step
+    /// `s` leaves `clamp(int(T * f((s+1)/S)), 1, T - done - 1)` tokens masked and the last step
+    /// takes the rest, so a late step can decode none (cosine past 201 steps of 256 tokens).
+    Official,
+}
+
+impl Schedule {
+    /// The official code's step sizes ([`StepRule::Official`]), with its floating-point
+    /// operations in its order so that the integer parts agree.
+    pub fn official_step_sizes(self, total: usize, steps: usize) -> Vec<usize> {
+        let mut done = 0;
+        (0..steps)
+            .map(|s| {
+                let k = if s + 1 == steps {
+                    total - done
+                } else {
+                    let ratio = match self {
+                        Schedule::Arccos => (1.0 * (s + 1) as f64 / steps as f64).acos() / (PI * 0.5),
+                        Schedule::Cosine => (PI / 2.0 * (s + 1) as f64 / steps as f64).cos(),
+                        Schedule::Linear => 1.0 - (s + 1) as f64 / steps as f64,
+                    };
+                    let mask_len = ((total as f64 * ratio) as usize).min(total - done - 1).max(1);
+                    total - done - mask_len
+                };
+                done += k;
+                k
+            })
+            .collect()
+    }
+}
+
 impl Choice for Schedule {
     const ALL: &'static [Self] = &[Schedule::Arccos, Schedule::Cosine, Schedule::Linear];
     const WHAT: &'static str = "schedule";
@@ -76,21 +117,26 @@ pub enum Order {
     /// most likely (with annealed Gumbel noise, as MaskGIT ranks them). Better at few steps, but
     /// each step queries all the cells still open, not only the ones it decodes.
     Confidence,
+    /// The cells in the order the plan lists them: raster order for a whole picture, or an order
+    /// given by the caller (`arpg generate --order-file`), used as the random one is.
+    Listed,
 }
 
 impl Choice for Order {
-    const ALL: &'static [Self] = &[Order::Random, Order::Confidence];
+    const ALL: &'static [Self] = &[Order::Random, Order::Confidence, Order::Listed];
     const WHAT: &'static str = "order";
     fn name(self) -> &'static str {
         match self {
             Order::Random => "random",
             Order::Confidence => "confidence",
+            Order::Listed => "listed",
         }
     }
 }
 
 /// How the guidance scale evolves over decoding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum CfgSchedule {
     /// The official default: `1 + (g - 1) * decoded / total`.
     Linear,
@@ -125,6 +171,7 @@ pub struct SampleOptions {
     pub schedule: Schedule,
     /// ARPG's decoding order (MaskGIT always ranks by confidence, raster AR has one order).
     pub order: Order,
+    pub step_rule: StepRule,
     pub seed: u64,
 }
 
@@ -141,6 +188,7 @@ impl Default for SampleOptions {
             top_p: 1.0,
             schedule: Schedule::Cosine,
             order: Order::Random,
+            step_rule: StepRule::Spread,
             seed: 0,
         }
     }
@@ -157,13 +205,24 @@ impl SampleOptions {
         if !self.cfg.is_finite() || self.cfg < 0.0 {
             return bad(format!("cfg must be a finite number >= 0, got {}", self.cfg));
         }
-        if !self.temperature.is_finite() || self.temperature <= 0.0 {
-            return bad(format!("temperature must be > 0, got {}", self.temperature));
+        if !self.temperature.is_finite() || self.temperature < 0.0 {
+            return bad(format!(
+                "temperature must be >= 0 (0: the most likely code), got {}",
+                self.temperature
+            ));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return bad(format!("top_p must be in (0, 1], got {}", self.top_p));
         }
         Ok(())
+    }
+
+    /// Tokens decoded at each step when `total` are to be decoded in `steps` steps.
+    pub fn step_sizes(&self, total: usize, steps: usize) -> Vec<usize> {
+        match self.step_rule {
+            StepRule::Spread => self.schedule.step_sizes(total, steps),
+            StepRule::Official => self.schedule.official_step_sizes(total, steps),
+        }
     }
 
     pub fn guided(&self) -> bool {
@@ -179,13 +238,50 @@ impl SampleOptions {
     }
 }
 
+/// A model's own sampling defaults, recorded in its checkpoint (the paper's models: the settings
+/// the official README reproduces its FID with).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleDefaults {
+    pub steps: usize,
+    pub cfg: f32,
+    pub cfg_schedule: CfgSchedule,
+    pub schedule: Schedule,
+    pub temperature: f32,
+    pub step_rule: StepRule,
+}
+
+impl SampleDefaults {
+    /// The library's options with these in place.
+    pub fn options(&self) -> SampleOptions {
+        SampleOptions {
+            steps: self.steps,
+            cfg: self.cfg,
+            cfg_schedule: self.cfg_schedule,
+            schedule: self.schedule,
+            temperature: self.temperature,
+            step_rule: self.step_rule,
+            ..SampleOptions::default()
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        self.options().validate(usize::MAX).map_err(|e| e.to_string())
+    }
+}
+
 /// `u + s * (c - u)`
 pub fn guide(cond: &[f32], uncond: &[f32], scale: f32) -> Vec<f32> {
     cond.iter().zip(uncond).map(|(c, u)| u + scale * (c - u)).collect()
 }
 
-/// Draw one code from `logits` with temperature, top-k and top-p.
+/// Draw one code from `logits` with temperature, top-k and top-p. Temperature 0 takes the most
+/// likely code (the first on ties) and draws nothing.
 pub fn sample_token(logits: &[f32], opts: &SampleOptions, rng: &mut Rng) -> u32 {
+    if opts.temperature == 0.0 {
+        let best = (0..logits.len()).fold(0, |b, i| if logits[i] > logits[b] { i } else { b });
+        return best as u32;
+    }
     let mut order: Vec<usize> = (0..logits.len()).collect();
     order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
     if opts.top_k > 0 {
@@ -260,9 +356,9 @@ pub fn drafts(
         .collect()
 }
 
-/// `log softmax(logits / temperature)[token]`
+/// `log softmax(logits / temperature)[token]` (temperature 0: as 1, to rank greedy drafts).
 fn log_prob(logits: &[f32], token: usize, temperature: f32) -> f64 {
-    let t = temperature as f64;
+    let t = if temperature == 0.0 { 1.0 } else { temperature as f64 };
     let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) as f64;
     let lse = logits.iter().map(|&x| ((x as f64 - max) / t).exp()).sum::<f64>().ln();
     (logits[token] as f64 - max) / t - lse

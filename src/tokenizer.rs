@@ -1,4 +1,5 @@
-//! The VQ tokenizer: a convolutional encoder, an l2-normalised codebook quantizer and a
+//! Our small VQ tokenizer ([`VqTokenizer`]), and [`Tokenizer`], the tokenizer of an engine (ours or
+//! LlamaGen's VQGAN, `vqgan`). Ours: a convolutional encoder, an l2-normalised codebook quantizer and a
 //! convolutional decoder. Fully convolutional, so any image whose sides are multiples of
 //! `2^downsample` maps to a token grid of that size (32x32 -> 8x8, 32x64 -> 8x16, ...).
 
@@ -8,7 +9,10 @@ use burn::nn::{Initializer, PaddingConfig2d};
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::config::TokenizerConfig;
+use crate::checkpoint::{CheckpointError, NamedTensor};
+use crate::config::{TokenizerConfig, VqConfig};
+use crate::vqgan::Vqgan;
+use crate::weights;
 
 fn conv(c_in: usize, c_out: usize, k: usize, stride: usize, pad: usize, device: &Device) -> Conv2d {
     Conv2dConfig::new([c_in, c_out], [k, k])
@@ -18,7 +22,7 @@ fn conv(c_in: usize, c_out: usize, k: usize, stride: usize, pad: usize, device: 
 }
 
 /// Channels after stage `i` (0 = full resolution).
-fn width(c: &TokenizerConfig, i: usize) -> usize {
+fn width(c: &VqConfig, i: usize) -> usize {
     c.channels << i
 }
 
@@ -37,7 +41,7 @@ pub struct VqTokenizer {
     pub dec_up: Vec<ConvTranspose2d>,
     pub dec_out: Conv2d,
     #[module(skip)]
-    pub config: TokenizerConfig,
+    pub config: VqConfig,
 }
 
 /// What a training step of the tokenizer needs.
@@ -59,7 +63,7 @@ fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
 }
 
 impl VqTokenizer {
-    pub fn new(c: &TokenizerConfig, device: &Device) -> Self {
+    pub fn new(c: &VqConfig, device: &Device) -> Self {
         let top = width(c, c.downsample);
         Self {
             enc_in: conv(c.image_channels, c.channels, 3, 1, 1, device),
@@ -172,5 +176,66 @@ impl VqTokenizer {
             Tensor::from_data(TensorData::new(rows, dims), &device).set_require_grad(grad)
         });
         Self { codebook, ..self }
+    }
+}
+
+/// An engine's tokenizer: ours, or LlamaGen's VQGAN (the paper's). Both take and give pictures
+/// `[b, channels, H, W]` in `[0, 1]` and codes `[b, h*w]` in raster order.
+// One tokenizer per engine: the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum Tokenizer {
+    Vq(VqTokenizer),
+    Vqgan(Vqgan),
+}
+
+impl Tokenizer {
+    /// Random weights of `config`'s sizes.
+    pub fn new(config: &TokenizerConfig, device: &Device) -> Self {
+        match config {
+            TokenizerConfig::Vq(c) => Tokenizer::Vq(VqTokenizer::new(c, device)),
+            TokenizerConfig::Vqgan(c) => Tokenizer::Vqgan(Vqgan::new(c, device)),
+        }
+    }
+
+    pub fn config(&self) -> TokenizerConfig {
+        match self {
+            Tokenizer::Vq(t) => TokenizerConfig::Vq(t.config.clone()),
+            Tokenizer::Vqgan(t) => TokenizerConfig::Vqgan(t.config.clone()),
+        }
+    }
+
+    pub fn encode(&self, images: Tensor<4>) -> Tensor<2, Int> {
+        match self {
+            Tokenizer::Vq(t) => t.encode(images),
+            Tokenizer::Vqgan(t) => t.encode(images),
+        }
+    }
+
+    pub fn decode(&self, codes: Tensor<2, Int>, h: usize, w: usize) -> Tensor<4> {
+        match self {
+            Tokenizer::Vq(t) => t.decode(codes, h, w),
+            Tokenizer::Vqgan(t) => t.decode(codes, h, w),
+        }
+    }
+
+    /// The weights from a checkpoint's tensors named `prefix.<module path>` (taken out of them).
+    pub fn import(
+        self,
+        tensors: &mut [NamedTensor],
+        prefix: &str,
+        device: &Device,
+    ) -> Result<Self, CheckpointError> {
+        Ok(match self {
+            Tokenizer::Vq(t) => Tokenizer::Vq(weights::import(t, tensors, prefix, device)?),
+            Tokenizer::Vqgan(t) => Tokenizer::Vqgan(weights::import(t, tensors, prefix, device)?),
+        })
+    }
+
+    pub fn export(&self, prefix: &str) -> Vec<NamedTensor> {
+        match self {
+            Tokenizer::Vq(t) => weights::export(t, prefix),
+            Tokenizer::Vqgan(t) => weights::export(t, prefix),
+        }
     }
 }

@@ -48,10 +48,39 @@ pub fn export<M: Module>(module: &M, prefix: &str) -> Vec<NamedTensor> {
     v.out
 }
 
+struct Shapes {
+    prefix: String,
+    path: Vec<String>,
+    out: Vec<(String, Vec<usize>)>,
+}
+
+impl ModuleVisitor for Shapes {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        // The declared shape: a lazily initialised parameter stays unallocated.
+        self.out.push((join(&self.prefix, &self.path), param.lazy_shape().dims::<D>().to_vec()));
+    }
+}
+
+/// `(name, shape)` of every float parameter of `module`, as [`export`] names them, without
+/// reading (or, for lazily initialised modules, allocating) any value.
+pub fn shapes<M: Module>(module: &M, prefix: &str) -> Vec<(String, Vec<usize>)> {
+    let mut v = Shapes { prefix: prefix.to_string(), path: vec![], out: vec![] };
+    module.visit(&mut v);
+    v.out
+}
+
 struct Importer<'a> {
     prefix: String,
     path: Vec<String>,
-    tensors: &'a [NamedTensor],
+    tensors: &'a mut [NamedTensor],
     device: Device,
     error: Option<CheckpointError>,
 }
@@ -71,13 +100,14 @@ impl ModuleMapper for Importer<'_> {
         }
         let name = join(&self.prefix, &self.path);
         let expected = param.lazy_shape().dims::<D>().to_vec();
-        match self.tensors.iter().find(|t| t.name == name) {
+        match self.tensors.iter_mut().find(|t| t.name == name) {
             None => self.error = Some(CheckpointError::MissingTensor(name)),
             Some(t) if t.shape != expected => {
                 self.error = Some(CheckpointError::ShapeMismatch { name, expected, found: t.shape.clone() })
             }
             Some(t) => {
-                let data = TensorData::new(t.data.clone(), t.shape.clone());
+                // Taken, not copied: loading holds each weight once.
+                let data = TensorData::new(std::mem::take(&mut t.data), t.shape.clone());
                 let device = self.device.clone();
                 return param
                     .map(|old| Tensor::from_data(data, &device).set_require_grad(old.is_require_grad()));
@@ -87,11 +117,11 @@ impl ModuleMapper for Importer<'_> {
     }
 }
 
-/// Replace every float parameter of `module` with the tensor of the same name; a missing tensor
-/// or a shape mismatch is an error.
+/// Replace every float parameter of `module` with the tensor of the same name, whose values are
+/// moved out of `tensors` (left empty); a missing tensor or a shape mismatch is an error.
 pub fn import<M: Module>(
     module: M,
-    tensors: &[NamedTensor],
+    tensors: &mut [NamedTensor],
     prefix: &str,
     device: &Device,
 ) -> Result<M, CheckpointError> {

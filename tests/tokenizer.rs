@@ -2,7 +2,7 @@
 
 mod common;
 
-use arpg::config::TokenizerConfig;
+use arpg::config::VqConfig;
 use arpg::tokenizer::VqTokenizer;
 use burn::tensor::{Distribution, Tensor};
 use common::device;
@@ -10,7 +10,7 @@ use common::device;
 #[test]
 fn encode_and_decode_work_on_any_grid() {
     let device = device();
-    let tok = VqTokenizer::new(&TokenizerConfig::test(), &device);
+    let tok = VqTokenizer::new(&VqConfig::test(), &device);
     for (h, w) in [(16, 16), (16, 32), (32, 32), (8, 24)] {
         let images = Tensor::<4>::random([2, 1, h, w], Distribution::Uniform(0.0, 1.0), &device);
         let codes = tok.encode(images);
@@ -27,7 +27,7 @@ fn encode_and_decode_work_on_any_grid() {
 #[test]
 fn training_forward_gives_a_straight_through_reconstruction_and_vq_loss() {
     let device = device().autodiff();
-    let tok = VqTokenizer::new(&TokenizerConfig::test(), &device);
+    let tok = VqTokenizer::new(&VqConfig::test(), &device);
     let images = Tensor::<4>::random([3, 1, 16, 16], Distribution::Uniform(0.0, 1.0), &device);
     let out = tok.forward(images.clone());
     assert_eq!(out.recon.dims(), [3, 1, 16, 16]);
@@ -41,7 +41,7 @@ fn training_forward_gives_a_straight_through_reconstruction_and_vq_loss() {
 #[test]
 fn dead_codes_are_restarted_from_encoder_outputs() {
     let device = device();
-    let tok = VqTokenizer::new(&TokenizerConfig::test(), &device);
+    let tok = VqTokenizer::new(&VqConfig::test(), &device);
     let fresh = vec![vec![1.0, 0.0, 0.0, 0.0], vec![0.0, 0.0, 0.0, 2.0]];
     let tok = tok.restart_codes(&[3, 9], &fresh);
     let codes = tok.codes().into_data().try_into_vec::<f32>().unwrap();

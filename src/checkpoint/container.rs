@@ -45,7 +45,7 @@ pub struct Kind {
 
 impl Kind {
     /// Bytes before the metadata: prefix, fields, tensor count and metadata length.
-    pub fn header_len(&self) -> usize {
+    pub const fn header_len(&self) -> usize {
         PREFIX_LEN + self.fields_len + 8
     }
 }
@@ -169,6 +169,26 @@ pub fn write(
     meta: &[u8],
     tensors: &[NamedTensor],
 ) -> Result<Vec<u8>> {
+    let values: usize = tensors.iter().map(|t| t.data.len()).sum();
+    let mut out = Vec::with_capacity(kind.header_len() + meta.len() + 4 * values + CHECKSUM_LEN);
+    write_to(&mut out, kind, dtype, group_size, fields, meta, tensors)?;
+    Ok(out)
+}
+
+/// [`write`] into `out` as it goes (a file: no second copy of the weights in memory). An I/O
+/// error is [`CheckpointError::Io`]; nothing is written when a tensor is not finite.
+///
+/// # Panics
+/// As [`write`].
+pub fn write_to(
+    out: impl std::io::Write,
+    kind: &Kind,
+    dtype: DType,
+    group_size: usize,
+    fields: &[u8],
+    meta: &[u8],
+    tensors: &[NamedTensor],
+) -> Result<()> {
     assert_eq!(fields.len(), kind.fields_len, "{} fields", kind.name);
     let group_size = match dtype {
         DType::F32 => 0,
@@ -180,8 +200,8 @@ pub fn write(
     if let Some(t) = tensors.iter().find(|t| t.data.iter().any(|x| !x.is_finite())) {
         return Err(CheckpointError::NonFinite { tensor: t.name.clone() });
     }
-    let values: usize = tensors.iter().map(|t| t.data.len()).sum();
-    let mut w = Writer(Vec::with_capacity(kind.header_len() + meta.len() + 4 * values + CHECKSUM_LEN));
+    let mut out = Hashing { out, sha: Sha256::new() };
+    let mut w = Writer::default();
     w.0.extend_from_slice(kind.magic);
     w.u16(kind.version);
     w.u8(dtype.id());
@@ -200,7 +220,10 @@ pub fn write(
             w.size(d, "tensor dim");
         }
     }
+    out.put(&w.0)?;
     for tensor in tensors {
+        // One tensor's bytes at a time.
+        let mut w = Writer::default();
         match dtype {
             DType::F32 => tensor.data.iter().for_each(|&x| w.f32(x)),
             DType::Int8 => {
@@ -211,10 +234,28 @@ pub fn write(
                 }
             }
         }
+        out.put(&w.0)?;
     }
-    let checksum = Sha256::digest(&w.0);
-    w.0.extend_from_slice(&checksum);
-    Ok(w.0)
+    let checksum = out.sha.finalize();
+    out.out.write_all(&checksum).map_err(io_error)?;
+    out.out.flush().map_err(io_error)
+}
+
+/// A writer that hashes what passes through it.
+struct Hashing<W> {
+    out: W,
+    sha: Sha256,
+}
+
+impl<W: std::io::Write> Hashing<W> {
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        self.sha.update(bytes);
+        self.out.write_all(bytes).map_err(io_error)
+    }
+}
+
+fn io_error(e: std::io::Error) -> CheckpointError {
+    CheckpointError::Io(e.to_string())
 }
 
 // ---------------------------------------------------------------- reading
@@ -293,6 +334,7 @@ pub type Table = Vec<(String, Vec<usize>)>;
 /// A verified file with its payloads still encoded.
 #[derive(Debug)]
 pub struct Parsed<'a> {
+    pub version: u16,
     pub dtype: DType,
     pub group_size: usize,
     /// The kind's fields, `kind.fields_len` bytes.
@@ -348,7 +390,7 @@ pub fn read<'a>(kind: &Kind, bytes: &'a [u8]) -> Result<Parsed<'a>> {
     let meta_len = r.size()?;
     r.section = "metadata";
     let meta = r.take(meta_len)?;
-    Ok(Parsed { dtype, group_size, fields, meta, n_tensors, rest: r.rest, checksum })
+    Ok(Parsed { version, dtype, group_size, fields, meta, n_tensors, rest: r.rest, checksum })
 }
 
 /// The tensor table and the payload bytes it declares. No pre-allocation from `n_tensors`: each

@@ -84,6 +84,7 @@ pub fn options_from_js(options: JsValue) -> Result<SampleOptions, WebError> {
         top_p: js.top_p.unwrap_or(d.top_p),
         schedule: parse_or(js.schedule, d.schedule)?,
         order: parse_or(js.order, d.order)?,
+        step_rule: d.step_rule,
         seed,
     })
 }

@@ -164,7 +164,6 @@ impl WebEngine {
     /// channels, background, factor, gridH, gridW, codebookSize, multiScale, maxCells}`.
     pub fn info(&self) -> Result<JsValue, JsError> {
         let c = self.engine.model_config();
-        let t = &self.engine.tokenizer.config;
         let info = EngineInfo {
             backend: self.backend,
             requested: self.requested.clone(),
@@ -174,13 +173,13 @@ impl WebEngine {
             arch: c.arch.name().to_string(),
             class_names: self.engine.meta.class_names.clone(),
             n_classes: c.n_classes,
-            image_size: t.image_size,
-            channels: t.image_channels,
+            image_size: self.engine.image_size(),
+            channels: self.engine.image_channels(),
             background: self.engine.background(),
-            factor: t.factor(),
+            factor: self.engine.factor(),
             grid_h: c.grid_h,
             grid_w: c.grid_w,
-            codebook_size: t.codebook_size,
+            codebook_size: self.engine.codebook_size(),
             multi_scale: c.multi_scale,
             max_cells: MAX_CELLS,
         };
@@ -276,7 +275,7 @@ impl WebEngine {
     /// Codes of an image whose sides are multiples of the factor -> `{tokens, gridH, gridW}`.
     pub fn encode(&self, image: JsValue) -> Result<Promise, JsError> {
         let image = image_from_js(&image, "image")?;
-        let factor = self.engine.tokenizer.config.factor();
+        let factor = self.engine.factor();
         if !image.width.is_multiple_of(factor) || !image.height.is_multiple_of(factor) {
             return Err(WebError::EncodeSize { width: image.width, height: image.height, factor }.into());
         }
@@ -289,7 +288,7 @@ impl WebEngine {
 
     /// The image of an `grid_h x grid_w` grid of codes.
     pub fn decode(&self, tokens: Vec<u32>, grid_h: usize, grid_w: usize) -> Result<Promise, JsError> {
-        let codebook = self.engine.tokenizer.config.codebook_size as u32;
+        let codebook = self.engine.codebook_size() as u32;
         if tokens.len() != grid_h * grid_w || grid_h * grid_w == 0 {
             return Err(WebError::DecodeGrid { len: tokens.len(), grid_h, grid_w }.into());
         }
@@ -310,7 +309,7 @@ impl WebEngine {
     pub fn patches(&self) -> Promise {
         let engine = Rc::clone(&self.engine);
         promise(async move {
-            let (v, f) = (engine.tokenizer.config.codebook_size, engine.tokenizer.config.factor());
+            let (v, f) = (engine.codebook_size(), engine.factor());
             let mut out = Vec::with_capacity(v * f * f * engine.image_channels());
             let codes: Vec<u32> = (0..v as u32).collect();
             for chunk in codes.chunks(64) {

@@ -1,14 +1,11 @@
 //! Byte-level surgery for the bad-input tests: checkpoints edited with a valid checksum, and PNGs
 //! built by hand (a header declaring any size, every colour type and bit depth).
 
-use arpg::checkpoint::{CHECKSUM_LEN, HEADER_LEN};
+use arpg::checkpoint::{CHECKSUM_LEN, HEADER_LEN, META_LEN_AT};
 use sha2::{Digest, Sha256};
 
-/// Header offsets of some config fields (see the layout in `checkpoint.rs`).
-pub const VOCAB_SIZE_AT: usize = 17;
-pub const N_LAYERS_AT: usize = 33;
-pub const GRID_H_AT: usize = 41;
-pub const CODEBOOK_SIZE_AT: usize = 57;
+/// Where the tensor count is written (the `u32` before the metadata length).
+pub const TENSOR_COUNT_AT: usize = META_LEN_AT - 4;
 
 /// `body` (a checkpoint without its checksum) with a correct checksum appended.
 pub fn rechecksum(mut body: Vec<u8>) -> Vec<u8> {
@@ -26,7 +23,21 @@ pub fn patched(bytes: &[u8], offset: usize, patch: &[u8]) -> Vec<u8> {
 
 /// Offset of the tensor table: the fixed header, then the metadata section.
 pub fn table_start(bytes: &[u8]) -> usize {
-    HEADER_LEN + u32::from_le_bytes(bytes[113..117].try_into().unwrap()) as usize
+    HEADER_LEN + u32::from_le_bytes(bytes[META_LEN_AT..HEADER_LEN].try_into().unwrap()) as usize
+}
+
+/// The checkpoint with its header (the metadata section's JSON) changed by `edit`, the lengths
+/// and the checksum fixed: a config that another writer might have written.
+pub fn with_header(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let table = table_start(bytes);
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[HEADER_LEN..table]).unwrap();
+    edit(&mut header);
+    let meta = serde_json::to_vec(&header).unwrap();
+    let mut body = bytes[..META_LEN_AT].to_vec();
+    body.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+    body.extend_from_slice(&meta);
+    body.extend_from_slice(&bytes[table..bytes.len() - CHECKSUM_LEN]);
+    rechecksum(body)
 }
 
 /// Offset of the first tensor's rank byte (its dims follow, 4 bytes each).

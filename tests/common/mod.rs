@@ -6,10 +6,11 @@
 pub mod corrupt;
 
 use arpg::baselines::Raster;
-use arpg::config::{Arch, ModelConfig, TokenizerConfig};
+use arpg::config::{Arch, ModelConfig, VqConfig};
 use arpg::engine::{Engine, Generator};
 use arpg::model::{Arpg, Cell, Frame, Level, Slot, Slots};
 use arpg::rng::Rng;
+use arpg::tokenizer::Tokenizer;
 use arpg::weights;
 use burn::tensor::Device;
 
@@ -35,7 +36,7 @@ pub fn reseed<M: burn::module::Module>(module: M, prefix: &str, seed: u64) -> M 
         let bound = (6.0 / fan_in as f64).sqrt();
         t.data.iter_mut().for_each(|x| *x = ((rng.next_f64() * 2.0 - 1.0) * bound) as f32);
     }
-    weights::import(module, &tensors, prefix, &device()).unwrap()
+    weights::import(module, &mut tensors, prefix, &device()).unwrap()
 }
 
 pub fn arpg(arch: Arch) -> Arpg {
@@ -48,33 +49,36 @@ pub fn raster() -> Raster {
 
 /// A test engine (4x4 tokens, 16x16 pixels) with seeded random weights.
 pub fn engine(arch: Arch) -> Engine {
-    engine_with(arch, TokenizerConfig::test())
+    engine_with(arch, VqConfig::test())
 }
 
 /// The test engine with RGB images.
 pub fn colour_engine() -> Engine {
-    engine_with(Arch::Arpg, TokenizerConfig { image_channels: 3, ..TokenizerConfig::test() })
+    engine_with(Arch::Arpg, VqConfig { image_channels: 3, ..VqConfig::test() })
 }
 
 /// The RGB test engine with a multi-scale model (a 2x2 half grid beside the 4x4 one).
 pub fn multi_scale_engine() -> Engine {
     let config = ModelConfig { multi_scale: true, ..config(Arch::Arpg) };
-    engine_of(&config, TokenizerConfig { image_channels: 3, ..TokenizerConfig::test() })
+    engine_of(&config, VqConfig { image_channels: 3, ..VqConfig::test() })
 }
 
-fn engine_with(arch: Arch, tokenizer: TokenizerConfig) -> Engine {
+fn engine_with(arch: Arch, tokenizer: VqConfig) -> Engine {
     engine_of(&config(arch), tokenizer)
 }
 
-fn engine_of(config: &ModelConfig, tokenizer: TokenizerConfig) -> Engine {
+fn engine_of(config: &ModelConfig, tokenizer: VqConfig) -> Engine {
     let device = device();
-    let mut e = Engine::new(config, &tokenizer, &device);
+    let mut e = Engine::new(config, &tokenizer.into(), &device);
     e.generator = match e.generator {
         Generator::Arpg(m) => Generator::Arpg(reseed(m, "model", 3)),
         Generator::Raster(m) => Generator::Raster(reseed(m, "model", 4)),
         Generator::MaskGit(m) => Generator::MaskGit(reseed(m, "model", 5)),
     };
-    e.tokenizer = reseed(e.tokenizer, "tokenizer", 6);
+    e.tokenizer = match e.tokenizer {
+        Tokenizer::Vq(t) => Tokenizer::Vq(reseed(t, "tokenizer", 6)),
+        Tokenizer::Vqgan(t) => Tokenizer::Vqgan(reseed(t, "tokenizer", 6)),
+    };
     e
 }
 

@@ -8,6 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
+use arpg::checkpoint::{Checkpoint, DType};
 use arpg::choice::{self, Choice};
 use arpg::config::Arch;
 use arpg::decode::StepEvent;
@@ -192,9 +193,14 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// The sampling options of `task`: the flags given, else the app model's or library's defaults.
+    /// The sampling options of `task`: the flags given, else the app model's, else the
+    /// checkpoint's own (`Engine::sample_defaults`: the library's unless the file records some).
     pub fn options(&self, sample: &SampleArgs, task: Task) -> Result<SampleOptions> {
-        sample.options(&sampling_defaults(self.app.as_ref(), task)?)
+        let defaults = match &self.app {
+            Some(app) => app.defaults(task)?,
+            None => self.engine.sample_defaults(),
+        };
+        sample.options(&defaults)
     }
 }
 
@@ -230,9 +236,10 @@ impl ModelArgs {
     }
 }
 
-/// `--help` for an option whose default an app model may replace (see [`AppModel`]).
+/// `--help` for an option whose default a checkpoint or an app model may replace (see
+/// [`AppModel`]).
 fn app_default(what: &str, library: impl std::fmt::Display) -> String {
-    format!("{what} [default: {library}, or the app model's with --checkpoint <id>]")
+    format!("{what} [default: {library}, or the checkpoint's own, or the app model's with --checkpoint <id>]")
 }
 
 /// How to decode, apart from the step count (which `eval` and `bench` take as a list). The
@@ -252,9 +259,9 @@ pub struct DecodeArgs {
     /// Nucleus sampling mass (1 = off).
     #[arg(long, default_value_t = SampleOptions::default().top_p)]
     pub top_p: f32,
-    /// How many tokens each step decodes.
-    #[arg(long, value_parser = choice::<Schedule>(), default_value = SampleOptions::default().schedule.name())]
-    pub schedule: Schedule,
+    #[arg(long, value_parser = choice::<Schedule>(),
+          help = app_default("How many tokens each step decodes", SampleOptions::default().schedule.name()))]
+    pub schedule: Option<Schedule>,
     /// ARPG's decoding order: the paper's random one, or each image's most confident cells first
     /// (queries every open cell at every step).
     #[arg(long, value_parser = choice::<Order>(), default_value = SampleOptions::default().order.name())]
@@ -272,7 +279,10 @@ impl DecodeArgs {
         let temperature = self.temperature.unwrap_or(defaults.temperature);
         ensure!(steps >= 1, "--steps must be at least 1");
         ensure!(cfg.is_finite() && cfg >= 0.0, "--cfg must be a finite number >= 0");
-        ensure!(temperature.is_finite() && temperature > 0.0, "--temperature must be > 0");
+        ensure!(
+            temperature.is_finite() && temperature >= 0.0,
+            "--temperature must be >= 0 (0: the most likely code)"
+        );
         ensure!(self.top_p > 0.0 && self.top_p <= 1.0, "--top-p must be in (0, 1]");
         Ok(SampleOptions {
             steps,
@@ -281,8 +291,9 @@ impl DecodeArgs {
             temperature,
             top_k: self.top_k,
             top_p: self.top_p,
-            schedule: self.schedule,
+            schedule: self.schedule.unwrap_or(defaults.schedule),
             order: self.order,
+            step_rule: defaults.step_rule,
             seed: self.seed,
         })
     }
@@ -331,8 +342,10 @@ pub struct RopeArgs {
     pub rope: RopeMode,
 }
 
-/// A class id or name (case-insensitive; punctuation ignored, and either half of
-/// a name such as "T-shirt/top" or "Ankle boot" matches when only one class has it).
+/// A class id or name (case-insensitive, punctuation ignored): a whole name, one of its
+/// synonyms (ImageNet's "great white shark, white shark, ...") or either half of a name such as
+/// "T-shirt/top" or "Ankle boot" when only one class has it, else the start of one (a prefix
+/// naming one class only).
 pub fn resolve_class(spec: &str, engine: &Engine) -> Result<usize> {
     find_class(spec, engine.model_config().n_classes, &engine.meta.class_names)
 }
@@ -346,20 +359,34 @@ fn find_class(spec: &str, n: usize, names: &[String]) -> Result<usize> {
     let norm =
         |s: &str| s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect::<String>();
     let wanted = norm(spec);
-    let by_word: Vec<usize> =
-        (0..names.len()).filter(|&i| names[i].split(['/', ' ']).any(|word| norm(word) == wanted)).collect();
-    let found = names
-        .iter()
-        .position(|c| c.eq_ignore_ascii_case(spec))
-        .or_else(|| names.iter().position(|c| norm(c) == wanted))
-        .or(if by_word.len() == 1 { Some(by_word[0]) } else { None });
-    match found {
-        Some(id) if id < n => Ok(id),
-        _ if names.is_empty() => {
+    let names = &names[..names.len().min(n)];
+    let matching = |test: &dyn Fn(&str) -> bool, split: &[char]| -> Vec<usize> {
+        (0..names.len()).filter(|&i| names[i].split(split).any(|part| test(&norm(part)))).collect()
+    };
+    let candidates = [
+        matching(&|whole| whole == wanted, &[]),
+        matching(&|part| part == wanted, &[',', '/']),
+        matching(&|word| word == wanted, &[',', '/', ' ']),
+        matching(&|part| !wanted.is_empty() && part.starts_with(&wanted), &[',', '/']),
+    ];
+    let Some(found) = candidates.into_iter().find(|c| !c.is_empty()) else {
+        if names.is_empty() {
             bail!("unknown class {spec:?}: the checkpoint has no class names, use an id 0..={}", n - 1)
         }
-        _ => bail!("unknown class {spec:?}; use an id 0..={} or one of: {}", n - 1, names.join(", ")),
+        let listed =
+            if names.len() <= 20 { format!(" or one of: {}", names.join(", ")) } else { String::new() };
+        bail!("unknown class {spec:?}; use an id 0..={}{listed}", n - 1);
+    };
+    if let [id] = found[..] {
+        return Ok(id);
     }
+    let shown: Vec<String> = found.iter().take(12).map(|&i| format!("{i} ({})", names[i])).collect();
+    let more = if found.len() > 12 { format!(" and {} more", found.len() - 12) } else { String::new() };
+    bail!(
+        "class {spec:?} names {} classes: {}{more}; give more of the name or an id",
+        found.len(),
+        shown.join("; ")
+    )
 }
 
 pub fn class_label(class: usize, engine: &Engine) -> String {
@@ -405,6 +432,75 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Writes `ckpt` to `path` through a temporary file beside it, renamed into place once complete:
+/// an error leaves no file behind. Returns the bytes written.
+pub fn write_checkpoint(path: &Path, ckpt: &Checkpoint, dtype: DType, group_size: usize) -> Result<u64> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".partial");
+    let tmp = PathBuf::from(tmp);
+    let written = (|| -> Result<u64> {
+        let file = fs::File::create(&tmp)?;
+        ckpt.write_to(std::io::BufWriter::new(&file), dtype, group_size)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        Ok(fs::metadata(path)?.len())
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// A picture for the model (PNG, transparency composited onto the model's background, or JPEG),
+/// fitted to its frame: a square of the tokenizer's size stays as it is; anything else is
+/// centre-cropped to a square and resized to it (Catmull-Rom), as stderr says.
+pub fn read_picture(path: &Path, engine: &Engine) -> Result<Image> {
+    let bytes = read_file(path)?;
+    let channels = engine.image_channels();
+    let image = if bytes.starts_with(b"\x89PNG") {
+        Image::from_png_over(&bytes, &engine.background())?
+    } else {
+        let decoded =
+            image::load_from_memory(&bytes).with_context(|| format!("cannot load {}", path.display()))?;
+        let rgb = decoded.to_rgb8();
+        Image::from_raw(rgb.width() as usize, rgb.height() as usize, 3, rgb.into_raw())?
+            .to_channels(channels)?
+    };
+    let size = engine.image_size();
+    if (image.width, image.height) == (size, size) {
+        return Ok(image);
+    }
+    let side = image.width.min(image.height);
+    let square = image.crop((image.width - side) / 2, (image.height - side) / 2, side, side);
+    let filter = image::imageops::FilterType::CatmullRom;
+    let resized = match channels {
+        1 => image::imageops::resize(
+            &image::GrayImage::from_raw(side as u32, side as u32, square.pixels).expect("sizes match"),
+            size as u32,
+            size as u32,
+            filter,
+        )
+        .into_raw(),
+        _ => image::imageops::resize(
+            &image::RgbImage::from_raw(side as u32, side as u32, square.pixels).expect("sizes match"),
+            size as u32,
+            size as u32,
+            filter,
+        )
+        .into_raw(),
+    };
+    eprintln!(
+        "{}: {}x{} centre-cropped to {side}x{side} and resized to the model's {size}x{size}",
+        path.display(),
+        image.width,
+        image.height
+    );
+    Ok(Image::from_raw(size, size, channels, resized)?)
+}
+
 /// A PNG read with one channel per value of `background`, its transparency composited onto it
 /// (`Image::from_png_over`): a picture for a model goes onto the model's background, as the
 /// training pictures were and as the paint page does it.
@@ -415,10 +511,15 @@ pub fn read_png(path: &Path, background: &[u8]) -> Result<Image> {
 
 /// PNG text chunks recording how an image was made.
 pub fn provenance(what: String, ckpt: &Path, options: &SampleOptions) -> [(&'static str, String); 3] {
+    provenance_plain(format!("{what} {}", describe(options)), ckpt)
+}
+
+/// PNG text chunks for an image made without sampling (`decode`).
+pub fn provenance_plain(what: String, ckpt: &Path) -> [(&'static str, String); 3] {
     [
         ("Software", format!("arpg {}", env!("CARGO_PKG_VERSION"))),
         ("Source", ckpt.display().to_string()),
-        ("Description", format!("{what} {}", describe(options))),
+        ("Description", what),
     ]
 }
 
@@ -489,7 +590,26 @@ mod tests {
         assert_eq!(find("boot"), Some(3));
         assert_eq!(find("ankle boot"), Some(3));
         assert_eq!(find("dress"), None);
+        assert_eq!(find("snea"), Some(4), "a prefix of one class");
+        assert_eq!(find("s"), None, "a prefix of two classes (Shirt, Sneaker)");
         assert_eq!(find_class("1", 3, &[]).ok(), Some(1));
+        let imagenet: Vec<String> = [
+            "goldfish, Carassius auratus",
+            "great white shark, white shark",
+            "golden retriever",
+            "crane",
+            "crane",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let find = |s: &str| find_class(s, imagenet.len(), &imagenet);
+        assert_eq!(find("Golden Retriever").ok(), Some(2));
+        assert_eq!(find("white shark").ok(), Some(1), "a synonym");
+        assert_eq!(find("golden r").ok(), Some(2), "a unique prefix");
+        let gold = find("gold").unwrap_err().to_string();
+        assert!(gold.contains("0 (goldfish") && gold.contains("2 (golden retriever)"), "{gold}");
+        assert!(find("crane").unwrap_err().to_string().contains("names 2 classes"));
         assert!(find_class("bag", 3, &[]).is_err());
     }
 

@@ -5,6 +5,7 @@
 //! server is `arpg-serve` (crates/serve).
 
 mod args;
+mod codes;
 mod commands;
 mod training;
 

@@ -190,7 +190,7 @@ fn bad_inputs_give_one_readable_line() {
     fails(&["generate", "--checkpoint", s(&ckpt), "--steps", "0", "--out-dir", s(&out)]);
     fails(&["generate", "--checkpoint", s(&ckpt), "--steps", "17", "--out-dir", s(&out)]);
     fails(&["generate", "--checkpoint", s(&ckpt), "--class", "10", "--out-dir", s(&out)]);
-    fails(&["generate", "--checkpoint", s(&ckpt), "--temperature", "0", "--out-dir", s(&out)]);
+    fails(&["generate", "--checkpoint", s(&ckpt), "--temperature=-1", "--out-dir", s(&out)]);
     fails(&["generate", "--checkpoint", s(&ckpt), "--top-p", "1.5", "--out-dir", s(&out)]);
     fails(&["inspect", s(&dir.join("missing.arpg"))]);
     let not_png = dir.join("x.png");

@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use arpg::checkpoint::{CHECKSUM_LEN, Checkpoint, DType, HEADER_LEN};
 use arpg::image::Image;
 use common::corrupt::{
-    CODEBOOK_SIZE_AT, encode_png, header_only_png, patched, rechecksum, table_start, with_2_pow_40_values,
+    encode_png, header_only_png, patched, rechecksum, table_start, with_2_pow_40_values, with_header,
 };
 
 fn arpg(args: &[&str]) -> Output {
@@ -103,7 +103,7 @@ fn bad_checkpoints_are_one_line_errors() {
         &[&load("empty.arpg"), "too short: 0 bytes", &min],
     );
     generate("truncated in the header", &write(&dir, "h.arpg", &bytes[..5]), &["too short: 5 bytes"]);
-    generate("truncated in the config", &write(&dir, "c.arpg", &bytes[..60]), &["too short: 60 bytes"]);
+    generate("truncated in the sizes", &write(&dir, "c.arpg", &bytes[..20]), &["too short: 20 bytes"]);
     let table = table_start(&bytes);
     let cut = write(&dir, "t.arpg", &bytes[..table + 60]);
     generate("truncated in the tensor table", &cut, &[&load("t.arpg"), "checksum mismatch", "truncated"]);
@@ -124,9 +124,9 @@ fn bad_checkpoints_are_one_line_errors() {
         &write(&dir, "magic.arpg", &magic),
         &["not an ARPG checkpoint (bad magic bytes)"],
     );
-    let mut v2 = bytes.clone();
-    v2[8..10].copy_from_slice(&2u16.to_le_bytes());
-    generate("future version", &write(&dir, "v2.arpg", &v2), &["unsupported checkpoint version 2"]);
+    let mut v3 = bytes.clone();
+    v3[8..10].copy_from_slice(&3u16.to_le_bytes());
+    generate("future version", &write(&dir, "v3.arpg", &v3), &["unsupported checkpoint version 3"]);
     let mut flipped = bytes.clone();
     flipped[data_cut] ^= 0x40;
     generate("checksum mismatch", &write(&dir, "flip.arpg", &flipped), &["checksum mismatch"]);
@@ -148,8 +148,11 @@ fn bad_checkpoints_are_one_line_errors() {
     generate("NaN weight", &nan, &["tensor 'model.head.weight' holds a NaN or infinite value"]);
     let huge = write(&dir, "huge.arpg", &with_2_pow_40_values(&bytes));
     generate("a tensor of 2^40 values", &huge, &["tensors declare", "payload bytes but only"]);
-    let u32s: Vec<u8> = [u32::MAX, u32::MAX].iter().flat_map(|v| v.to_le_bytes()).collect();
-    let codebook = write(&dir, "codebook.arpg", &patched(&bytes, CODEBOOK_SIZE_AT, &u32s));
+    let codebook = with_header(&bytes, |h| {
+        h["tokenizer"]["vq"]["codebook_size"] = u32::MAX.into();
+        h["tokenizer"]["vq"]["code_dim"] = u32::MAX.into();
+    });
+    let codebook = write(&dir, "codebook.arpg", &codebook);
     generate("config codebook of (2^32-1)^2 values", &codebook, &["'tokenizer.codebook' has shape [16, 4]"]);
 }
 
@@ -193,8 +196,12 @@ fn bad_sampling_flags_are_refused() {
     for v in ["-1", "NaN", "inf"] {
         fail(&format!("--cfg {v}"), &[&format!("--cfg={v}")], &["--cfg must be a finite number >= 0"]);
     }
-    for v in ["0", "-1", "NaN", "inf"] {
-        fail(&format!("--temperature {v}"), &[&format!("--temperature={v}")], &["--temperature must be > 0"]);
+    for v in ["-1", "NaN", "inf"] {
+        fail(
+            &format!("--temperature {v}"),
+            &[&format!("--temperature={v}")],
+            &["--temperature must be >= 0"],
+        );
     }
     for v in ["0", "1.5", "-0.1", "NaN"] {
         fail(&format!("--top-p {v}"), &[&format!("--top-p={v}")], &["--top-p must be in (0, 1]"]);

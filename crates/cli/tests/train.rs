@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 
 use arpg::checkpoint::{Checkpoint, DType};
-use arpg::config::{Arch, ModelConfig, TokenizerConfig};
+use arpg::config::{Arch, ModelConfig, VqConfig};
 use arpg::rng::Rng;
 use arpg::tokenizer::VqTokenizer;
 use arpg_tools::data::{self, DataError, Dataset, Split};
@@ -87,7 +87,7 @@ fn generator(arch: Arch, dropout: f32, opts: TrainOptions) -> GeneratorTrainer {
 
 fn trainer(config: ModelConfig, opts: TrainOptions) -> GeneratorTrainer {
     let device = Device::flex().autodiff();
-    let tok = VqTokenizer::new(&TokenizerConfig::test(), &Device::flex());
+    let tok = VqTokenizer::new(&VqConfig::test(), &Device::flex());
     GeneratorTrainer::new(&config, tok, opts, "synthetic", names(3), &device).unwrap()
 }
 
@@ -97,7 +97,7 @@ fn tokenizer_training_lowers_the_loss() {
     let data = shapes(48);
     let opts = TrainOptions { dead_code_steps: 5, ..quick(30, 3e-3) };
     let mut t =
-        TokenizerTrainer::new(&TokenizerConfig::test(), opts, "shapes", names(3), &Device::flex().autodiff())
+        TokenizerTrainer::new(&VqConfig::test(), opts, "shapes", names(3), &Device::flex().autodiff())
             .unwrap();
     let stats: Vec<_> = (0..30).map(|_| t.step(&data).unwrap()).collect();
     let losses: Vec<f32> = stats.iter().map(|s| s.loss).collect();
@@ -226,7 +226,7 @@ fn resume_continues_exactly() {
     let images = shapes(30);
     let opts = TrainOptions { dead_code_steps: 2, ..quick(12, 3e-3) };
     check_resume(
-        TokenizerTrainer::new(&TokenizerConfig::test(), opts, "shapes", names(3), &device).unwrap(),
+        TokenizerTrainer::new(&VqConfig::test(), opts, "shapes", names(3), &device).unwrap(),
         5,
         3,
         |t| {
@@ -402,7 +402,7 @@ fn the_cli_trains_saves_and_resumes() {
 #[test]
 fn a_checkpoint_records_the_background_of_the_data_it_trained_on() {
     let device = Device::flex().autodiff();
-    let colour = TokenizerConfig { image_channels: 3, ..TokenizerConfig::test() };
+    let colour = VqConfig { image_channels: 3, ..VqConfig::test() };
     let background = |dataset: &str| {
         let tok = VqTokenizer::new(&colour, &Device::flex());
         let t =

@@ -37,7 +37,7 @@ use arpg::error::Error;
 use arpg::kv_cache::KvCache;
 use arpg::rng::Rng;
 use arpg::sampling::{SampleOptions, Schedule};
-use arpg::tokenizer::VqTokenizer;
+use arpg::tokenizer::Tokenizer;
 use arpg::weights;
 
 /// What to measure.
@@ -261,7 +261,7 @@ fn export_generator(g: &Generator) -> Vec<NamedTensor> {
     }
 }
 
-fn import_generator(g: Generator, tensors: &[NamedTensor], device: &Device) -> Result<Generator, Error> {
+fn import_generator(g: Generator, tensors: &mut [NamedTensor], device: &Device) -> Result<Generator, Error> {
     Ok(match g {
         Generator::Arpg(m) => Generator::Arpg(weights::import(m, tensors, "model", device)?),
         Generator::Raster(m) => Generator::Raster(weights::import(m, tensors, "model", device)?),
@@ -313,8 +313,8 @@ pub fn build_generator(ckpt: &Checkpoint, arch: Arch, device: &Device) -> Result
     let fresh = Generator::new(&config, device);
     let names = export_generator(&fresh);
     let from = ckpt.model.arch;
-    if let Some(tensors) = derive_weights(&ckpt.tensors, from, arch, &config, &names)
-        && let Ok(g) = import_generator(Generator::new(&config, device), &tensors, device)
+    if let Some(mut tensors) = derive_weights(&ckpt.tensors, from, arch, &config, &names)
+        && let Ok(g) = import_generator(Generator::new(&config, device), &mut tensors, device)
     {
         let source = if from == arch {
             "checkpoint".to_string()
@@ -323,7 +323,7 @@ pub fn build_generator(ckpt: &Checkpoint, arch: Arch, device: &Device) -> Result
         };
         return Ok((g, source));
     }
-    let g = import_generator(fresh, &seeded_random(names, 0x5EED + arch.id() as u64), device)?;
+    let g = import_generator(fresh, &mut seeded_random(names, 0x5EED + arch.id() as u64), device)?;
     Ok((g, "seeded random".to_string()))
 }
 
@@ -593,7 +593,7 @@ fn time_vq_decode(
     let config = &ckpt.model;
     let t = config.seq_len();
     let tokenizer =
-        weights::import(VqTokenizer::new(&ckpt.tokenizer, device), &ckpt.tensors, "tokenizer", device)?;
+        Tokenizer::new(&ckpt.tokenizer, device).import(&mut ckpt.tensors.clone(), "tokenizer", device)?;
     let mut out = Vec::new();
     for &batch in batches {
         let times = time_runs(opts.warmup, opts.runs, |r| {

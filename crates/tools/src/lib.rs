@@ -12,4 +12,5 @@ pub mod bench;
 pub mod data;
 pub mod emoji;
 pub mod eval;
+pub mod import;
 pub mod train;

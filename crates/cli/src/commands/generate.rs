@@ -5,12 +5,14 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
 use arpg::choice::Choice;
+use arpg::decode::Plan;
 use arpg::image::grid;
-use arpg::sampling::SampleOptions;
+use arpg::sampling::{Order, SampleOptions};
 
 use crate::args::{
     self, Loaded, ModelArgs, SampleArgs, Task, class_label, on_step, provenance, resolve_class,
 };
+use crate::codes::{Codes, read_order};
 
 /// Images sampled together in one call of `Engine::generate`.
 const BATCH: usize = 64;
@@ -29,6 +31,13 @@ pub struct Args {
     /// Directory for the PNGs (created if missing).
     #[arg(long, default_value = "out")]
     pub out_dir: PathBuf,
+    /// Decode the cells in this order (`{"order": [raster indices]}`, shared by every image)
+    /// instead of a random one.
+    #[arg(long)]
+    pub order_file: Option<PathBuf>,
+    /// Also write the tokens: `{"images": [{"width", "height", "codes": [raster order]}]}`.
+    #[arg(long)]
+    pub codes_out: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -39,9 +48,15 @@ pub fn run(args: Args) -> Result<()> {
     ensure!(args.count >= 1, "--count must be at least 1");
     ensure!(args.count <= MAX_COUNT, "--count must be at most {MAX_COUNT}, got {}", args.count);
     let loaded = args.model.load()?;
-    let options = loaded.options(&args.sample, Task::Generate)?;
+    let mut options = loaded.options(&args.sample, Task::Generate)?;
     let Loaded { engine, arch, path, .. } = loaded;
-    let n = engine.model_config().n_classes;
+    let c = engine.model_config();
+    let mut plan = Plan::full(c.grid_h, c.grid_w);
+    if let Some(file) = &args.order_file {
+        plan.phases = vec![read_order(file, plan.cells())?];
+        options.order = Order::Listed;
+    }
+    let n = c.n_classes;
     let classes: Vec<usize> = match &args.class {
         Some(c) => vec![resolve_class(c, &engine)?; args.count],
         None => (0..args.count).map(|i| i % n).collect(),
@@ -53,12 +68,16 @@ pub fn run(args: Args) -> Result<()> {
     let bar = args::step_bar("generate");
     let calls = classes.len().div_ceil(BATCH);
     let mut images = Vec::with_capacity(classes.len());
+    let mut tokens = Vec::with_capacity(classes.len());
     for (call, batch) in classes.chunks(BATCH).enumerate() {
         // Each batch gets its own seed so that batches never repeat each other.
         let opts = SampleOptions { seed: options.seed.wrapping_add(call as u64), ..options.clone() };
-        let out = pollster::block_on(engine.generate(batch, &opts, &mut on_step(&bar, call, calls)))?;
+        let sampled =
+            pollster::block_on(engine.sample(batch, &plan, &opts, &mut on_step(&bar, call, calls)))?;
+        let out = pollster::block_on(engine.decode(&sampled.tokens, plan.grid_h, plan.grid_w))?;
         ensure!(out.len() == batch.len(), "engine returned {} images for {} classes", out.len(), batch.len());
         images.extend(out);
+        tokens.extend(sampled.tokens);
     }
     bar.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
@@ -68,6 +87,11 @@ pub fn run(args: Args) -> Result<()> {
         let file = args.out_dir.join(format!("{class}-{i:0digits$}.png"));
         let what = format!("generate class={} mode={}", class_label(class, &engine), arch.name());
         args::write_png(&file, image, &provenance(what, &path, &options))?;
+    }
+    if let Some(file) = &args.codes_out {
+        let (width, height) = (plan.grid_w, plan.grid_h);
+        let images: Vec<Codes> = tokens.into_iter().map(|codes| Codes { width, height, codes }).collect();
+        args::write_file(file, &serde_json::to_vec(&serde_json::json!({ "images": images }))?)?;
     }
     let cols = (images.len() as f64).sqrt().ceil() as usize;
     let sheet = grid(&images, cols, 2);

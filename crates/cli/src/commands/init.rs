@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use anyhow::{Result, anyhow, ensure};
 use arpg::checkpoint::DType;
 use arpg::choice::Choice;
-use arpg::config::{Arch, ModelConfig, TokenizerConfig};
+use arpg::config::{Arch, ModelConfig, VqConfig};
 use arpg::engine::Engine;
 use burn::tensor::Device;
 
-use crate::args::{Preset, choice, write_file};
+use crate::args::{choice, write_checkpoint};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -19,9 +19,10 @@ pub struct Args {
     /// Network to build.
     #[arg(long, value_parser = choice::<Arch>(), default_value = Arch::Arpg.name())]
     pub arch: Arch,
-    /// Model and tokenizer sizes.
-    #[arg(long, value_enum, default_value_t = Preset::Tiny)]
-    pub preset: Preset,
+    /// Model and tokenizer sizes: ours, or the paper's (ARPG-L, -XL, -XXL with VQ-16 at 256x256,
+    /// 1000 classes: random weights of the official shapes, as `arpg import` lays them out).
+    #[arg(long, value_enum, default_value_t = InitPreset::Tiny)]
+    pub preset: InitPreset,
     /// Image channels: 1 (grey) or 3 (RGB).
     #[arg(long, default_value_t = 1)]
     pub image_channels: usize,
@@ -39,45 +40,77 @@ pub struct Args {
     pub group_size: usize,
 }
 
+/// `--preset`: the trainers' sizes and the paper's.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitPreset {
+    /// The shipped size (d_model 192, 6 layers, 8x8 tokens of a 32x32 image).
+    Tiny,
+    /// A few thousand parameters (4x4 tokens of a 16x16 image).
+    Test,
+    /// ARPG-L: d_model 1024, 24 layers, 320M parameters, with VQ-16.
+    ArpgL,
+    /// ARPG-XL: d_model 1280, 36 layers, 719M parameters, with VQ-16.
+    ArpgXl,
+    /// ARPG-XXL: d_model 1536, 48 layers, 1.3B parameters, with VQ-16.
+    ArpgXxl,
+}
+
 pub fn run(args: Args) -> Result<()> {
+    ensure!(args.group_size >= 1, "--group-size must be at least 1");
     let n_classes = arpg_tools::data::CLASS_NAMES.len();
     let (tok, model) = match args.preset {
-        Preset::Tiny => {
-            let tok = TokenizerConfig::tiny();
+        InitPreset::Tiny => {
+            let tok = VqConfig::tiny();
             let model = ModelConfig::tiny(tok.codebook_size, n_classes);
             (tok, model)
         }
-        Preset::Test => {
-            let tok = TokenizerConfig::test();
+        InitPreset::Test => {
+            let tok = VqConfig::test();
             let model = ModelConfig::test(tok.codebook_size, n_classes);
             (tok, model)
         }
+        InitPreset::ArpgL => return official(&args, "L"),
+        InitPreset::ArpgXl => return official(&args, "XL"),
+        InitPreset::ArpgXxl => return official(&args, "XXL"),
     };
     let model = ModelConfig { multi_scale: args.multi_scale, ..model }.with_arch(args.arch);
-    let tok = TokenizerConfig { image_channels: args.image_channels, ..tok };
+    let tok = VqConfig { image_channels: args.image_channels, ..tok };
     model.validate().map_err(|e| anyhow!("invalid model config: {e}"))?;
     tok.validate().map_err(|e| anyhow!("invalid tokenizer config: {e}"))?;
-    ensure!(args.group_size >= 1, "--group-size must be at least 1");
 
     let arch = model.arch;
     let device = Device::flex();
     device.seed(args.seed);
-    let engine = Engine::new(&model, &tok, &device);
+    let engine = Engine::new(&model, &tok.into(), &device);
     let mut ckpt = engine.to_checkpoint();
     ckpt.meta.dataset = "random-init".into();
     ckpt.meta.seed = args.seed;
     ckpt.meta.class_names = arpg_tools::data::CLASS_NAMES.iter().map(|s| s.to_string()).collect();
-    let dtype = args.dtype;
-    let bytes = ckpt.to_bytes(dtype, args.group_size)?;
-    write_file(&args.out, &bytes)?;
+    let bytes = write_checkpoint(&args.out, &ckpt, args.dtype, args.group_size)?;
     let params = ckpt.num_params();
     println!(
-        "wrote {} ({} {}, {params} parameters, {}, {} bytes)",
+        "wrote {} ({} {}, {params} parameters, {}, {bytes} bytes)",
         args.out.display(),
         arch.name(),
         format!("{:?}", args.preset).to_lowercase(),
-        dtype,
-        bytes.len()
+        args.dtype,
+    );
+    Ok(())
+}
+
+/// The paper's size `size` with VQ-16, random weights drawn on the host (no module is built).
+fn official(args: &Args, size: &str) -> Result<()> {
+    ensure!(
+        args.arch == Arch::Arpg && !args.multi_scale && args.image_channels == 1,
+        "--preset arpg-* takes no --arch, --multi-scale or --image-channels"
+    );
+    let ckpt = arpg_tools::import::random_official(size, args.seed).expect("a known size");
+    let bytes = write_checkpoint(&args.out, &ckpt, args.dtype, args.group_size)?;
+    println!(
+        "wrote {} (ARPG-{size} with VQ-16, random, {} parameters, {}, {bytes} bytes)",
+        args.out.display(),
+        ckpt.num_params(),
+        args.dtype
     );
     Ok(())
 }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use arpg::checkpoint::{self, DType, sha256_hex};
 use arpg::choice::Choice;
-use arpg::config::Arch;
+use arpg::config::{Arch, TokenizerConfig};
+use arpg::sampling::StepRule;
 
 use crate::args::read_file;
 
@@ -75,18 +76,48 @@ pub fn run(args: Args) -> Result<()> {
         },
         m.dropout
     );
-    println!(
-        "tokenizer   {} codes x {}, {} image channels, {} feature channels, {} downsamplings (factor {}), \
-         {}px images, beta {}",
-        t.codebook_size,
-        t.code_dim,
-        t.image_channels,
-        t.channels,
-        t.downsample,
-        t.factor(),
-        t.image_size,
-        t.beta
-    );
+    match t {
+        TokenizerConfig::Vq(t) => println!(
+            "tokenizer   VQ: {} codes x {}, {} image channels, {} feature channels, {} downsamplings \
+             (factor {}), {}px images, beta {}",
+            t.codebook_size,
+            t.code_dim,
+            t.image_channels,
+            t.channels,
+            t.downsample,
+            t.factor(),
+            t.image_size,
+            t.beta
+        ),
+        TokenizerConfig::Vqgan(t) => println!(
+            "tokenizer   VQGAN: {} codes x {}, {} image channels, channels {} x {:?}, z {}, {} encoder and {} \
+             decoder blocks a level (factor {}), {}px images",
+            t.codebook_size,
+            t.code_dim,
+            t.image_channels,
+            t.channels,
+            t.ch_mult,
+            t.z_channels,
+            t.encoder_blocks,
+            t.decoder_blocks,
+            t.factor(),
+            t.image_size
+        ),
+    }
+    if let Some(s) = &info.sampling {
+        println!(
+            "sampling    defaults: {} steps ({}, {} steps), CFG {} ({}), temperature {}",
+            s.steps,
+            s.schedule.name(),
+            match s.step_rule {
+                StepRule::Spread => "spread",
+                StepRule::Official => "the official code's",
+            },
+            s.cfg,
+            s.cfg_schedule.name(),
+            s.temperature
+        );
+    }
     println!(
         "training    dataset {:?}, {} steps, batch {}, seed {}, final loss {:.4}, {:.0}s",
         meta.dataset, meta.steps, meta.batch_size, meta.seed, meta.final_loss, meta.train_seconds

@@ -1,16 +1,20 @@
 //! One module per subcommand, each with its `Args` and `run`.
 
 mod bench;
+mod decode;
 mod emoji_sheet;
+mod encode;
 mod eval;
 mod expand;
 mod generate;
+mod import;
 mod init;
 mod inpaint;
 mod inspect;
 mod outpaint;
 mod quantize;
 mod recon;
+mod score;
 mod soak;
 mod train;
 mod train_classifier;
@@ -29,6 +33,14 @@ pub enum Command {
     Outpaint(outpaint::Args),
     /// Grow an image (or a fresh sample) to a larger canvas, filling the new tokens.
     Expand(expand::Args),
+    /// Turn the official ARPG and VQ-16 weights (`.pt`) into one checkpoint.
+    Import(import::Args),
+    /// A picture's tokens as JSON (PNG or JPEG, fitted to the model's frame).
+    Encode(encode::Args),
+    /// The picture of a grid of tokens (the JSON `encode` writes).
+    Decode(decode::Args),
+    /// The teacher-forced negative log-likelihood of a picture's tokens in an order.
+    Score(score::Args),
     /// Print a checkpoint's configuration, parameter counts, storage and checksum.
     Inspect(inspect::Args),
     /// Convert a checkpoint to int8 with per-group scales and report the weight error.
@@ -60,6 +72,10 @@ impl Command {
             Command::Inpaint(a) => inpaint::run(a),
             Command::Outpaint(a) => outpaint::run(a),
             Command::Expand(a) => expand::run(a),
+            Command::Import(a) => import::run(a),
+            Command::Encode(a) => encode::run(a),
+            Command::Decode(a) => decode::run(a),
+            Command::Score(a) => score::run(a),
             Command::Inspect(a) => inspect::run(a),
             Command::Quantize(a) => quantize::run(a),
             Command::Init(a) => init::run(a),

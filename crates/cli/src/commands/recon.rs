@@ -30,7 +30,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let loaded = args.model.load()?;
     let engine = &loaded.engine;
-    let size = engine.tokenizer.config.image_size;
+    let size = engine.image_size();
     let dir = args.data_dir.clone().unwrap_or_else(|| args.data.default_dir());
     let data = args.data.split(&dir, args.split, size)?;
     let data = if args.limit > 0 { data.take(args.limit) } else { data }.padded(size);
@@ -60,7 +60,7 @@ pub fn run(args: Args) -> Result<()> {
         args.data.name(),
         10.0 * (1.0 / mse).log10(),
         used.len(),
-        engine.tokenizer.config.codebook_size
+        engine.codebook_size()
     );
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use anyhow::{Result, ensure};
 use arpg::choice::Choice;
-use arpg::config::TokenizerConfig;
+use arpg::config::VqConfig;
 use arpg_tools::data::Source;
 use arpg_tools::train::{TokenizerTrainer, TrainOptions, TrainState, Trainer};
 
@@ -60,12 +60,12 @@ fn resume(args: &Args, state: &TrainState, device: &burn::tensor::Device) -> Res
 }
 
 /// The preset's sizes on the data's frame (its side and channels).
-fn config(args: &Args, source: Source) -> TokenizerConfig {
+fn config(args: &Args, source: Source) -> VqConfig {
     let base = match args.common.preset {
-        Preset::Tiny => TokenizerConfig::tiny(),
-        Preset::Test => TokenizerConfig::test(),
+        Preset::Tiny => VqConfig::tiny(),
+        Preset::Test => VqConfig::test(),
     };
     let (image_size, image_channels) = source.frame();
     let codebook_size = args.codebook_size.unwrap_or(base.codebook_size);
-    TokenizerConfig { image_size, image_channels, codebook_size, ..base }
+    VqConfig { image_size, image_channels, codebook_size, ..base }
 }

@@ -95,7 +95,7 @@ impl ClassifierConfig {
             let bound = gain / (fan_in as f64).sqrt();
             t.data.iter_mut().for_each(|x| *x = ((rng.next_f64() * 2.0 - 1.0) * bound) as f32);
         }
-        weights::import(model, &tensors, "", device).expect("the shapes come from the module itself")
+        weights::import(model, &mut tensors, "", device).expect("the shapes come from the module itself")
     }
 }
 

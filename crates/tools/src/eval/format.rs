@@ -87,6 +87,6 @@ pub fn from_bytes(bytes: &[u8], device: &burn::tensor::Device) -> Result<(Classi
     r.finish()?;
     config.validate()?;
     Reader::new(parsed.meta, "metadata").finish()?;
-    let classifier = weights::import(config.init(device), &parsed.tensors()?, "", device)?;
+    let classifier = weights::import(config.init(device), &mut parsed.tensors()?, "", device)?;
     Ok((classifier, meta))
 }

@@ -266,7 +266,7 @@ pub fn evaluate_reconstruction(
     if n < 2 {
         return Err(EvalError::Options("n must be at least 2 for a covariance".into()));
     }
-    let (frame, f) = (engine.tokenizer.config.image_size, engine.tokenizer.config.factor());
+    let (frame, f) = (engine.image_size(), engine.factor());
     let mut pixels = Vec::with_capacity(n * reference.image_len());
     for i in 0..n {
         let (framed, _) = reference.test_image(i).pad_to(frame, frame).0.pad_to_multiple(f);

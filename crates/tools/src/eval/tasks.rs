@@ -45,7 +45,7 @@ fn half_mask(i: usize, side: usize) -> Image {
 /// regenerates every token a white mask pixel touches.
 fn masked_pixels(engine: &Engine, mask: &Image) -> Vec<bool> {
     let side = mask.width;
-    let (size, f) = (engine.tokenizer.config.image_size, engine.tokenizer.config.factor());
+    let (size, f) = (engine.image_size(), engine.factor());
     let frame = side.max(size).div_ceil(f) * f;
     let (off, cols) = ((frame - side) / 2, frame / f);
     let token = |x: usize, y: usize| ((y + off) / f) * cols + (x + off) / f;

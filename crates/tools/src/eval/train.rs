@@ -97,8 +97,8 @@ pub fn train_classifier(
             on_step(&ClassifierStep { step, steps, loss: value });
         }
     }
-    let tensors = weights::export(&model, "");
-    let out = weights::import(config.init(device), &tensors, "", device)?;
+    let mut tensors = weights::export(&model, "");
+    let out = weights::import(config.init(device), &mut tensors, "", device)?;
     Ok((out, start.elapsed().as_secs_f64()))
 }
 

@@ -25,7 +25,7 @@ use arpg::config::ModelConfig;
 use arpg::engine::{Engine, Generator};
 use arpg::model::{Cell, Level, in_order};
 use arpg::rng::Rng;
-use arpg::tokenizer::VqTokenizer;
+use arpg::tokenizer::{Tokenizer, VqTokenizer};
 
 /// `$body` with `$m` bound to the module inside any `Generator`.
 macro_rules! each {
@@ -256,7 +256,7 @@ impl GeneratorTrainer {
         if h.kind != StateKind::Generator {
             return Err(TrainError::State("this is a tokenizer's state, not a generator's".into()));
         }
-        let engine = Engine::from_checkpoint(&Checkpoint::from_bytes(&state.checkpoint)?, device)?;
+        let engine = Engine::from_checkpoint(Checkpoint::from_bytes(&state.checkpoint)?, device)?;
         let model = match engine.generator {
             Generator::Arpg(m) => Generator::Arpg(optim::restore_ids(m, &h.param_ids)?),
             Generator::Raster(m) => Generator::Raster(optim::restore_ids(m, &h.param_ids)?),
@@ -266,7 +266,7 @@ impl GeneratorTrainer {
         Ok(Self {
             core: Core::from_header(h, optim, &state.optimizer, device)?,
             model: Some(model),
-            tokenizer: engine.tokenizer,
+            tokenizer: super::small_vq(engine.tokenizer)?,
         })
     }
 }
@@ -367,8 +367,13 @@ impl Trainer for GeneratorTrainer {
     /// Generator and tokenizer as a checkpoint, `TrainMeta` filled.
     fn checkpoint(&self) -> Checkpoint {
         let meta = self.core.meta();
-        Engine::from_parts(self.model().clone(), self.tokenizer.clone(), meta, &self.core.device)
-            .to_checkpoint()
+        Engine::from_parts(
+            self.model().clone(),
+            Tokenizer::Vq(self.tokenizer.clone()),
+            meta,
+            &self.core.device,
+        )
+        .to_checkpoint()
     }
 
     fn to_state(&self) -> Result<TrainState, TrainError> {

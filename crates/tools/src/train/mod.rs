@@ -23,7 +23,7 @@ use crate::data::{DataError, Dataset, Source};
 use arpg::checkpoint::{Checkpoint, CheckpointError};
 use arpg::config::TrainMeta;
 use arpg::rng::Rng;
-use arpg::tokenizer::VqTokenizer;
+use arpg::tokenizer::{Tokenizer, VqTokenizer};
 use arpg::weights;
 
 pub use generator::{GeneratorTrainer, TokenSet, tokenize};
@@ -407,8 +407,19 @@ fn image_batch(data: &Dataset, images: &[usize], device: &Device) -> Tensor<4> {
 
 /// The tokenizer of any `.arpg` checkpoint (a `train-tokenizer` output or a full model).
 pub fn load_tokenizer(bytes: &[u8], device: &Device) -> Result<VqTokenizer, TrainError> {
-    let ckpt = Checkpoint::from_bytes(bytes)?;
-    Ok(weights::import(VqTokenizer::new(&ckpt.tokenizer, device), &ckpt.tensors, "tokenizer", device)?)
+    let mut ckpt = Checkpoint::from_bytes(bytes)?;
+    let fresh = small_vq(Tokenizer::new(&ckpt.tokenizer, device))?;
+    Ok(weights::import(fresh, &mut ckpt.tensors, "tokenizer", device)?)
+}
+
+/// Our small VQ out of a tokenizer: the only one the trainers train.
+pub fn small_vq(tokenizer: Tokenizer) -> Result<VqTokenizer, TrainError> {
+    match tokenizer {
+        Tokenizer::Vq(t) => Ok(t),
+        Tokenizer::Vqgan(_) => {
+            Err(TrainError::Options("training uses our small VQ tokenizer, not a VQGAN".into()))
+        }
+    }
 }
 
 #[cfg(test)]

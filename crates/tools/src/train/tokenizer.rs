@@ -10,9 +10,9 @@ use super::state::{StateKind, TrainState};
 use super::{Core, HasCore, StepStats, TrainError, TrainOptions, Trainer, image_batch, optim};
 use crate::data::Dataset;
 use arpg::checkpoint::{Checkpoint, DType};
-use arpg::config::{ModelConfig, TokenizerConfig};
+use arpg::config::{ModelConfig, VqConfig};
 use arpg::engine::{Engine, Generator};
-use arpg::tokenizer::VqTokenizer;
+use arpg::tokenizer::{Tokenizer, VqTokenizer};
 use arpg::weights;
 
 pub struct TokenizerTrainer {
@@ -27,7 +27,7 @@ pub struct TokenizerTrainer {
 }
 
 /// The placeholder generator's config: `test` size on the tokenizer's own grid.
-fn placeholder_config(tok: &TokenizerConfig, n_classes: usize) -> ModelConfig {
+fn placeholder_config(tok: &VqConfig, n_classes: usize) -> ModelConfig {
     let side = tok.image_size / tok.factor();
     ModelConfig { grid_h: side, grid_w: side, ..ModelConfig::test(tok.codebook_size, n_classes) }
 }
@@ -35,7 +35,7 @@ fn placeholder_config(tok: &TokenizerConfig, n_classes: usize) -> ModelConfig {
 impl TokenizerTrainer {
     /// A fresh tokenizer, initialised from `opts.seed`, on `device` (an autodiff device).
     pub fn new(
-        config: &TokenizerConfig,
+        config: &VqConfig,
         opts: TrainOptions,
         dataset: &str,
         class_names: Vec<String>,
@@ -69,13 +69,15 @@ impl TokenizerTrainer {
             return Err(TrainError::State("this is a generator's state, not a tokenizer's".into()));
         }
         let ckpt = Checkpoint::from_bytes(&state.checkpoint)?;
-        let fresh = VqTokenizer::new(&ckpt.tokenizer, device);
-        let tok =
-            optim::restore_ids(weights::import(fresh, &ckpt.tensors, "tokenizer", device)?, &h.param_ids)?;
-        if h.code_last_used.len() != ckpt.tokenizer.codebook_size {
+        let fresh = super::small_vq(Tokenizer::new(&ckpt.tokenizer, device))?;
+        let tok = optim::restore_ids(
+            weights::import(fresh, &mut ckpt.tensors.clone(), "tokenizer", device)?,
+            &h.param_ids,
+        )?;
+        if h.code_last_used.len() != ckpt.tokenizer.codebook_size() {
             return Err(TrainError::State("the dead-code counters do not match the codebook".into()));
         }
-        let placeholder = Engine::from_checkpoint(&ckpt, &Device::flex())?.generator;
+        let placeholder = Engine::from_checkpoint(ckpt, &Device::flex())?.generator;
         let optim = optim::adamw(&tok, h.options.weight_decay);
         Ok(Self {
             core: Core::from_header(h, optim, &state.optimizer, device)?,
@@ -183,8 +185,13 @@ impl Trainer for TokenizerTrainer {
     /// The tokenizer (and the placeholder generator) as a checkpoint, `TrainMeta` filled.
     fn checkpoint(&self) -> Checkpoint {
         let meta = self.core.meta();
-        Engine::from_parts(self.placeholder.clone(), self.tokenizer().clone(), meta, &self.core.device)
-            .to_checkpoint()
+        Engine::from_parts(
+            self.placeholder.clone(),
+            Tokenizer::Vq(self.tokenizer().clone()),
+            meta,
+            &self.core.device,
+        )
+        .to_checkpoint()
     }
 
     fn to_state(&self) -> Result<TrainState, TrainError> {
