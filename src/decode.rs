@@ -138,21 +138,63 @@ pub(crate) async fn read_logits(logits: Tensor<3>) -> Result<Vec<f32>, Error> {
     data.try_into_vec::<f32>().map_err(|e| Error::Tensor(format!("{e:?}")))
 }
 
+/// What ARPG's sampling loop needs of a two-pass decoder: its sizes, a fresh run state, pass 1
+/// over new content slots (filling the cache) and pass 2's `[MASK]` queries against it, both
+/// without a mask inside a call (the paper's inference). [`Arpg`] is one; another family of
+/// two-pass decoders runs through [`sample_arpg`] by implementing it.
+pub trait TwoPass {
+    fn config(&self) -> &ModelConfig;
+    fn device(&self) -> Device;
+    /// RoPE, its frequencies scaled for grids beyond the training grid by `ntk_scale` (1: none).
+    fn rope(&self, ntk_scale: f32) -> Rope;
+    /// The slots at `positions` (one list per row, or one for all), placed through `frame`.
+    fn slots(&self, rope: &Rope, positions: &[&[Slot]], frame: Frame, device: &Device) -> Slots;
+    fn new_cache(&self) -> KvCache;
+    /// Pass 1 on embedding ids `[rows, t]` at `at`: appends their keys and values to `cache`.
+    fn feed(&self, ids: Tensor<2, Int>, at: &Slots, cache: &mut KvCache);
+    /// Pass 2: `rows` x `t` queries at `at` against `cache`; logits `[rows, t, vocab]`.
+    fn query(&self, rows: usize, at: &Slots, cache: &KvCache) -> Tensor<3>;
+}
+
+impl TwoPass for Arpg {
+    fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+    fn device(&self) -> Device {
+        self.head.weight.device()
+    }
+    fn rope(&self, ntk_scale: f32) -> Rope {
+        Arpg::rope(self, ntk_scale)
+    }
+    fn slots(&self, rope: &Rope, positions: &[&[Slot]], frame: Frame, device: &Device) -> Slots {
+        Arpg::slots(self, rope, positions, frame, device)
+    }
+    fn new_cache(&self) -> KvCache {
+        Arpg::new_cache(self)
+    }
+    fn feed(&self, ids: Tensor<2, Int>, at: &Slots, cache: &mut KvCache) {
+        Arpg::feed(self, ids, at, None, cache)
+    }
+    fn query(&self, rows: usize, at: &Slots, cache: &KvCache) -> Tensor<3> {
+        Arpg::query(self, rows, at, None, cache)
+    }
+}
+
 /// ARPG sampling, the paper's loop: pass 1 reads the class token and the known tokens (the
 /// prefill); then each step queries the next cells with `[MASK]` queries in one call against the
 /// ONE shared K/V, samples their codes and feeds them back to pass 1. No mask inside a step.
 /// Which cells a step decodes is `opts.order`'s: [`Order::Random`] draws one order per phase,
 /// shared by the batch; [`Order::Listed`] takes the phase's cells as listed; [`Order::Confidence`]
 /// keeps each image's most confident cells.
-pub async fn sample_arpg<R: AfterStep>(
-    model: &Arpg,
+pub async fn sample_arpg<M: TwoPass, R: AfterStep>(
+    model: &M,
     classes: &[usize],
     plan: &Plan,
     opts: &SampleOptions,
     on_step: &mut dyn FnMut(&StepEvent) -> R,
 ) -> Result<Sampled, Error> {
     opts.validate(plan.cells())?; // each phase then takes at most as many steps as it has cells
-    check_classes(&model.config, classes)?;
+    check_classes(model.config(), classes)?;
     let mut run = ArpgRun::prefill(model, classes, plan, opts);
     let sizes = plan.step_sizes(opts);
     let steps: usize = sizes.iter().map(Vec::len).sum();
@@ -180,8 +222,8 @@ struct Picked {
 }
 
 /// The state of one ARPG generation: the KV cache, the host RNG and the tokens so far.
-struct ArpgRun<'a> {
-    model: &'a Arpg,
+struct ArpgRun<'a, M> {
+    model: &'a M,
     plan: &'a Plan,
     opts: &'a SampleOptions,
     device: Device,
@@ -195,16 +237,16 @@ struct ArpgRun<'a> {
     decoded: usize,
 }
 
-impl<'a> ArpgRun<'a> {
+impl<'a, M: TwoPass> ArpgRun<'a, M> {
     /// Pass 1 over the class token, then the plan's known tokens as one block at their cells.
-    fn prefill(model: &'a Arpg, classes: &[usize], plan: &'a Plan, opts: &'a SampleOptions) -> Self {
+    fn prefill(model: &'a M, classes: &[usize], plan: &'a Plan, opts: &'a SampleOptions) -> Self {
         let b = classes.len();
         let rows = if opts.guided() { 2 * b } else { b };
         let mut run = ArpgRun {
             model,
             plan,
             opts,
-            device: model.head.weight.device(),
+            device: model.device(),
             rope: model.rope(plan.ntk_scale),
             b,
             rows,
@@ -214,8 +256,8 @@ impl<'a> ArpgRun<'a> {
             decoded: 0,
         };
         let class_slot = model.slots(&run.rope, &[&[None]], plan.frame, &run.device);
-        let ids = class_ids(&model.config, classes, opts.guided());
-        model.feed(int_tensor(ids, [rows, 1], &run.device), &class_slot, None, &mut run.cache);
+        let ids = class_ids(model.config(), classes, opts.guided());
+        model.feed(int_tensor(ids, [rows, 1], &run.device), &class_slot, &mut run.cache);
         let half = |p: usize| Some(Cell::at(p, plan.grid_w / 2, Level::Half));
         let known: Vec<(Slot, u32)> = (plan.context.iter().map(|&(p, c)| (half(p), c)))
             .chain(plan.prefill.iter().map(|&(p, c)| (run.cell(p), c)))
@@ -223,12 +265,7 @@ impl<'a> ArpgRun<'a> {
         if !known.is_empty() {
             let (at, ids): (Vec<Slot>, Vec<i64>) = known.iter().map(|&(s, c)| (s, c as i64)).unzip();
             let at = model.slots(&run.rope, &[&at], plan.frame, &run.device);
-            model.feed(
-                int_tensor(ids.repeat(rows), [rows, known.len()], &run.device),
-                &at,
-                None,
-                &mut run.cache,
-            );
+            model.feed(int_tensor(ids.repeat(rows), [rows, known.len()], &run.device), &at, &mut run.cache);
             for t in &mut run.tokens {
                 plan.prefill.iter().for_each(|&(p, c)| t[p] = Some(c));
             }
@@ -271,8 +308,8 @@ impl<'a> ArpgRun<'a> {
         if k == 0 {
             return Ok(Picked { cells, codes: vec![vec![]; self.b] }); // an empty step (StepRule::Official)
         }
-        let logits = read_logits(self.model.query(self.rows, &self.slots(&cells), None, &self.cache)).await?;
-        let vocab = self.model.config.vocab_size;
+        let logits = read_logits(self.model.query(self.rows, &self.slots(&cells), &self.cache)).await?;
+        let vocab = self.model.config().vocab_size;
         let codes = sampling::pick(&logits, self.b, k, vocab, self.scale(k), self.opts, &mut self.rng);
         Ok(Picked { cells, codes })
     }
@@ -287,8 +324,8 @@ impl<'a> ArpgRun<'a> {
         steps: usize,
     ) -> Result<Picked, Error> {
         let n = open[0].len();
-        let logits = read_logits(self.model.query(self.rows, &self.slots(open), None, &self.cache)).await?;
-        let vocab = self.model.config.vocab_size;
+        let logits = read_logits(self.model.query(self.rows, &self.slots(open), &self.cache)).await?;
+        let vocab = self.model.config().vocab_size;
         let drafts = sampling::drafts(&logits, self.b, n, vocab, self.scale(k), self.opts, &mut self.rng);
         let (cells, codes) = drafts
             .iter()
@@ -316,7 +353,7 @@ impl<'a> ArpgRun<'a> {
             let ids: Vec<i64> =
                 (0..self.rows).flat_map(|r| picked.codes[r % self.b].iter().map(|&c| c as i64)).collect();
             let at = self.slots(&picked.cells);
-            self.model.feed(int_tensor(ids, [self.rows, k], &self.device), &at, None, &mut self.cache);
+            self.model.feed(int_tensor(ids, [self.rows, k], &self.device), &at, &mut self.cache);
         }
     }
 
