@@ -24,9 +24,8 @@ use burn::nn::{GroupNorm, GroupNormConfig, PaddingConfig2d};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Distribution, Int, Tensor};
 
-use crate::model::attend;
-
 use crate::config::{VQGAN_GROUPS as GROUPS, VqganConfig};
+use crate::model::attend;
 
 fn conv(c_in: usize, c_out: usize, k: usize, device: &Device) -> Conv2d {
     let pad = k / 2;
@@ -131,6 +130,18 @@ pub struct Level {
 }
 
 impl Level {
+    /// `blocks` residual blocks from `c_in` to `c_out` channels, each followed by attention at the
+    /// lowest resolution (`attention`); no resampling.
+    fn new(c_in: usize, c_out: usize, blocks: usize, attention: bool, device: &Device) -> Self {
+        let width = |j: usize| if j == 0 { c_in } else { c_out };
+        Self {
+            res: (0..blocks).map(|j| ResBlock::new(width(j), c_out, device)).collect(),
+            attn: (0..blocks).filter(|_| attention).map(|_| AttnBlock::new(c_out, device)).collect(),
+            downsample: None,
+            upsample: None,
+        }
+    }
+
     fn forward(&self, mut h: Tensor<4>) -> Tensor<4> {
         for (i, res) in self.res.iter().enumerate() {
             h = res.forward(h);
@@ -169,22 +180,15 @@ impl Coder {
         let conv_blocks = (0..=last)
             .map(|i| {
                 let c_out = c.width(i);
-                let res = (0..c.encoder_blocks)
-                    .map(|j| ResBlock::new(if j == 0 { c_in } else { c_out }, c_out, device))
-                    .collect();
+                let level = Level::new(c_in, c_out, c.encoder_blocks, i == last, device);
                 c_in = c_out;
-                let attn = if i == last {
-                    (0..c.encoder_blocks).map(|_| AttnBlock::new(c_out, device)).collect()
-                } else {
-                    vec![]
-                };
                 let downsample = (i != last).then(|| Downsample {
                     conv: Conv2dConfig::new([c_out, c_out], [3, 3])
                         .with_stride([2, 2])
                         .with_padding(PaddingConfig2d::Explicit(0, 0, 1, 1))
                         .init(device),
                 });
-                Level { res, attn, downsample, upsample: None }
+                Level { downsample, ..level }
             })
             .collect();
         let top = c.width(last);
@@ -206,17 +210,10 @@ impl Coder {
             .rev()
             .map(|i| {
                 let c_out = c.width(i);
-                let res = (0..c.decoder_blocks)
-                    .map(|j| ResBlock::new(if j == 0 { c_in } else { c_out }, c_out, device))
-                    .collect();
+                let level = Level::new(c_in, c_out, c.decoder_blocks, i == last, device);
                 c_in = c_out;
-                let attn = if i == last {
-                    (0..c.decoder_blocks).map(|_| AttnBlock::new(c_out, device)).collect()
-                } else {
-                    vec![]
-                };
                 let upsample = (i != 0).then(|| Upsample { conv: conv(c_out, c_out, 3, device) });
-                Level { res, attn, downsample: None, upsample }
+                Level { upsample, ..level }
             })
             .collect();
         let bottom = c.width(0);

@@ -77,7 +77,7 @@ pub struct CheckpointInfo {
 /// What can be wrong with a container file (a checkpoint, a classifier, a training state).
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum CheckpointError {
-    #[error("{kind} is too short: {len} bytes, a v1 {kind} has at least {min}")]
+    #[error("{kind} is too short: {len} bytes, a {kind} has at least {min}")]
     TooShort { kind: &'static str, len: usize, min: usize },
     #[error("file is truncated in the {section}: needs {needed} more bytes, {available} left")]
     Truncated { section: &'static str, needed: usize, available: usize },
@@ -207,6 +207,10 @@ fn info(parsed: &container::Parsed, len: usize) -> Result<CheckpointInfo> {
     }
     if let Some(s) = &sampling {
         s.validate().map_err(|e| CheckpointError::InvalidConfig(format!("sampling: {e}")))?;
+    }
+    if !(meta.final_loss.is_finite() && meta.train_seconds.is_finite()) {
+        // A v1 field the v2 header cannot hold (JSON has no NaN).
+        return Err(CheckpointError::InvalidConfig("training: a loss or time that is not finite".into()));
     }
     Ok(CheckpointInfo {
         version: parsed.version,

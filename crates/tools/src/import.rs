@@ -71,7 +71,7 @@ struct PtFile {
     steps: Option<i64>,
 }
 
-/// Opens `path` and picks its state dict: `key` if given, else `model`, `module` or
+/// Opens `path` and picks its state dict: `ema` when asked for, else `model`, `module` or
 /// `state_dict`, else the file itself when it is a bare state dict.
 fn open(path: &Path, ema: bool) -> Result<PtFile, ImportError> {
     let name = path.display().to_string();
@@ -136,7 +136,8 @@ fn check_plain(v: &PickleValue, file: &str, at: &mut String) -> Result<(), Impor
     match v {
         PickleValue::Dict(d) => d.iter().try_for_each(|(k, v)| visit(k, v, at)),
         PickleValue::List(l) => l.iter().enumerate().try_for_each(|(i, v)| visit(&i.to_string(), v, at)),
-        // The official training script's `args` (its attributes are read as a dictionary).
+        // The official training script's `args`: its attributes stay unread (the token grid then
+        // comes from the official default).
         PickleValue::Unsupported(t) if t == "torch.Tensor" || t == "argparse.Namespace" => Ok(()),
         PickleValue::Unsupported(t) => {
             Err(ImportError::Unsafe { file: file.into(), type_name: t.clone(), at: at.clone() })
@@ -184,7 +185,7 @@ fn generator_config(f: &PtFile, heads: Option<usize>) -> Result<ModelConfig, Imp
     let [hidden, _] =
         dims(f.shape("layers.self_dec.0.ffn.w1.weight", GENERATOR)?, f, "layers.self_dec.0.ffn.w1.weight")?;
     // Embedding rows: codes, [MASK], classes, the unconditional label, one unused.
-    let n_classes = rows.checked_sub(vocab + 3).filter(|&c| c > 0).ok_or_else(|| {
+    let n_classes = rows.checked_sub(vocab.saturating_add(3)).filter(|&c| c > 0).ok_or_else(|| {
         f.layout_error(format!("{rows} embedding rows leave no class beside {vocab} codes"))
     })?;
     let side = match (f.arg("block_size"), f.arg("image_size"), f.arg("downsample_size")) {
