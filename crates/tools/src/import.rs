@@ -308,8 +308,10 @@ pub fn vqgan_key(ours: &str) -> String {
 /// Official state-dict entries that hold no weight of the model.
 const BOOKKEEPING: [&str; 1] = ["quantize.codebook_used"];
 
-/// Our tensors of `module` (names under `prefix`), read from `f` through `official` (our name ->
-/// the official key), with Linear weights transposed where `transposed` says so.
+/// Our tensors `ours` (names and shapes, under a prefix such as `model.`), read from `f` through
+/// `official` (our name without the prefix -> the official key): Linear weights (every matrix
+/// but the embedding and the codebook) transposed, the embedding's unused last row left out.
+/// A tensor of `f` that no name of ours maps to is an error, bookkeeping entries aside.
 fn convert(
     f: &PtFile,
     ours: Vec<(String, Vec<usize>)>,
