@@ -45,7 +45,10 @@ fn check(bytes: &[u8]) {
     let f32_file = ckpt.to_bytes(DType::F32, 0).unwrap();
     let back = Checkpoint::from_bytes(&f32_file).expect("the f32 re-encoding parses");
     assert_eq!(back, ckpt);
-    assert!(back.to_bytes(DType::F32, 0).unwrap() == f32_file, "an f32 file does not re-encode to its own bytes");
+    assert!(
+        back.to_bytes(DType::F32, 0).unwrap() == f32_file,
+        "an f32 file does not re-encode to its own bytes"
+    );
 
     let group = if info.dtype == DType::Int8 { info.group_size } else { 64 };
     let int8_file = ckpt.to_bytes(DType::Int8, group).unwrap();
