@@ -369,6 +369,10 @@ impl VqConfig {
         if self.downsample > 4 || !self.image_size.is_multiple_of(self.factor()) {
             return Err(format!("image_size {} is not a multiple of 2^{}", self.image_size, self.downsample));
         }
+        if !(self.beta.is_finite() && self.beta >= 0.0) {
+            // A v2 header cannot hold a non-finite value (JSON has none), so it must not load one.
+            return Err(format!("beta must be a finite number >= 0, got {}", self.beta));
+        }
         Ok(())
     }
 }
@@ -470,6 +474,15 @@ mod tests {
         for bad in [f32::INFINITY, f32::NAN, 1.0, -5.0] {
             let c = ModelConfig { rope_base: bad, ..ModelConfig::tiny(256, 10) };
             assert!(c.validate().unwrap_err().contains("rope_base"), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn vq_beta_must_be_finite_and_not_negative() {
+        assert!(VqConfig::tiny().validate().is_ok());
+        for bad in [f32::INFINITY, f32::NAN, -0.25] {
+            let c = VqConfig { beta: bad, ..VqConfig::tiny() };
+            assert!(c.validate().unwrap_err().contains("beta"), "{bad} accepted");
         }
     }
 }

@@ -374,6 +374,15 @@ mod tests {
         let typed = json(&|v| v["model"]["d_model"] = "wide".into());
         assert!(matches!(inspect(&typed), Err(CheckpointError::BadHeader(_))));
         assert!(matches!(inspect(&with_meta(&bytes, b"{\xff")), Err(CheckpointError::BadHeader(_))));
+        // JSON holds no infinity, but a number past f32's range reads as one.
+        for (section, field) in
+            [("model", "rope_base"), ("model", "dropout"), ("meta", "final_loss"), ("meta", "train_seconds")]
+        {
+            let huge = json(&|v| v[section][field] = 1e39.into());
+            assert!(matches!(inspect(&huge), Err(CheckpointError::InvalidConfig(_))), "{section}.{field}");
+        }
+        let huge_beta = json(&|v| v["tokenizer"]["vq"]["beta"] = 1e39.into());
+        assert!(matches!(inspect(&huge_beta), Err(CheckpointError::InvalidConfig(m)) if m.contains("beta")));
     }
 
     /// `bytes` with another metadata section (lengths and checksum fixed).
