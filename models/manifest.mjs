@@ -1,7 +1,7 @@
 // Writes each model's `bytes` and `sha256` into www/models/manifest.json from the file itself
 // (`make manifest`): run it whenever a checkpoint in www/models/ changes. With `--check` it
 // writes nothing and fails when the manifest does not match the files (`make test` runs that).
-// The other fields (name, classes, steps, ...) are written by hand: www/models.js says
+// The other fields (name, classes, imageSize, ...) are written by hand: www/models.js says
 // what each one means.
 
 import crypto from "node:crypto";

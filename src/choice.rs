@@ -50,6 +50,7 @@ mod tests {
     fn every_name_parses_back_to_its_value() {
         round_trips::<Arch>();
         round_trips::<DType>();
+        round_trips::<crate::sampling::Task>();
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::decode::{AfterStep, Plan, Sampled, StepEvent, read_logits, sample_arp
 use crate::error::Error;
 use crate::image::{Image, TokenMask};
 use crate::model::{Arpg, Level, in_order};
-use crate::sampling::{SampleDefaults, SampleOptions};
+use crate::sampling::{self, SampleDefaults, SampleOptions, Task};
 use crate::tasks::{self, RopeMode, Sides};
 use crate::tokenizer::Tokenizer;
 use crate::weights;
@@ -111,6 +111,15 @@ impl Engine {
         Ok(engine)
     }
 
+    /// [`Engine::from_bytes`] of a file, never holding its bytes: the tensors are read one at a
+    /// time (`Checkpoint::read_from`), so loading takes about the weights' size in memory.
+    pub fn read_from(file: impl std::io::Read + std::io::Seek, device: &Device) -> Result<Self, Error> {
+        let (ckpt, checksum) = Checkpoint::read_from(file)?;
+        let mut engine = Self::from_checkpoint(ckpt, device)?;
+        engine.checksum = checksum;
+        Ok(engine)
+    }
+
     /// All weights as f32 named tensors (native: reads tensors back synchronously).
     pub fn to_checkpoint(&self) -> Checkpoint {
         let mut tensors = match &self.generator {
@@ -128,10 +137,10 @@ impl Engine {
         }
     }
 
-    /// The sampling options this model uses unless told otherwise: its checkpoint's, else the
-    /// library's.
-    pub fn sample_defaults(&self) -> SampleOptions {
-        self.sampling.as_ref().map_or_else(SampleOptions::default, SampleDefaults::options)
+    /// The sampling options this model uses for `task` unless told otherwise: its checkpoint's,
+    /// else the library's.
+    pub fn sample_defaults(&self, task: Task) -> SampleOptions {
+        sampling::defaults(self.sampling.as_ref(), task)
     }
 
     /// Pixels per token side.

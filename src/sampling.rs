@@ -3,6 +3,7 @@
 //! guidance `u + s (c - u)`, and the draw itself. Everything here runs on the host with [`Rng`],
 //! so a seed gives the same tokens on every backend.
 
+use std::collections::BTreeMap;
 use std::f64::consts::{FRAC_PI_2, PI};
 
 use serde::{Deserialize, Serialize};
@@ -154,7 +155,7 @@ impl Choice for CfgSchedule {
     }
 }
 
-crate::from_str_by_name!(Schedule, Order, CfgSchedule);
+crate::from_str_by_name!(Schedule, Order, CfgSchedule, Task);
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SampleOptions {
@@ -238,8 +239,32 @@ impl SampleOptions {
     }
 }
 
-/// A model's own sampling defaults, recorded in its checkpoint (the paper's models: the settings
-/// the official README reproduces its FID with).
+/// What an image is made by: each may sample with options of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Task {
+    Generate,
+    Inpaint,
+    Outpaint,
+    Expand,
+}
+
+impl Choice for Task {
+    const ALL: &'static [Self] = &[Task::Generate, Task::Inpaint, Task::Outpaint, Task::Expand];
+    const WHAT: &'static str = "task";
+    fn name(self) -> &'static str {
+        match self {
+            Task::Generate => "generate",
+            Task::Inpaint => "inpaint",
+            Task::Outpaint => "outpaint",
+            Task::Expand => "expand",
+        }
+    }
+}
+
+/// A model's own sampling defaults, recorded in its checkpoint: the ones its evaluation chose
+/// (the shipped models: docs/quality.md), or for the paper's models the settings the official
+/// README reproduces its FID with.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SampleDefaults {
@@ -249,25 +274,51 @@ pub struct SampleDefaults {
     pub schedule: Schedule,
     pub temperature: f32,
     pub step_rule: StepRule,
+    /// Where a task samples otherwise (the colour model expands with no guidance and a low
+    /// temperature).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tasks: BTreeMap<Task, TaskDefaults>,
+}
+
+/// The options a task sets over its model's [`SampleDefaults`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskDefaults {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cfg: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cfg_schedule: Option<CfgSchedule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
 }
 
 impl SampleDefaults {
-    /// The library's options with these in place.
-    pub fn options(&self) -> SampleOptions {
+    /// The library's options for `task` with these in place.
+    pub fn options(&self, task: Task) -> SampleOptions {
+        let over = self.tasks.get(&task).cloned().unwrap_or_default();
         SampleOptions {
             steps: self.steps,
-            cfg: self.cfg,
-            cfg_schedule: self.cfg_schedule,
+            cfg: over.cfg.unwrap_or(self.cfg),
+            cfg_schedule: over.cfg_schedule.unwrap_or(self.cfg_schedule),
             schedule: self.schedule,
-            temperature: self.temperature,
+            temperature: over.temperature.unwrap_or(self.temperature),
             step_rule: self.step_rule,
             ..SampleOptions::default()
         }
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        self.options().validate(usize::MAX).map_err(|e| e.to_string())
+        for &task in Task::ALL {
+            self.options(task).validate(usize::MAX).map_err(|e| format!("{}: {e}", task.name()))?;
+        }
+        Ok(())
     }
+}
+
+/// The options for `task` with a model's defaults (`None`: the model records none, so the
+/// library's).
+pub fn defaults(model: Option<&SampleDefaults>, task: Task) -> SampleOptions {
+    model.map_or_else(SampleOptions::default, |d| d.options(task))
 }
 
 /// `u + s * (c - u)`
@@ -383,6 +434,30 @@ pub fn most_confident(confidence: &[f64], k: usize, step: usize, steps: usize, r
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_task_samples_with_the_model_defaults_and_its_own_overrides() {
+        let expand = TaskDefaults { cfg: Some(1.0), temperature: Some(0.05), ..TaskDefaults::default() };
+        let d = SampleDefaults {
+            steps: 8,
+            cfg: 4.0,
+            cfg_schedule: CfgSchedule::Constant,
+            schedule: Schedule::Cosine,
+            temperature: 0.9,
+            step_rule: StepRule::Spread,
+            tasks: BTreeMap::from([(Task::Expand, expand)]),
+        };
+        let generate = d.options(Task::Generate);
+        assert_eq!((generate.steps, generate.cfg, generate.temperature), (8, 4.0, 0.9));
+        assert_eq!(generate.cfg_schedule, CfgSchedule::Constant);
+        assert_eq!(d.options(Task::Inpaint), generate);
+        let expand = d.options(Task::Expand);
+        assert_eq!((expand.cfg, expand.temperature, expand.cfg_schedule), (1.0, 0.05, CfgSchedule::Constant));
+        assert!(d.validate().is_ok());
+        let mut bad = d.clone();
+        bad.tasks.get_mut(&Task::Expand).unwrap().temperature = Some(-1.0);
+        assert!(bad.validate().unwrap_err().starts_with("expand: "));
+    }
 
     #[test]
     fn the_last_step_keeps_exactly_the_most_confident() {

@@ -23,7 +23,6 @@ window.__arpg = { client, get last() { return last; }, get firstImageMs() { retu
 
 // Settings from the URL (links and tests): ?class=&steps=&cfg=&order=&batch=&seed=&auto=0
 const params = new URLSearchParams(location.search);
-const libraryCfg = $("#cfg").value; // the CFG of a model whose manifest entry names none
 for (const key of ["steps", "cfg", "order", "batch"]) if (params.has(key)) $(`#${key}`).value = params.get(key);
 if (params.has("seed")) {
   $("#seed").value = params.get("seed");
@@ -49,8 +48,9 @@ client.addEventListener("ready", ({ detail: info }) => {
       klass = klass < info.nClasses ? klass : 0;
     }
     shown = client.model.id;
-    if (!params.has("steps")) $("#steps").value = String(client.model.steps);
-    if (!params.has("cfg")) $("#cfg").value = String(client.model.sampling.cfg ?? libraryCfg);
+    // The model's own defaults (its checkpoint's), unless the URL sets them.
+    if (!params.has("steps")) $("#steps").value = String(info.sampling.generate.steps);
+    if (!params.has("cfg")) $("#cfg").value = String(info.sampling.generate.cfg);
     $("#steps-out").textContent = $("#steps").value;
   }
   const box = $("#classes");
@@ -94,7 +94,7 @@ async function generate({ quiet = false } = {}) {
   if (!info) return;
   const n = Number($("#batch").value);
   const options = {
-    ...client.model.sampling,
+    ...info.sampling.generate,
     steps: Number($("#steps").value),
     cfg: Number($("#cfg").value),
     order: $("#order").value,

@@ -34,7 +34,7 @@ export class EngineClient extends EventTarget {
     this.opens = 0; // open() calls: only the newest one starts a model
     this.worker = null;
     this.info = null;
-    this.patches = null;
+    this.patches = null; // preview patches, code-major (grey where not yet made): see addPatches
     this.ready = null; // Promise<info> of the current worker
     this.job = null; // {id, op, args, resolve, reject, onStep, posted, retried}
     this.nextId = 1;
@@ -106,7 +106,7 @@ export class EngineClient extends EventTarget {
             break;
           case "ready":
             this.info = data.info;
-            this.patches = data.patches;
+            this.patches = null;
             this.loadMs = data.loadMs;
             this.stats.loads++;
             this.emit("status", { state: "ready", text: "ready" });
@@ -116,6 +116,9 @@ export class EngineClient extends EventTarget {
           case "load-error":
             this.emit("status", { state: "error", text: data.message });
             reject(new Error(data.message));
+            break;
+          case "patches":
+            this.addPatches(data.codes, data.bytes);
             break;
           case "pong":
             this.lastPong = performance.now();
@@ -145,6 +148,14 @@ export class EngineClient extends EventTarget {
   }
 
   /** The worker crashed: while loading, the load fails (Retry); once loaded, recover. */
+  /** Preview patches of `codes` from the worker (`bytes`: one patch per code, in order) into the
+   * table the pages paint from; codes with none yet stay grey. */
+  addPatches(codes, bytes) {
+    const size = this.info.factor ** 2 * this.info.channels;
+    this.patches ??= new Uint8Array(this.info.codebookSize * size).fill(160);
+    codes.forEach((c, i) => this.patches.set(bytes.subarray(i * size, (i + 1) * size), c * size));
+  }
+
   failed(message, reject) {
     if (!this.info) {
       this.emit("status", { state: "error", text: message });

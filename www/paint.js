@@ -288,15 +288,16 @@ drop.addEventListener("drop", (e) => {
 
 // ------------------------------------------------------------------ edits
 
-/** The options of a paint operation: the model's sampling for it and the page's fields. */
+/** The options of a paint operation: the model's sampling defaults for it (its checkpoint's) and
+ * the page's fields. */
 function options(op) {
   let seed = Math.max(0, Math.floor(Number($("#seed").value) || 0));
   if ($("#seed-random").checked) {
     seed = Math.floor(Math.random() * 2 ** 32);
     $("#seed").value = String(seed);
   }
-  const sampling = { ...client.model.sampling, ...client.model.taskSampling[op] };
-  return { ...sampling, steps: Number($("#steps").value) || 8, order: $("#order").value, seed };
+  const sampling = client.info.sampling[op];
+  return { ...sampling, steps: Number($("#steps").value) || sampling.steps, order: $("#order").value, seed };
 }
 
 function fail(e) {
@@ -506,7 +507,7 @@ client.addEventListener("ready", ({ detail: info }) => {
   $("#steps").max = String(info.gridH * info.gridW);
   if (owner === client.model.id) return;
   owner = client.model.id;
-  if (!params.has("steps")) $("#steps").value = String(client.model.steps);
+  if (!params.has("steps")) $("#steps").value = String(info.sampling.generate.steps);
   jobs++; // results of the other model's jobs are not applied
   image = mask = before = reveal = lastOp = null;
   undoStack = [];

@@ -4,8 +4,10 @@
 //      {type: "run", id, op: "generate" | "inpaint" | "outpaint" | "expand", args}
 //      {type: "cancel", id}: stop job `id` at its next step boundary (or before it starts)
 //      {type: "ping", n}: answered at once with {type: "pong", n} (the page's liveness check)
-// out: {type: "progress", text} | {type: "ready", info, loadMs, patches} | {type: "load-error", message}
+// out: {type: "progress", text} | {type: "ready", info, loadMs} | {type: "load-error", message}
 //      {type: "step", id, ev, ms} | {type: "done", id, result, ms, stepMs, tokens}
+//      {type: "patches", codes, bytes}: preview patches of codes a job has just decoded, each
+//      `factor * factor * channels` bytes, in `codes` order (see `previewPatches`)
 //      {type: "error", id, message, cancelled, deviceLost} | {type: "device-lost", message}
 //      {type: "crashed", message, deviceLost}: an uncaught error (a Rust panic traps the wasm
 //      module, which then cannot run anything): the page restarts the worker
@@ -107,6 +109,7 @@ async function runtime(backend) {
 }
 
 let engine = null;
+let patched = null; // per code: 1 once its preview patch was asked for; null: no previews
 let queue = Promise.resolve();
 let current = null; // the running job: {id, controller}
 let lastStarted = 0; // ids grow: a cancel for an id above this is for a job still queued
@@ -140,12 +143,25 @@ async function load(backend, model) {
   post({ type: "progress", text: `starting the model (${backend})…` });
   engine = await WebEngine.load(bytes, model.sha256, backend);
   const info = engine.info();
-  // Preview patches (one per code) let the page paint the grid while it is decoded. Skipped on
-  // a software WebGPU adapter, where every GPU call is slow.
-  let patches = null;
-  if (!(info.backend === "webgpu" && info.adapter?.software)) patches = await engine.patches();
+  // Previews are skipped on a software WebGPU adapter, where every GPU call is slow.
+  patched = info.backend === "webgpu" && info.adapter?.software ? null : new Uint8Array(info.codebookSize);
   stats.loads++;
-  post({ type: "ready", info, patches, loadMs: performance.now() - t0 });
+  post({ type: "ready", info, loadMs: performance.now() - t0 });
+}
+
+/** Preview patches let the page paint the grid while it is decoded: one small picture per code.
+ * They are made when a code is first decoded, not for the whole codebook at load (a large
+ * codebook would take long to preview, and a job uses few of its codes); they run between the
+ * job's steps and reach the page about one step later. */
+function previewPatches(tokens) {
+  if (!patched) return;
+  const codes = [...new Set(tokens)].filter((c) => c >= 0 && !patched[c]);
+  if (!codes.length) return;
+  codes.forEach((c) => (patched[c] = 1));
+  engine.patches(codes).then(
+    (bytes) => post({ type: "patches", codes, bytes }, [bytes.buffer]),
+    () => codes.forEach((c) => (patched[c] = 0)), // asked again at the next step
+  );
 }
 
 async function run({ id, op, args }, signal) {
@@ -159,6 +175,7 @@ async function run({ id, op, args }, signal) {
     last = now;
     tokens = ev.tokens;
     post({ type: "step", id, ev, ms: now - t0 });
+    previewPatches(ev.tokens);
   };
   const o = args.options || {};
   let result;

@@ -2,7 +2,8 @@
 //!
 //! Each input is tried twice: as a whole file, and with the correct SHA-256 appended (a file ends
 //! with the SHA-256 of everything before it, so random bytes alone never get past the checksum).
-//! Besides never panicking, a file the parser accepts must:
+//! Besides never panicking, the parser must give the same checkpoint or error whether it reads
+//! the bytes whole or in two passes (`Checkpoint::read_from`), and a file it accepts must:
 //! - be accepted by `inspect` with the same tensor table (`from_bytes` refuses more only for
 //!   non-finite values);
 //! - re-encode as f32 (format v2, whatever version it was) to a file that parses back to the same
@@ -23,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
 
 fn check(bytes: &[u8]) {
     let info = checkpoint::inspect(bytes);
-    let ckpt = match Checkpoint::from_bytes(bytes) {
+    let parsed = Checkpoint::from_bytes(bytes);
+    let streamed = Checkpoint::read_from(std::io::Cursor::new(bytes)).map(|(ckpt, _)| ckpt);
+    assert_eq!(streamed, parsed, "read in two passes");
+    let ckpt = match parsed {
         Ok(ckpt) => ckpt,
         Err(e) => {
             if info.is_ok() {

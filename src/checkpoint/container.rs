@@ -342,8 +342,11 @@ pub struct Parsed<'a> {
     pub meta: &'a [u8],
     n_tensors: u32,
     /// The tensor table and the payloads, parsed on demand ([`Parsed::table`]) so that a kind
-    /// checks its own fields and metadata first.
+    /// checks its own fields and metadata first. A file read in two passes ([`Stream`]) holds
+    /// only their first bytes here.
     rest: &'a [u8],
+    /// The bytes of the table and the payloads in the file (`rest.len()` for a whole file).
+    rest_len: usize,
     /// The SHA-256 stored at the end (verified).
     pub checksum: &'a [u8],
 }
@@ -358,27 +361,37 @@ fn payload_len(numel: usize, dtype: DType, group_size: usize) -> Option<usize> {
 
 /// Verifies a file of `kind` and splits it into its sections, without decoding the payloads.
 pub fn read<'a>(kind: &Kind, bytes: &'a [u8]) -> Result<Parsed<'a>> {
-    let min = kind.header_len() + CHECKSUM_LEN;
-    if bytes.len() < min {
-        return Err(CheckpointError::TooShort { kind: kind.name, len: bytes.len(), min });
-    }
-    if bytes[..8] != kind.magic[..] {
-        return Err(CheckpointError::BadMagic { kind: kind.name });
-    }
-    let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-    if version != kind.version {
-        return Err(CheckpointError::UnsupportedVersion {
-            kind: kind.name,
-            found: version,
-            reads: kind.version,
-        });
-    }
+    check_prefix(kind, bytes, bytes.len())?;
     // Checksum before trusting any other field.
     let (body, checksum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
     if Sha256::digest(body).as_slice() != checksum {
         return Err(CheckpointError::BadChecksum { kind: kind.name });
     }
-    let mut r = Reader::new(&body[10..], "header");
+    parse(kind, body, body.len(), checksum)
+}
+
+/// What is checked before the checksum: the file's length, then magic and version in its first
+/// bytes `head` (which hold at least the header when the file is long enough).
+fn check_prefix(kind: &Kind, head: &[u8], len: usize) -> Result<()> {
+    let min = kind.header_len() + CHECKSUM_LEN;
+    if len < min {
+        return Err(CheckpointError::TooShort { kind: kind.name, len, min });
+    }
+    if head[..8] != kind.magic[..] {
+        return Err(CheckpointError::BadMagic { kind: kind.name });
+    }
+    let found = u16::from_le_bytes([head[8], head[9]]);
+    if found != kind.version {
+        return Err(CheckpointError::UnsupportedVersion { kind: kind.name, found, reads: kind.version });
+    }
+    Ok(())
+}
+
+/// The sections of a verified file from `head`, its first bytes (all of the body, or at least
+/// through the tensor table), and `body_len`, the file's length without the checksum.
+fn parse<'a>(kind: &Kind, head: &'a [u8], body_len: usize, checksum: &'a [u8]) -> Result<Parsed<'a>> {
+    let version = u16::from_le_bytes([head[8], head[9]]);
+    let mut r = Reader::new(&head[10..], "header");
     let dtype_id = r.u8()?;
     let dtype = DType::from_id(dtype_id).ok_or(CheckpointError::BadDType(dtype_id))?;
     let group_size = r.size()?;
@@ -390,7 +403,8 @@ pub fn read<'a>(kind: &Kind, bytes: &'a [u8]) -> Result<Parsed<'a>> {
     let meta_len = r.size()?;
     r.section = "metadata";
     let meta = r.take(meta_len)?;
-    Ok(Parsed { version, dtype, group_size, fields, meta, n_tensors, rest: r.rest, checksum })
+    let rest_len = body_len - (head.len() - r.rest.len());
+    Ok(Parsed { version, dtype, group_size, fields, meta, n_tensors, rest: r.rest, rest_len, checksum })
 }
 
 /// The tensor table and the payload bytes it declares. No pre-allocation from `n_tensors`: each
@@ -430,31 +444,41 @@ impl<'a> Parsed<'a> {
         self.split().map(|(table, _)| table)
     }
 
-    fn split(&self) -> Result<(Table, &'a [u8])> {
+    /// The table and its length in bytes (the payloads follow it).
+    fn split(&self) -> Result<(Table, usize)> {
         let mut r = Reader::new(self.rest, "tensor table");
         let (table, payload_total) = read_table(&mut r, self.n_tensors, self.dtype, self.group_size)?;
-        let payload = r.rest;
-        if payload_total > payload.len() {
+        let table_len = self.rest.len() - r.rest.len();
+        let payload = self.rest_len - table_len;
+        if payload_total > payload {
             return Err(CheckpointError::DeclaredSizeTooLarge {
                 declared: payload_total,
-                available: payload.len(),
+                available: payload,
             });
         }
-        if payload_total < payload.len() {
-            let count = payload.len() - payload_total;
+        if payload_total < payload {
+            let count = payload - payload_total;
             return Err(CheckpointError::TrailingBytes { count, section: "tensor payloads" });
         }
-        Ok((table, payload))
+        Ok((table, table_len))
     }
 
     /// The tensors in f32 (int8 dequantized); a NaN or infinite value or scale is refused.
     pub fn tensors(&self) -> Result<Vec<NamedTensor>> {
-        let (table, payload) = self.split()?;
-        let mut r = Reader::new(payload, "tensor payloads");
+        let (table, table_len) = self.split()?;
+        self.decode(&table, &mut &self.rest[table_len..])
+    }
+
+    /// The tensors of `table`, their payloads read from `payloads` one tensor at a time.
+    fn decode(&self, table: &Table, payloads: &mut impl std::io::Read) -> Result<Vec<NamedTensor>> {
         let mut tensors = Vec::with_capacity(table.len());
-        for (name, shape) in &table {
-            // Sizes were checked against the input in `read`, so this allocation is bounded.
+        let mut bytes = Vec::new();
+        for (name, shape) in table {
+            // Sizes were checked against the file in `split`, so these allocations are bounded.
             let numel: usize = shape.iter().product();
+            bytes.resize(payload_len(numel, self.dtype, self.group_size).expect("checked in split"), 0);
+            payloads.read_exact(&mut bytes).map_err(io_error)?;
+            let mut r = Reader::new(&bytes, "tensor payloads");
             let mut data = Vec::with_capacity(numel);
             match self.dtype {
                 DType::F32 => {
@@ -478,7 +502,103 @@ impl<'a> Parsed<'a> {
             }
             tensors.push(NamedTensor { name: name.clone(), shape: shape.clone(), data });
         }
-        r.finish()?;
         Ok(tensors)
     }
+}
+
+/// A file read in two passes, never whole in memory: the checksum over all of it first, then its
+/// head (header, metadata, tensor table) is kept and the payloads are read one tensor at a time
+/// ([`Stream::tensors`]). A model of a few GB loads with about its weights' size in memory.
+pub struct Stream<R> {
+    file: R,
+    /// The file's first bytes, through the tensor table at least.
+    head: Vec<u8>,
+    /// The file's length without the checksum.
+    body_len: usize,
+    checksum: [u8; CHECKSUM_LEN],
+    /// SHA-256 of the whole file (what `sha256sum` prints).
+    pub file_sha256: [u8; 32],
+    kind: &'static Kind,
+}
+
+/// Bytes of a file's head read at first; a longer tensor table makes it grow.
+const HEAD_READ: usize = 64 * 1024;
+
+impl<R: std::io::Read + std::io::Seek> Stream<R> {
+    /// Verifies `file`, a file of the kind `kind_of` names from its first bytes.
+    pub fn open(mut file: R, kind_of: impl Fn(&[u8]) -> &'static Kind) -> Result<Self> {
+        use std::io::SeekFrom;
+        let len = file.seek(SeekFrom::End(0)).map_err(io_error)?;
+        let len = usize::try_from(len).map_err(|_| CheckpointError::SizeOverflow { what: "file".into() })?;
+        let mut head = read_at(&mut file, 0, len.min(HEAD_READ))?;
+        let kind = kind_of(&head);
+        check_prefix(kind, &head, len)?;
+        let body_len = len - CHECKSUM_LEN;
+        head.truncate(body_len); // the checksum is not part of the head
+        let (body_sha, file_sha256) = hash(&mut file, body_len)?;
+        let checksum: [u8; CHECKSUM_LEN] =
+            read_at(&mut file, body_len, CHECKSUM_LEN)?.try_into().expect("32 bytes");
+        if body_sha != checksum {
+            return Err(CheckpointError::BadChecksum { kind: kind.name });
+        }
+        // The head must hold the tensor table: read more until it does (or the error is not one
+        // of a short head).
+        loop {
+            let short = matches!(
+                parse(kind, &head, body_len, &checksum).and_then(|p| p.split()),
+                Err(CheckpointError::Truncated { .. })
+            );
+            if !short || head.len() >= body_len {
+                break;
+            }
+            head = read_at(&mut file, 0, (head.len() * 4).min(body_len))?;
+        }
+        Ok(Stream { file, head, body_len, checksum, file_sha256, kind })
+    }
+
+    /// The file's length in bytes.
+    pub fn file_len(&self) -> usize {
+        self.body_len + CHECKSUM_LEN
+    }
+
+    /// The file's sections (payloads not read yet).
+    pub fn parsed(&self) -> Result<Parsed<'_>> {
+        parse(self.kind, &self.head, self.body_len, &self.checksum)
+    }
+
+    /// The tensors, read from the file one at a time (as [`Parsed::tensors`]).
+    pub fn tensors(&mut self) -> Result<Vec<NamedTensor>> {
+        let parsed = parse(self.kind, &self.head, self.body_len, &self.checksum)?;
+        let (table, table_len) = parsed.split()?;
+        let start = self.head.len() - parsed.rest.len() + table_len;
+        self.file.seek(std::io::SeekFrom::Start(start as u64)).map_err(io_error)?;
+        parsed.decode(&table, &mut std::io::BufReader::new(&mut self.file))
+    }
+}
+
+/// `len` bytes of `file` from `offset`.
+fn read_at(file: &mut (impl std::io::Read + std::io::Seek), offset: usize, len: usize) -> Result<Vec<u8>> {
+    file.seek(std::io::SeekFrom::Start(offset as u64)).map_err(io_error)?;
+    let mut bytes = vec![0; len];
+    file.read_exact(&mut bytes).map_err(io_error)?;
+    Ok(bytes)
+}
+
+/// SHA-256 of the first `body_len` bytes of `file` and of all of it, in one pass.
+fn hash(file: &mut (impl std::io::Read + std::io::Seek), body_len: usize) -> Result<([u8; 32], [u8; 32])> {
+    file.seek(std::io::SeekFrom::Start(0)).map_err(io_error)?;
+    let (mut body, mut whole) = (Sha256::new(), Sha256::new());
+    let mut buf = vec![0; 1 << 20];
+    let mut at = 0;
+    loop {
+        let n = file.read(&mut buf).map_err(io_error)?;
+        if n == 0 {
+            break;
+        }
+        let chunk = &buf[..n];
+        body.update(&chunk[..n.min(body_len.saturating_sub(at))]);
+        whole.update(chunk);
+        at += n;
+    }
+    Ok((body.finalize().into(), whole.finalize().into()))
 }

@@ -1,5 +1,5 @@
-//! Reading checkpoint format v1 (written until December 2026; the shipped models until they are
-//! rewritten). After the container prefix come fixed fields, every number little-endian:
+//! Reading checkpoint format v1 (written until December 2026; the baselines' checkpoints are v1).
+//! After the container prefix come fixed fields, every number little-endian:
 //!
 //! ```text
 //! offset  size  field
@@ -107,4 +107,26 @@ fn with_position_table(model: ModelConfig, tensors: &[(String, Vec<usize>)]) -> 
     let two = ModelConfig { pos_embed: true, multi_scale: true, ..model };
     let multi_scale = shape.first() == Some(&two.pos_rows()) && two.validate().is_ok();
     ModelConfig { multi_scale, ..two }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_position_table_sets_pos_embed_by_its_presence_and_multi_scale_by_its_rows() {
+        let plain = ModelConfig { pos_embed: false, multi_scale: false, ..ModelConfig::tiny(256, 10) };
+        let table =
+            |rows: usize| vec![("model.x".to_string(), vec![1]), (POS_TENSOR.to_string(), vec![rows, 192])];
+        let read = |tensors: &[(String, Vec<usize>)]| {
+            let m = with_position_table(plain.clone(), tensors);
+            (m.pos_embed, m.multi_scale)
+        };
+        let rows = |multi_scale| ModelConfig { pos_embed: true, multi_scale, ..plain.clone() }.pos_rows();
+        assert_eq!(rows(true) - rows(false), 16, "the 4x4 half grid's rows");
+        assert_eq!(read(&table(rows(false))[..1]), (false, false), "no table");
+        assert_eq!(read(&table(rows(false))), (true, false), "the 8x8 grid's rows");
+        assert_eq!(read(&table(rows(true))), (true, true), "and the half grid's");
+        assert_eq!(read(&table(rows(false) - 1)), (true, false), "another count: left to the import");
+    }
 }

@@ -24,6 +24,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::AbortSignal;
 
 use super::error::WebError;
+use crate::choice::Choice;
 use crate::decode::StepEvent;
 use crate::image::Image;
 use crate::sampling::SampleOptions;
@@ -61,15 +62,15 @@ struct JsOptions {
     seed: Option<f64>,
 }
 
-/// `options` (undefined, null or an object) -> `SampleOptions`, missing fields at their defaults.
-/// Ranges that depend on the model (steps against the grid, the class) are the engine's to check.
-pub fn options_from_js(options: JsValue) -> Result<SampleOptions, WebError> {
+/// `options` (undefined, null or an object) -> `SampleOptions`, missing fields as in `d` (the
+/// model's defaults for the task). Ranges that depend on the model (steps against the grid, the
+/// class) are the engine's to check.
+pub fn options_from_js(options: JsValue, d: &SampleOptions) -> Result<SampleOptions, WebError> {
     let js: JsOptions = if options.is_undefined() || options.is_null() {
         JsOptions::default()
     } else {
         serde_wasm_bindgen::from_value(options).map_err(|e| shape("options", e))?
     };
-    let d = SampleOptions::default();
     let seed = match js.seed {
         None => d.seed,
         Some(s) if s >= 0.0 && s.fract() == 0.0 && s <= 9_007_199_254_740_991.0 => s as u64,
@@ -87,6 +88,30 @@ pub fn options_from_js(options: JsValue) -> Result<SampleOptions, WebError> {
         step_rule: d.step_rule,
         seed,
     })
+}
+
+/// A task's sampling defaults as the pages read them (`info().sampling`): the option names JS
+/// passes, so that a page can show them and send them back.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JsDefaults {
+    steps: usize,
+    cfg: f32,
+    cfg_schedule: &'static str,
+    temperature: f32,
+    schedule: &'static str,
+}
+
+impl From<&SampleOptions> for JsDefaults {
+    fn from(o: &SampleOptions) -> Self {
+        Self {
+            steps: o.steps,
+            cfg: o.cfg,
+            cfg_schedule: o.cfg_schedule.name(),
+            temperature: o.temperature,
+            schedule: o.schedule.name(),
+        }
+    }
 }
 
 /// serde's message, without the "Error: " of the JS `Error` it arrives in.

@@ -12,13 +12,14 @@
 //!
 //! * `WebEngine.load(bytes, sha256, backend)` checks the checkpoint's sha256, picks the backend
 //!   (`"auto"`, `"webgpu"` or `"cpu"`, see `adapter`) and loads the weights. `info()` says which
-//!   backend and why, with the adapter's `GPUAdapterInfo`.
+//!   backend and why, with the adapter's `GPUAdapterInfo`, and the model's sampling defaults per
+//!   task (its checkpoint's, else the library's): a job's options that JS leaves out take those.
 //! * `generate`, `inpaint`, `outpaint`, `expand`, `encode`, `decode` return Promises; bad arguments
 //!   throw at once. GPU data is only read back asynchronously (the engine is async).
 //! * Every job takes a step callback and an optional `AbortSignal` (see `scheduler`). The callback
 //!   gets `{step, steps, positions, gridH, gridW, tokens}` (`tokens`: the first image's grid, -1
-//!   where not decoded yet). `patches()` gives one small pixel patch per code so that the page can
-//!   paint a preview of the grid so far from those tokens.
+//!   where not decoded yet). `patches(codes)` gives one small pixel patch per code so that the
+//!   page can paint a preview of the grid so far from those tokens.
 //! * `detectAdapter()`: the adapter and the runtime's `software` verdict, before any model loads.
 //! * `encodePng(image, texts)`: PNG bytes of an image with text chunks (the pages' downloads),
 //!   written by the library's PNG writer; it needs no model. Only `pkg/cpu` has it (see `png`).
@@ -35,6 +36,7 @@ mod error;
 mod png;
 mod scheduler;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::rc::Rc;
 
@@ -44,8 +46,8 @@ use wasm_bindgen::prelude::*;
 
 use self::adapter::{AdapterInfo, Backend};
 use self::convert::{
-    class_from_js, classes_from_js, image_from_js, image_to_js, images_to_js, mask_from_js, options_from_js,
-    sides_from_js, signal_from_js, tokens_to_js,
+    JsDefaults, class_from_js, classes_from_js, image_from_js, image_to_js, images_to_js, mask_from_js,
+    options_from_js, sides_from_js, signal_from_js, tokens_to_js,
 };
 use self::error::WebError;
 use self::scheduler::step_hook;
@@ -53,6 +55,7 @@ use crate::checkpoint::sha256_hex;
 use crate::choice::Choice;
 use crate::engine::{Engine, MAX_CELLS};
 use crate::image::Image;
+use crate::sampling::{SampleOptions, Task};
 
 #[wasm_bindgen(start)]
 pub fn start() {
@@ -106,6 +109,9 @@ struct EngineInfo {
     multi_scale: bool,
     /// The most tokens one job may decode (`engine::MAX_CELLS`).
     max_cells: usize,
+    /// The model's sampling defaults per task (`generate`, `inpaint`, `outpaint`, `expand`):
+    /// what a job's missing options become.
+    sampling: BTreeMap<&'static str, JsDefaults>,
 }
 
 #[wasm_bindgen]
@@ -161,7 +167,7 @@ impl WebEngine {
     }
 
     /// `{backend, requested, reason, adapter, checksum, arch, classNames, nClasses, imageSize,
-    /// channels, background, factor, gridH, gridW, codebookSize, multiScale, maxCells}`.
+    /// channels, background, factor, gridH, gridW, codebookSize, multiScale, maxCells, sampling}`.
     pub fn info(&self) -> Result<JsValue, JsError> {
         let c = self.engine.model_config();
         let info = EngineInfo {
@@ -182,6 +188,10 @@ impl WebEngine {
             codebook_size: self.engine.codebook_size(),
             multi_scale: c.multi_scale,
             max_cells: MAX_CELLS,
+            sampling: Task::ALL
+                .iter()
+                .map(|&task| (task.name(), JsDefaults::from(&self.engine.sample_defaults(task))))
+                .collect(),
         };
         Ok(serde_wasm_bindgen::to_value(&info).map_err(WebError::from)?)
     }
@@ -195,7 +205,8 @@ impl WebEngine {
         on_step: Function,
         signal: JsValue,
     ) -> Result<Promise, JsError> {
-        let (classes, opts) = (classes_from_js(&classes)?, options_from_js(options)?);
+        let classes = classes_from_js(&classes)?;
+        let opts = self.options(options, Task::Generate)?;
         let mut hook = step_hook(on_step, signal_from_js(signal)?);
         let engine = Rc::clone(&self.engine);
         Ok(promise(async move {
@@ -217,7 +228,7 @@ impl WebEngine {
     ) -> Result<Promise, JsError> {
         let image = image_from_js(&image, "image")?;
         let mask = mask_from_js(&mask, &image)?;
-        let (class, opts) = (class_from_js(class)?, options_from_js(options)?);
+        let (class, opts) = (class_from_js(class)?, self.options(options, Task::Inpaint)?);
         let mut hook = step_hook(on_step, signal_from_js(signal)?);
         let engine = Rc::clone(&self.engine);
         Ok(promise(async move {
@@ -238,7 +249,7 @@ impl WebEngine {
     ) -> Result<Promise, JsError> {
         let image = image_from_js(&image, "image")?;
         let sides = sides_from_js(sides)?;
-        let (class, opts) = (class_from_js(class)?, options_from_js(options)?);
+        let (class, opts) = (class_from_js(class)?, self.options(options, Task::Outpaint)?);
         let mut hook = step_hook(on_step, signal_from_js(signal)?);
         let engine = Rc::clone(&self.engine);
         Ok(promise(async move {
@@ -263,7 +274,7 @@ impl WebEngine {
         } else {
             Some(image_from_js(&image, "image")?)
         };
-        let (class, opts) = (class_from_js(class)?, options_from_js(options)?);
+        let (class, opts) = (class_from_js(class)?, self.options(options, Task::Expand)?);
         let mut hook = step_hook(on_step, signal_from_js(signal)?);
         let engine = Rc::clone(&self.engine);
         Ok(promise(async move {
@@ -288,13 +299,10 @@ impl WebEngine {
 
     /// The image of an `grid_h x grid_w` grid of codes.
     pub fn decode(&self, tokens: Vec<u32>, grid_h: usize, grid_w: usize) -> Result<Promise, JsError> {
-        let codebook = self.engine.codebook_size() as u32;
         if tokens.len() != grid_h * grid_w || grid_h * grid_w == 0 {
             return Err(WebError::DecodeGrid { len: tokens.len(), grid_h, grid_w }.into());
         }
-        if let Some(&code) = tokens.iter().find(|&&t| t >= codebook) {
-            return Err(WebError::DecodeCode { code, codebook }.into());
-        }
+        self.check_codes(&tokens)?;
         let engine = Rc::clone(&self.engine);
         Ok(promise(async move {
             let out = engine.decode(&[tokens], grid_h, grid_w).await?;
@@ -302,16 +310,17 @@ impl WebEngine {
         }))
     }
 
-    /// Preview patches: for each code `c`, the `factor x factor` pixels at the centre of a 3x3
-    /// grid of `c` -> `Promise<Uint8Array>` of `codebookSize * factor * factor * channels` bytes
-    /// (code-major, then as an image's pixels).
-    /// Painting these per decoded token approximates the image so far.
-    pub fn patches(&self) -> Promise {
+    /// Preview patches of `codes`: for each, the `factor x factor` pixels at the centre of a 3x3
+    /// grid of it -> `Promise<Uint8Array>` of `codes.length * factor * factor * channels` bytes
+    /// (in `codes` order, each as an image's pixels). Painting these per decoded token
+    /// approximates the image so far; the worker asks for a code's patch when a job first
+    /// decodes it.
+    pub fn patches(&self, codes: Vec<u32>) -> Result<Promise, JsError> {
+        self.check_codes(&codes)?;
         let engine = Rc::clone(&self.engine);
-        promise(async move {
-            let (v, f) = (engine.codebook_size(), engine.factor());
-            let mut out = Vec::with_capacity(v * f * f * engine.image_channels());
-            let codes: Vec<u32> = (0..v as u32).collect();
+        Ok(promise(async move {
+            let f = engine.factor();
+            let mut out = Vec::with_capacity(codes.len() * f * f * engine.image_channels());
             for chunk in codes.chunks(64) {
                 let grids: Vec<Vec<u32>> = chunk.iter().map(|&c| vec![c; 9]).collect();
                 for img in engine.decode(&grids, 3, 3).await? {
@@ -319,6 +328,22 @@ impl WebEngine {
                 }
             }
             Ok(Uint8Array::from(out.as_slice()).into())
-        })
+        }))
+    }
+}
+
+impl WebEngine {
+    /// A job's options: what JS set, the model's defaults for `task` for the rest.
+    fn options(&self, options: JsValue, task: Task) -> Result<SampleOptions, WebError> {
+        options_from_js(options, &self.engine.sample_defaults(task))
+    }
+
+    /// Every code is in the codebook.
+    fn check_codes(&self, codes: &[u32]) -> Result<(), WebError> {
+        let codebook = self.engine.codebook_size() as u32;
+        match codes.iter().find(|&&c| c >= codebook) {
+            Some(&code) => Err(WebError::DecodeCode { code, codebook }),
+            None => Ok(()),
+        }
     }
 }

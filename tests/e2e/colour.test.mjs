@@ -68,8 +68,10 @@ async function assertShows(page, m) {
   const { factor: f, gridW, gridH } = shown.info;
   assert.deepEqual([gridW * f, gridH * f], [m.imageSize, m.imageSize], "the token grid");
   assert.equal(shown.cell, `${f}×${f}-pixel cells, ${gridW}×${gridH} of them`);
-  assert.equal(shown.steps, String(m.steps), "the default steps");
-  if (shown.cfg !== undefined) assert.equal(shown.cfg, String(m.sampling?.cfg ?? 3), "the default CFG");
+  const generate = h.samplingDefaults(m.id, "generate");
+  assert.deepEqual(shown.info.sampling.generate, generate, "the checkpoint's sampling defaults");
+  assert.equal(shown.steps, String(generate.steps), "the default steps");
+  if (shown.cfg !== undefined) assert.equal(shown.cfg, String(generate.cfg), "the default CFG");
 }
 
 /** The paint page's state: the image (and the one before the last edit) and the token mask. */
@@ -178,7 +180,8 @@ test("model picker and ?model= (an unknown one: the first model, with a notice):
     assert.equal(new URL(page.url()).searchParams.get("model"), colour.id, "the URL names the picked model");
     const { images: [img], options: used } = await page.evaluate(() => window.__arpg.last);
     assert.deepEqual([img.width, img.height, img.channels], [64, 64, 3]);
-    assert.deepEqual({ ...used, ...colour.sampling }, used, "the job used the manifest's sampling");
+    const generate = h.samplingDefaults(colour.id, "generate");
+    assert.deepEqual({ ...used, ...generate }, used, "the job used the checkpoint's sampling");
     assert.ok(h.nonBlank(Object.values(img.pixels)), "the colour image is blank");
 
     // The paint page opens the model picked last.
@@ -264,11 +267,11 @@ test("colour painting: the paint brush paints the picked colour; in-paint keeps 
     const big = (await paintState(page)).image;
     assert.deepEqual([big.width, big.height, big.channels], [64, 64, 3]);
     assert.ok(h.nonBlank(big.pixels), "the expanded image is blank");
-    // Expansion samples with the manifest's expansion options, which differ from generation's.
-    const s = { ...colour.sampling, ...colour.taskSampling.expand };
-    assert.notEqual(s.temperature, colour.sampling.temperature, "the manifest gives expansion its own temperature");
+    // Expansion samples with the checkpoint's expansion options, which differ from generation's.
+    const s = { ...h.samplingDefaults(colour.id, "expand"), steps: Number(await page.inputValue("#steps")) };
+    assert.notEqual(s.temperature, h.samplingDefaults(colour.id, "generate").temperature, "expansion's own temperature");
     const used = await page.evaluate(() => window.__arpg.lastOp.options);
-    assert.deepEqual({ ...used, ...s }, used, "the expansion used the manifest's expansion sampling");
+    assert.deepEqual({ ...used, ...s }, used, "the expansion used the checkpoint's expansion sampling");
     const name = await page.evaluate(() => window.__arpg.client.info.classNames[0]);
     await checkDownload(page, {
       name: "arpg-paint-64x64.png", width: 64, height: 64, channels: 3, pixels: big.pixels,

@@ -69,6 +69,21 @@ export function makeRoot({ preset = null } = {}) {
   return { dir, models: entries, model: entries[0] };
 }
 
+/** The sampling defaults of app model `id` for `task`, as the pages pass options: from the file
+ * its checkpoint was written with (`arpg quantize --sampling models/sampling/<id>.json`), which
+ * the engine then reads back from the checkpoint (`info().sampling`). */
+export function samplingDefaults(id, task) {
+  const d = JSON.parse(fs.readFileSync(path.join(ROOT, `models/sampling/${id}.json`), "utf8"));
+  const t = d.tasks?.[task] ?? {};
+  return {
+    steps: d.steps,
+    cfg: t.cfg ?? d.cfg,
+    cfgSchedule: t.cfg_schedule ?? d.cfg_schedule,
+    temperature: t.temperature ?? d.temperature,
+    schedule: d.schedule,
+  };
+}
+
 /** A manifest of one model, `entry` ({file, sha256, ...}) with a test id and name. */
 export function writeManifest(file, entry) {
   replaceFile(file, JSON.stringify({ models: [{ id: "test", name: "test model", ...entry }] }, null, 2));

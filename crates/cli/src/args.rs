@@ -1,9 +1,8 @@
 //! What several commands share: which checkpoint to load, the sampling options, class names,
-//! PNG files, progress bars. Sampling defaults come from the library (`SampleOptions::default()`),
-//! or for one of the app's models named by id, from the app's manifest ([`AppModel`]); every enum
-//! is parsed by the library's own names ([`choice`]).
+//! PNG files, progress bars. Sampling defaults come from the checkpoint (`Engine::sample_defaults`:
+//! its own for the task, else the library's); every enum is parsed by the library's own names
+//! ([`choice`]).
 
-use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -14,7 +13,7 @@ use arpg::config::Arch;
 use arpg::decode::StepEvent;
 use arpg::engine::Engine;
 use arpg::image::Image;
-use arpg::sampling::{CfgSchedule, Order, SampleOptions, Schedule};
+use arpg::sampling::{CfgSchedule, Order, SampleOptions, Schedule, Task};
 use arpg::tasks::RopeMode;
 use burn::tensor::Device;
 use clap::Args;
@@ -71,93 +70,29 @@ impl Mode {
 /// default checkpoint is: `--checkpoint` also takes the id of one of its models.
 const APP_MODELS: &str = "www/models/manifest.json";
 
-/// One of the app's models, as far as the CLI reads its manifest entry: the file, and the sampling
-/// the pages use with it, so that `--checkpoint emoji` samples as the pages do.
-#[derive(Deserialize, Debug, Clone, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct AppModel {
-    pub id: String,
-    pub file: String,
-    /// The pages' default number of decoding steps.
-    pub steps: Option<usize>,
-    #[serde(default)]
-    pub sampling: AppSampling,
-    /// Per paint operation (`inpaint`, `outpaint`, `expand`), over `sampling`.
-    #[serde(default)]
-    pub task_sampling: HashMap<String, AppSampling>,
-}
-
-/// The sampling options a manifest entry may set (where they differ from the library's defaults).
-#[derive(Deserialize, Debug, Clone, Default, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct AppSampling {
-    pub cfg: Option<f32>,
-    pub cfg_schedule: Option<String>,
-    pub temperature: Option<f32>,
-}
-
-/// What an image is made by: the key of a paint operation in a manifest's `taskSampling`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Task {
-    Generate,
-    Inpaint,
-    Outpaint,
-    Expand,
-}
-
-impl AppModel {
-    /// The sampling defaults of `task` with this model: the library's, then the manifest's
-    /// `sampling`, then its `taskSampling` for the task.
-    pub fn defaults(&self, task: Task) -> Result<SampleOptions> {
-        let key = match task {
-            Task::Generate => None,
-            Task::Inpaint => Some("inpaint"),
-            Task::Outpaint => Some("outpaint"),
-            Task::Expand => Some("expand"),
-        };
-        let library = SampleOptions::default();
-        let mut o = SampleOptions { steps: self.steps.unwrap_or(library.steps), ..library };
-        for s in std::iter::once(&self.sampling).chain(key.and_then(|k| self.task_sampling.get(k))) {
-            o.cfg = s.cfg.unwrap_or(o.cfg);
-            o.temperature = s.temperature.unwrap_or(o.temperature);
-            if let Some(name) = &s.cfg_schedule {
-                o.cfg_schedule = choice::parse(name)
-                    .map_err(anyhow::Error::msg)
-                    .with_context(|| format!("{APP_MODELS}: model {:?}'s cfgSchedule", self.id))?;
-            }
-        }
-        Ok(o)
-    }
-}
-
-/// A `--checkpoint` resolved: its file, and the app's model when it was named by id.
-pub struct Resolved {
-    pub path: PathBuf,
-    pub app: Option<AppModel>,
-}
-
-/// The sampling defaults of `task` with a checkpoint: its app model's, else the library's.
-pub fn sampling_defaults(app: Option<&AppModel>, task: Task) -> Result<SampleOptions> {
-    app.map_or_else(|| Ok(SampleOptions::default()), |m| m.defaults(task))
-}
-
 /// `--checkpoint`: a file, or else the id of one of the app's models (`fmnist`, `emoji`), which
 /// [`APP_MODELS`] maps to its file.
-pub fn resolve_checkpoint(spec: &Path) -> Result<Resolved> {
-    let file = || Resolved { path: spec.to_path_buf(), app: None };
+pub fn resolve_checkpoint(spec: &Path) -> Result<PathBuf> {
+    let file = || spec.to_path_buf();
     let plain_name = spec.components().count() == 1 && spec.extension().is_none();
     if spec.exists() || !plain_name {
         return Ok(file());
     }
     let Ok(text) = fs::read_to_string(APP_MODELS) else { return Ok(file()) };
+    /// As far as the CLI reads the manifest: each model's id and file.
     #[derive(Deserialize)]
     struct Manifest {
         models: Vec<AppModel>,
     }
+    #[derive(Deserialize)]
+    struct AppModel {
+        id: String,
+        file: String,
+    }
     let manifest: Manifest =
         serde_json::from_str(&text).with_context(|| format!("cannot parse {APP_MODELS}"))?;
     match manifest.models.iter().find(|m| Some(m.id.as_str()) == spec.to_str()) {
-        Some(m) => Ok(Resolved { path: Path::new(APP_MODELS).with_file_name(&m.file), app: Some(m.clone()) }),
+        Some(m) => Ok(Path::new(APP_MODELS).with_file_name(&m.file)),
         None => {
             let ids: Vec<&str> = manifest.models.iter().map(|m| m.id.as_str()).collect();
             bail!(
@@ -188,29 +123,27 @@ pub struct Loaded {
     pub engine: Engine,
     pub arch: Arch,
     pub path: PathBuf,
-    /// The app's model, when `--checkpoint` named one by id.
-    pub app: Option<AppModel>,
 }
 
 impl Loaded {
-    /// The sampling options of `task`: the flags given, else the app model's, else the
-    /// checkpoint's own (`Engine::sample_defaults`: the library's unless the file records some).
+    /// The sampling options of `task`: the flags given, else the checkpoint's own defaults
+    /// (`Engine::sample_defaults`: the library's unless the file records some).
     pub fn options(&self, sample: &SampleArgs, task: Task) -> Result<SampleOptions> {
-        let defaults = match &self.app {
-            Some(app) => app.defaults(task)?,
-            None => self.engine.sample_defaults(),
-        };
-        sample.options(&defaults)
+        sample.options(&self.engine.sample_defaults(task))
     }
 }
 
 impl ModelArgs {
     pub fn load(&self) -> Result<Loaded> {
-        let Resolved { path, app } = match &self.checkpoint {
+        let path = match &self.checkpoint {
             Some(p) => resolve_checkpoint(p)?,
-            None => Resolved { path: self.mode.unwrap_or(Mode::Arpg).default_checkpoint(), app: None },
+            None => self.mode.unwrap_or(Mode::Arpg).default_checkpoint(),
         };
-        let bytes = fs::read(&path).with_context(|| {
+        let is_dir = |f: fs::File| match f.metadata()?.is_dir() {
+            true => Err(std::io::Error::from(std::io::ErrorKind::IsADirectory)),
+            false => Ok(f),
+        };
+        let file = fs::File::open(&path).and_then(is_dir).with_context(|| {
             let hint = if self.checkpoint.is_none() {
                 " (pass --checkpoint, or write a random one with `arpg init --out FILE`)"
             } else {
@@ -218,7 +151,8 @@ impl ModelArgs {
             };
             format!("cannot read checkpoint {}{hint}", path.display())
         })?;
-        let engine = Engine::from_bytes(&bytes, &Device::flex())
+        // Read a tensor at a time: a model of a few GB loads in about its own size of memory.
+        let engine = Engine::read_from(file, &Device::flex())
             .with_context(|| format!("cannot load checkpoint {}", path.display()))?;
         let arch = engine.model_config().arch;
         if let Some(mode) = self.mode {
@@ -232,26 +166,25 @@ impl ModelArgs {
                 Mode::of(arch).name()
             );
         }
-        Ok(Loaded { engine, arch, path, app })
+        Ok(Loaded { engine, arch, path })
     }
 }
 
-/// `--help` for an option whose default a checkpoint or an app model may replace (see
-/// [`AppModel`]).
-fn app_default(what: &str, library: impl std::fmt::Display) -> String {
-    format!("{what} [default: {library}, or the checkpoint's own, or the app model's with --checkpoint <id>]")
+/// `--help` for an option whose default a checkpoint may replace (`Engine::sample_defaults`).
+fn model_default(what: &str, library: impl std::fmt::Display) -> String {
+    format!("{what} [default: the checkpoint's own for the task, else {library}]")
 }
 
 /// How to decode, apart from the step count (which `eval` and `bench` take as a list). The
-/// options an app model may set are `None` when not given.
+/// options a checkpoint may set are `None` when not given.
 #[derive(Args, Debug)]
 pub struct DecodeArgs {
-    #[arg(long, help = app_default("Classifier-free guidance scale (1 = no guidance)", SampleOptions::default().cfg))]
+    #[arg(long, help = model_default("Classifier-free guidance scale (1 = no guidance)", SampleOptions::default().cfg))]
     pub cfg: Option<f32>,
     #[arg(long, value_parser = choice::<CfgSchedule>(),
-          help = app_default("How the guidance scale evolves over the steps", SampleOptions::default().cfg_schedule.name()))]
+          help = model_default("How the guidance scale evolves over the steps", SampleOptions::default().cfg_schedule.name()))]
     pub cfg_schedule: Option<CfgSchedule>,
-    #[arg(long, help = app_default("Softmax temperature", SampleOptions::default().temperature))]
+    #[arg(long, help = model_default("Softmax temperature", SampleOptions::default().temperature))]
     pub temperature: Option<f32>,
     /// Keep only the k most likely codes (0 = off).
     #[arg(long, default_value_t = SampleOptions::default().top_k)]
@@ -260,7 +193,7 @@ pub struct DecodeArgs {
     #[arg(long, default_value_t = SampleOptions::default().top_p)]
     pub top_p: f32,
     #[arg(long, value_parser = choice::<Schedule>(),
-          help = app_default("How many tokens each step decodes", SampleOptions::default().schedule.name()))]
+          help = model_default("How many tokens each step decodes", SampleOptions::default().schedule.name()))]
     pub schedule: Option<Schedule>,
     /// ARPG's decoding order: the paper's random one, or each image's most confident cells first
     /// (queries every open cell at every step).
@@ -302,7 +235,7 @@ impl DecodeArgs {
 /// Sampling options of every command that generates.
 #[derive(Args, Debug)]
 pub struct SampleArgs {
-    #[arg(long, help = app_default(
+    #[arg(long, help = model_default(
         "Decoding steps (ARPG / MaskGIT; raster always decodes one token per step)",
         SampleOptions::default().steps
     ))]
@@ -544,33 +477,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_app_model_supplies_the_sampling_flags_not_given() {
-        let entry = r#"{"id": "m", "file": "m.arpg", "steps": 16, "sampling": {"cfg": 4, "cfgSchedule": "constant"},
-                        "taskSampling": {"expand": {"cfg": 1, "temperature": 0.05}}}"#;
-        let app: AppModel = serde_json::from_str(entry).unwrap();
-        let library = SampleOptions::default();
-        let generate = app.defaults(Task::Generate).unwrap();
-        assert_eq!((generate.steps, generate.cfg, generate.cfg_schedule), (16, 4.0, CfgSchedule::Constant));
-        assert_eq!((generate.temperature, generate.top_k), (library.temperature, library.top_k));
-        let expand = app.defaults(Task::Expand).unwrap();
-        assert_eq!((expand.cfg, expand.cfg_schedule, expand.temperature), (1.0, CfgSchedule::Constant, 0.05));
-        assert_eq!(app.defaults(Task::Inpaint).unwrap(), generate);
-        assert_eq!(sampling_defaults(None, Task::Expand).unwrap(), library);
-
-        // A flag given wins over the model's default.
+    fn a_flag_given_wins_over_the_model_default() {
+        let model =
+            SampleOptions { cfg: 4.0, cfg_schedule: CfgSchedule::Constant, ..SampleOptions::default() };
         #[derive(clap::Parser)]
         struct Cli {
             #[command(flatten)]
             sample: SampleArgs,
         }
         let cli = <Cli as clap::Parser>::try_parse_from(["x", "--temperature", "0.5"]).unwrap();
-        let o = cli.sample.options(&generate).unwrap();
+        let o = cli.sample.options(&model).unwrap();
         assert_eq!((o.cfg, o.cfg_schedule, o.temperature), (4.0, CfgSchedule::Constant, 0.5));
-
-        let bad: AppModel =
-            serde_json::from_str(r#"{"id": "m", "file": "m.arpg", "sampling": {"cfgSchedule": "cubic"}}"#)
-                .unwrap();
-        assert!(bad.defaults(Task::Generate).is_err());
+        let cli = <Cli as clap::Parser>::try_parse_from(["x", "--cfg", "1", "--steps", "3"]).unwrap();
+        let o = cli.sample.options(&model).unwrap();
+        assert_eq!((o.cfg, o.steps, o.temperature), (1.0, 3, model.temperature));
     }
 
     #[test]

@@ -418,13 +418,20 @@ fn checkpoint_takes_the_id_of_one_of_the_apps_models() {
     // The colour model: 64x64, and the PNG is RGB (IHDR colour type 2).
     assert_eq!((image.width, image.height, bytes[25]), (64, 64, 2));
 
-    // It samples as the pages do: the manifest's sampling (and its expansion's), which the PNG's
-    // description records; a file name keeps the library's defaults; a flag wins over both.
+    // It samples with the checkpoint's own defaults for the task (the colour model expands with
+    // others), which the PNG's description records, named by id or by file; a flag wins.
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(root.join("www/models/manifest.json")).unwrap()).unwrap();
     let emoji = manifest["models"].as_array().unwrap().iter().find(|m| m["id"] == "emoji").unwrap();
-    let (pages, expand) = (&emoji["sampling"], &emoji["taskSampling"]["expand"]);
-    let schedule = pages["cfgSchedule"].as_str().unwrap();
+    let file = root.join("www/models").join(emoji["file"].as_str().unwrap());
+    let defaults = arpg::checkpoint::inspect(&std::fs::read(&file).unwrap()).unwrap().sampling.unwrap();
+    let said = |task| {
+        use arpg::choice::Choice;
+        let o = defaults.options(task);
+        format!("cfg={} cfg_schedule={} temperature={}", o.cfg, o.cfg_schedule.name(), o.temperature)
+    };
+    use arpg::sampling::Task;
+    assert_ne!(said(Task::Expand), said(Task::Inpaint), "the colour model expands as it in-paints");
     let described = |args: &[&str]| {
         let png = dir.join("described.png");
         let out = run(&[args, &["--class", "0", "--steps", "2", "--out", s(&png)]].concat());
@@ -432,22 +439,15 @@ fn checkpoint_takes_the_id_of_one_of_the_apps_models() {
         String::from_utf8_lossy(&std::fs::read(&png).unwrap()).into_owned()
     };
     let text = described(&["expand", "--checkpoint", "emoji"]);
-    let wanted =
-        format!("cfg={} cfg_schedule={schedule} temperature={}", expand["cfg"], expand["temperature"]);
-    assert!(text.contains(&wanted), "no {wanted:?} in the PNG");
-    let text = described(&["inpaint", "--checkpoint", "emoji", "--image", s(&png), "--mask", s(&png)]);
-    let wanted = format!("cfg={} cfg_schedule={schedule} temperature={}", pages["cfg"], pages["temperature"]);
-    assert!(text.contains(&wanted), "no {wanted:?} in the PNG");
+    assert!(text.contains(&said(Task::Expand)), "no {:?} in the PNG", said(Task::Expand));
+    for by in ["emoji", s(&file)] {
+        let text = described(&["inpaint", "--checkpoint", by, "--image", s(&png), "--mask", s(&png)]);
+        assert!(text.contains(&said(Task::Inpaint)), "no {:?} in the PNG", said(Task::Inpaint));
+    }
     let text =
         described(&["inpaint", "--checkpoint", "emoji", "--image", s(&png), "--mask", s(&png), "--cfg", "2"]);
-    assert!(text.contains(&format!("cfg=2 cfg_schedule={schedule} ")), "--cfg 2 lost");
-    let file = root.join("www/models").join(emoji["file"].as_str().unwrap());
-    let text = described(&["inpaint", "--checkpoint", s(&file), "--image", s(&png), "--mask", s(&png)]);
-    use arpg::choice::Choice;
-    let d = arpg::sampling::SampleOptions::default();
-    let wanted =
-        format!("cfg={} cfg_schedule={} temperature={}", d.cfg, d.cfg_schedule.name(), d.temperature);
-    assert!(text.contains(&wanted), "no {wanted:?} in the PNG");
+    let schedule = said(Task::Inpaint).split(' ').nth(1).unwrap().to_string();
+    assert!(text.contains(&format!("cfg=2 {schedule} ")), "--cfg 2 lost");
     let out = run(&["generate", "--checkpoint", "nosuch", "--count", "1", "--out-dir", s(&dir)]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -416,6 +416,7 @@ fn sampling_defaults(c: &ModelConfig) -> SampleDefaults {
         schedule: Schedule::Arccos,
         temperature: 1.0,
         step_rule: StepRule::Official,
+        tasks: Default::default(), // the official code has no other tasks
     }
 }
 

@@ -7,10 +7,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, ensure};
 use arpg::checkpoint::{Checkpoint, sha256_hex};
+use arpg::sampling::{self, Task};
 use arpg_tools::bench::{self, BenchOptions, Report, Row};
 use burn::tensor::Device;
 
-use crate::args::{DecodeArgs, Resolved, Task, resolve_checkpoint, sampling_defaults};
+use crate::args::{DecodeArgs, resolve_checkpoint};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -50,12 +51,12 @@ pub fn run(args: Args) -> Result<()> {
     ensure!(!args.batch.is_empty() && args.batch.iter().all(|&b| b >= 1), "--batch sizes must be >= 1");
     ensure!(args.steps.iter().all(|&s| s >= 1) && args.compare_steps >= 1, "--steps must be >= 1");
     ensure!((1..=8192).contains(&args.matmul_n), "--matmul-n must be in 1..=8192");
-    let Resolved { path, app } = resolve_checkpoint(&args.checkpoint)?;
+    let path = resolve_checkpoint(&args.checkpoint)?;
     let bytes = fs::read(&path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
     let ckpt = Checkpoint::from_bytes(&bytes)
         .with_context(|| format!("cannot load checkpoint {}", path.display()))?;
-    let sample =
-        args.decode.options(args.compare_steps, &sampling_defaults(app.as_ref(), Task::Generate)?)?;
+    let defaults = sampling::defaults(ckpt.sampling.as_ref(), Task::Generate);
+    let sample = args.decode.options(args.compare_steps, &defaults)?;
     let opts = BenchOptions {
         steps: args.steps.clone(),
         compare_steps: args.compare_steps,

@@ -76,8 +76,8 @@ pub struct Args {
     pub json: bool,
 }
 
-/// The sampling options at `steps`: the flags over the library's defaults (`--checkpoint` is a
-/// file here, never an app model's id, so every row states its sampling in full).
+/// The sampling options at `steps`: the flags over the library's defaults, not a checkpoint's own
+/// (eval compares several checkpoints under one sampling, which every row states in full).
 fn decode_options(args: &Args, steps: usize) -> Result<SampleOptions> {
     args.decode.options(steps, &SampleOptions::default())
 }

@@ -7,11 +7,9 @@ use anyhow::{Context, Result, ensure};
 use arpg::choice::Choice;
 use arpg::decode::Plan;
 use arpg::image::grid;
-use arpg::sampling::{Order, SampleOptions};
+use arpg::sampling::{Order, SampleOptions, Task};
 
-use crate::args::{
-    self, Loaded, ModelArgs, SampleArgs, Task, class_label, on_step, provenance, resolve_class,
-};
+use crate::args::{self, Loaded, ModelArgs, SampleArgs, class_label, on_step, provenance, resolve_class};
 use crate::codes::{Codes, read_order};
 
 /// Images sampled together in one call of `Engine::generate`.

@@ -5,10 +5,9 @@ use std::path::PathBuf;
 use anyhow::{Result, ensure};
 use arpg::choice::Choice;
 use arpg::image::MASK_THRESHOLD;
+use arpg::sampling::Task;
 
-use crate::args::{
-    self, Loaded, ModelArgs, SampleArgs, Task, class_label, on_step, provenance, resolve_class,
-};
+use crate::args::{self, Loaded, ModelArgs, SampleArgs, class_label, on_step, provenance, resolve_class};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

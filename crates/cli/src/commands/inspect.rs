@@ -117,6 +117,13 @@ pub fn run(args: Args) -> Result<()> {
             s.cfg_schedule.name(),
             s.temperature
         );
+        for (task, t) in &s.tasks {
+            let mut parts = vec![];
+            parts.extend(t.cfg.map(|c| format!("CFG {c}")));
+            parts.extend(t.cfg_schedule.map(|c| format!("CFG schedule {}", c.name())));
+            parts.extend(t.temperature.map(|c| format!("temperature {c}")));
+            println!("            {}: {}", task.name(), parts.join(", "));
+        }
     }
     println!(
         "training    dataset {:?}, {} steps, batch {}, seed {}, final loss {:.4}, {:.0}s",

@@ -4,10 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::{Result, ensure};
 use arpg::choice::Choice;
+use arpg::sampling::Task;
 use arpg::tasks::Sides;
 
 use crate::args::{
-    self, Loaded, ModelArgs, RopeArgs, SampleArgs, Task, class_label, on_step, provenance, resolve_class,
+    self, Loaded, ModelArgs, RopeArgs, SampleArgs, class_label, on_step, provenance, resolve_class,
 };
 
 #[derive(clap::Args, Debug)]

@@ -1,9 +1,11 @@
-//! `arpg quantize`: convert a checkpoint to int8 with per-group scales and report the error.
+//! `arpg quantize`: convert a checkpoint to int8 with per-group scales and report the error;
+//! optionally record the model's sampling defaults (format v2 whatever version was read).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, ensure};
 use arpg::checkpoint::{Checkpoint, DType, quantization_error};
+use arpg::sampling::SampleDefaults;
 
 use crate::args::{read_file, write_file};
 
@@ -16,14 +18,26 @@ pub struct Args {
     /// Weights that share one scale.
     #[arg(long, default_value_t = 64)]
     pub group_size: usize,
+    /// The model's sampling defaults, a JSON file: {"steps", "cfg", "cfg_schedule", "schedule",
+    /// "temperature", "step_rule", "tasks": {"inpaint" | "outpaint" | "expand": {"cfg",
+    /// "cfg_schedule", "temperature"}}} (`tasks` and its keys optional) [default: the input's].
+    #[arg(long)]
+    pub sampling: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<()> {
     let (input, output, group_size) = (&args.input, &args.output, args.group_size);
     ensure!(group_size >= 1, "--group-size must be at least 1");
     let in_bytes = read_file(input)?;
-    let ckpt =
+    let mut ckpt =
         Checkpoint::from_bytes(&in_bytes).with_context(|| format!("cannot load {}", input.display()))?;
+    if let Some(path) = &args.sampling {
+        let text = read_file(path)?;
+        let defaults: SampleDefaults =
+            serde_json::from_slice(&text).with_context(|| format!("cannot parse {}", path.display()))?;
+        defaults.validate().map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        ckpt.sampling = Some(defaults);
+    }
     let out_bytes = ckpt.to_bytes(DType::Int8, group_size)?;
     let back = Checkpoint::from_bytes(&out_bytes).context("the int8 checkpoint does not load back")?;
 

@@ -10,11 +10,12 @@ use std::time::Instant;
 
 use anyhow::{Result, bail, ensure};
 use arpg::decode::StepEvent;
+use arpg::sampling::Task;
 use arpg_tools::bench::proc_status_bytes;
 
 use serde::Serialize;
 
-use crate::args::{ModelArgs, SampleArgs, Task};
+use crate::args::{ModelArgs, SampleArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
