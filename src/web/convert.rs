@@ -26,8 +26,9 @@ use web_sys::AbortSignal;
 use super::error::WebError;
 use crate::choice::Choice;
 use crate::decode::StepEvent;
+use crate::engine::Engine;
 use crate::image::Image;
-use crate::sampling::SampleOptions;
+use crate::sampling::{SampleOptions, Task};
 use crate::tasks::Sides;
 
 /// Images one `generate` call may ask for (the page asks for 1-16).
@@ -90,11 +91,33 @@ pub fn options_from_js(options: JsValue, d: &SampleOptions) -> Result<SampleOpti
     })
 }
 
-/// A task's sampling defaults as the pages read them (`info().sampling`): the option names JS
-/// passes, so that a page can show them and send them back.
+/// A model's sampling defaults for each task, as `info().sampling` gives them to the pages (a
+/// struct, not a map: serde-wasm-bindgen makes a map a JS `Map`, not an object).
+#[derive(Serialize)]
+pub struct JsSampling {
+    generate: JsDefaults,
+    inpaint: JsDefaults,
+    outpaint: JsDefaults,
+    expand: JsDefaults,
+}
+
+impl JsSampling {
+    pub fn of(engine: &Engine) -> Self {
+        let of = |task| JsDefaults::from(&engine.sample_defaults(task));
+        Self {
+            generate: of(Task::Generate),
+            inpaint: of(Task::Inpaint),
+            outpaint: of(Task::Outpaint),
+            expand: of(Task::Expand),
+        }
+    }
+}
+
+/// A task's sampling defaults under the option names JS passes, so that a page can show them and
+/// send them back.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct JsDefaults {
+struct JsDefaults {
     steps: usize,
     cfg: f32,
     cfg_schedule: &'static str,

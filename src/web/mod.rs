@@ -36,7 +36,6 @@ mod error;
 mod png;
 mod scheduler;
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::rc::Rc;
 
@@ -46,7 +45,7 @@ use wasm_bindgen::prelude::*;
 
 use self::adapter::{AdapterInfo, Backend};
 use self::convert::{
-    JsDefaults, class_from_js, classes_from_js, image_from_js, image_to_js, images_to_js, mask_from_js,
+    JsSampling, class_from_js, classes_from_js, image_from_js, image_to_js, images_to_js, mask_from_js,
     options_from_js, sides_from_js, signal_from_js, tokens_to_js,
 };
 use self::error::WebError;
@@ -111,7 +110,7 @@ struct EngineInfo {
     max_cells: usize,
     /// The model's sampling defaults per task (`generate`, `inpaint`, `outpaint`, `expand`):
     /// what a job's missing options become.
-    sampling: BTreeMap<&'static str, JsDefaults>,
+    sampling: JsSampling,
 }
 
 #[wasm_bindgen]
@@ -188,10 +187,7 @@ impl WebEngine {
             codebook_size: self.engine.codebook_size(),
             multi_scale: c.multi_scale,
             max_cells: MAX_CELLS,
-            sampling: Task::ALL
-                .iter()
-                .map(|&task| (task.name(), JsDefaults::from(&self.engine.sample_defaults(task))))
-                .collect(),
+            sampling: JsSampling::of(&self.engine),
         };
         Ok(serde_wasm_bindgen::to_value(&info).map_err(WebError::from)?)
     }
