@@ -119,9 +119,9 @@ impl JsSampling {
 #[serde(rename_all = "camelCase")]
 struct JsDefaults {
     steps: usize,
-    cfg: f32,
+    cfg: f64,
     cfg_schedule: &'static str,
-    temperature: f32,
+    temperature: f64,
     schedule: &'static str,
 }
 
@@ -129,12 +129,18 @@ impl From<&SampleOptions> for JsDefaults {
     fn from(o: &SampleOptions) -> Self {
         Self {
             steps: o.steps,
-            cfg: o.cfg,
+            cfg: js_number(o.cfg),
             cfg_schedule: o.cfg_schedule.name(),
-            temperature: o.temperature,
+            temperature: js_number(o.temperature),
             schedule: o.schedule.name(),
         }
     }
+}
+
+/// The decimal an f32 stands for, as a JS number: 0.9, not 0.8999999761581421 (the f32's exact
+/// value), so that a page shows what the checkpoint's JSON says and sends back the same f32.
+fn js_number(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::from(x))
 }
 
 /// serde's message, without the "Error: " of the JS `Error` it arrives in.

@@ -96,7 +96,11 @@ test("class page on the forced CPU backend: a non-blank image; screenshot; the d
     const batch = await page.evaluate(() => {
       const { images, cols, size, options: { cfg } } = window.__arpg.last;
       const { info } = window.__arpg.client;
-      return { images: images.map((i) => Array.from(i.pixels)), cols, size, cfg, checksum: info.checksum, name: info.classNames[7] };
+      const model = info.sampling.generate; // the checkpoint's defaults for what the page leaves out
+      return {
+        images: images.map((i) => Array.from(i.pixels)), cols, size, cfg, model, checksum: info.checksum,
+        name: info.classNames[7],
+      };
     });
     const { images, cols, size } = batch;
     assert.deepEqual([images.length, cols, size], [8, 3, 32]);
@@ -112,7 +116,8 @@ test("class page on the forced CPU backend: a non-blank image; screenshot; the d
       height: cols * size,
       texts: {
         Software: "arpg (browser)", Class: `7 ${batch.name || "Sneaker"}`, Seed: "7", Steps: "4",
-        CFG: String(batch.cfg), Order: "random", Model: root.model.name, "Model sha256": batch.checksum,
+        CFG: `${batch.cfg} ${batch.model.cfgSchedule}`, Temperature: String(batch.model.temperature), Order: "random",
+        Model: root.model.name, "Model sha256": batch.checksum,
       },
       pixels: grid,
     });
@@ -216,14 +221,19 @@ test("paint tool: in-paint keeps unmasked tokens, out-paint doubles the width, e
     assert.equal(await page.evaluate(() => document.body.dataset.image), "128x64");
     const big = await page.evaluate(() => Array.from(window.__arpg.image.pixels));
     assert.ok(h.nonBlank(big), "the expanded image is blank");
-    const model = await page.evaluate(() => ({ checksum: window.__arpg.client.info.checksum, name: window.__arpg.client.info.classNames[0] }));
+    const model = await page.evaluate(() => {
+      const { info } = window.__arpg.client;
+      return { checksum: info.checksum, name: info.classNames[0], expand: info.sampling.expand };
+    });
+    const e = model.expand; // the checkpoint's expansion defaults
     await checkDownload(page, {
       name: "arpg-paint-128x64.png",
       width: 128,
       height: 64,
       texts: {
         Software: "arpg (browser paint)", Operation: "expand", Class: `0 ${model.name || "T-shirt/top"}`, Seed: "3",
-        Steps: "4", Order: "random", Model: root.model.name, "Model sha256": model.checksum,
+        Steps: "4", CFG: `${e.cfg} ${e.cfgSchedule}`, Temperature: String(e.temperature), Order: "random",
+        Model: root.model.name, "Model sha256": model.checksum,
       },
       pixels: big,
     });

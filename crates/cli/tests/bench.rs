@@ -93,3 +93,32 @@ fn bench_json_reports_every_field() {
         positive(&w["params"], "params");
     }
 }
+
+#[test]
+fn skipped_baselines_are_neither_built_nor_measured() {
+    let dir = std::env::temp_dir().join(format!("arpg-bench-skip-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ckpt = dir.join("arpg.arpg");
+    let ckpt = ckpt.to_str().unwrap();
+    let arpg = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_arpg")).args(args).output().unwrap();
+    assert!(arpg(&["init", "--out", ckpt, "--preset", "test", "--seed", "3"]).status.success());
+    let bench = |skip: &str| {
+        let args = ["bench", "--checkpoint", ckpt, "--json", "--runs", "1", "--warmup", "0", "--steps", "4"];
+        arpg(&[&args[..], &["--batch", "1", "--matmul-n", "64", "--skip", skip]].concat())
+    };
+    let out = bench("maskgit,arpg-no-shared-kv");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let methods: Vec<&str> =
+        report["rows"].as_array().unwrap().iter().map(|r| r["method"].as_str().unwrap()).collect();
+    assert_eq!(methods, ["arpg", "arpg", "raster"], "{report}");
+    let weights: Vec<&str> =
+        report["weights"].as_array().unwrap().iter().map(|w| w["method"].as_str().unwrap()).collect();
+    assert_eq!(weights, ["arpg", "raster"]);
+    assert!(report["speedup_vs_raster"].as_f64().is_some_and(|x| x > 0.0), "{report}");
+    assert!(report["speedup_vs_maskgit"].is_null(), "{report}");
+
+    let out = bench("arpg");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("always measures ARPG"), "{err}");
+}

@@ -56,6 +56,9 @@ pub struct BenchOptions {
     pub sample: SampleOptions,
     /// Side of the square f32 matmul that measures the machine's peak.
     pub matmul_n: usize,
+    /// Baselines not measured (nor built: at the paper's size each holds a copy of the weights).
+    /// ARPG always is.
+    pub skip: Vec<Arch>,
 }
 
 impl Default for BenchOptions {
@@ -68,6 +71,7 @@ impl Default for BenchOptions {
             warmup: 1,
             sample: SampleOptions::default(),
             matmul_n: 1024,
+            skip: vec![],
         }
     }
 }
@@ -136,10 +140,10 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// Batch size the two speedups are measured at (1 if measured, else the smallest).
     pub speedup_batch: usize,
-    /// Raster AR ms/image over ARPG's at `compare_steps`.
-    pub speedup_vs_raster: f64,
-    /// MaskGIT ms/image over ARPG's, both at `compare_steps`.
-    pub speedup_vs_maskgit: f64,
+    /// Raster AR ms/image over ARPG's at `compare_steps` (`None`: raster AR was skipped).
+    pub speedup_vs_raster: Option<f64>,
+    /// MaskGIT ms/image over ARPG's, both at `compare_steps` (`None`: skipped).
+    pub speedup_vs_maskgit: Option<f64>,
     /// The two speedups from CPU time instead of wall time.
     pub speedup_vs_raster_cpu: Option<f64>,
     pub speedup_vs_maskgit_cpu: Option<f64>,
@@ -470,9 +474,16 @@ pub fn run(
     let t = config.seq_len();
     let compare = opts.compare_steps.clamp(1, t);
     let Cases { steps, batches, mut notes } = cases(opts, t, compare)?;
+    if opts.skip.contains(&Arch::Arpg) {
+        return Err(Error::Options("the bench always measures ARPG (skip only baselines)".into()));
+    }
+    let methods: Vec<Arch> = [Arch::Arpg, Arch::ArpgNoSharedKv, Arch::Raster, Arch::MaskGit]
+        .into_iter()
+        .filter(|arch| !opts.skip.contains(arch))
+        .collect();
     let mut generators = Vec::new();
     let mut weights = Vec::new();
-    for arch in [Arch::Arpg, Arch::ArpgNoSharedKv, Arch::Raster, Arch::MaskGit] {
+    for &arch in &methods {
         let (g, source) = build_generator(ckpt, arch, device)?;
         let params = export_generator(&g).iter().map(|t| t.data.len()).sum();
         weights.push(WeightsInfo { method: arch.name().into(), params, source });
@@ -488,7 +499,7 @@ pub fn run(
         let mut cases: Vec<(Arch, usize)> = steps.iter().map(|&s| (Arch::Arpg, s)).collect();
         cases.extend(steps.iter().map(|&s| (Arch::MaskGit, s)));
         cases.extend([(Arch::ArpgNoSharedKv, compare), (Arch::Raster, t)]);
-        for (arch, s) in cases {
+        for (arch, s) in cases.into_iter().filter(|(arch, _)| methods.contains(arch)) {
             let row = measure(generator(arch), arch, s, batch, &config, opts, matmul)?;
             progress(&row);
             rows.push(row);
@@ -625,12 +636,14 @@ struct Measured {
 fn report(config: ModelConfig, opts: &BenchOptions, m: Measured) -> Report {
     let t = config.seq_len();
     let Measured { compare, batches, weights: weights_info, matmul, rss_reset, vq_decode, notes, rows } = m;
+    // `None` for a skipped baseline.
     let find = |arch: Arch, s: usize, b: usize| {
-        rows.iter().find(|r| r.method == arch.name() && r.steps == s && r.batch == b).expect("measured")
+        rows.iter().find(|r| r.method == arch.name() && r.steps == s && r.batch == b)
     };
     let speedup_batch = if batches.contains(&1) { 1 } else { batches[0] };
-    let arpg_ref = find(Arch::Arpg, compare, speedup_batch);
-    let cpu_ratio = |other: &Row| Some(other.cpu_ms_per_image? / arpg_ref.cpu_ms_per_image?);
+    let arpg_ref = find(Arch::Arpg, compare, speedup_batch).expect("ARPG is always measured");
+    let speedup = |other: Option<&Row>| other.map(|o| o.ms_per_image / arpg_ref.ms_per_image);
+    let cpu_ratio = |other: Option<&Row>| Some(other?.cpu_ms_per_image? / arpg_ref.cpu_ms_per_image?);
     let (raster_ref, maskgit_ref) =
         (find(Arch::Raster, t, speedup_batch), find(Arch::MaskGit, compare, speedup_batch));
     let peak_fraction_batch = batches[batches.len() - 1];
@@ -648,15 +661,15 @@ fn report(config: ModelConfig, opts: &BenchOptions, m: Measured) -> Report {
         matmul_gflops: matmul,
         rss_reset,
         speedup_batch,
-        speedup_vs_raster: raster_ref.ms_per_image / arpg_ref.ms_per_image,
-        speedup_vs_maskgit: maskgit_ref.ms_per_image / arpg_ref.ms_per_image,
+        speedup_vs_raster: speedup(raster_ref),
+        speedup_vs_maskgit: speedup(maskgit_ref),
         speedup_vs_raster_cpu: cpu_ratio(raster_ref),
         speedup_vs_maskgit_cpu: cpu_ratio(maskgit_ref),
         kv_bytes_shared,
         kv_bytes_per_layer,
         kv_bytes_raster: kv(config.n_layers, 0),
         kv_ratio: kv_bytes_shared as f64 / kv_bytes_per_layer as f64,
-        peak_fraction: find(Arch::Arpg, compare, peak_fraction_batch).peak_fraction,
+        peak_fraction: find(Arch::Arpg, compare, peak_fraction_batch).expect("measured").peak_fraction,
         peak_fraction_batch,
         vq_decode,
         notes,
