@@ -147,7 +147,6 @@ export class EngineClient extends EventTarget {
     return this.ready;
   }
 
-  /** The worker crashed: while loading, the load fails (Retry); once loaded, recover. */
   /** Preview patches of `codes` from the worker (`bytes`: one patch per code, in order) into the
    * table the pages paint from; codes with none yet stay grey. */
   addPatches(codes, bytes) {
@@ -156,6 +155,7 @@ export class EngineClient extends EventTarget {
     codes.forEach((c, i) => this.patches.set(bytes.subarray(i * size, (i + 1) * size), c * size));
   }
 
+  /** The worker crashed: while loading, the load fails (Retry); once loaded, recover. */
   failed(message, reject) {
     if (!this.info) {
       this.emit("status", { state: "error", text: message });

@@ -3,7 +3,7 @@
 // import`, generates in the page on the wasm CPU backend and on forced WebGPU (the software
 // adapter) the tokens the native CLI draws for the same seed and options (the checkpoint's own:
 // the official step rule, arccos, linear CFG), and the VQGAN decodes them to an image of the
-// model's frame.
+// model's frame. Preview patches are made for the codes a job decodes.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -41,7 +41,7 @@ after(async () => {
   if (root) fs.rmSync(root.dir, { recursive: true, force: true });
 });
 
-test("a model of the official layout (ARPG + VQGAN) draws the native CLI's tokens on the CPU backend and on forced WebGPU (software adapter)", { timeout: 600_000 }, async () => {
+test("a model of the official layout (ARPG + VQGAN) draws the native CLI's tokens on the CPU backend and on forced WebGPU (software adapter); preview patches come for each code decoded", { timeout: 600_000 }, async () => {
   for (const backend of ["cpu", "webgpu"]) {
     const { context, close } = await h.launch();
     try {
@@ -65,6 +65,17 @@ test("a model of the official layout (ARPG + VQGAN) draws the native CLI's token
       assert.deepEqual(out.tokens, native.codes, `${backend}: not the native CLI's tokens`);
       assert.deepEqual(out.size, [out.frame, out.frame, 3]);
       assert.ok(h.nonBlank(out.pixels), `${backend}: a blank image`);
+      // Preview patches come per code as a job decodes it (none on a software adapter).
+      if (backend === "cpu") {
+        await page.waitForFunction(() => {
+          const { client, last } = window.__arpg;
+          const size = client.info.factor ** 2 * client.info.channels;
+          const made = (c) => client.patches?.subarray(c * size, (c + 1) * size).some((v) => v !== 160);
+          return last.tokens.every(made);
+        }, null, { timeout: 30_000 });
+      } else {
+        assert.equal(await page.evaluate(() => window.__arpg.client.patches), null, "patches on a software adapter");
+      }
       clean(w);
     } finally {
       await close();
