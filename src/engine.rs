@@ -227,12 +227,7 @@ impl Engine {
         Ok(order
             .iter()
             .enumerate()
-            .map(|(j, &p)| {
-                let row = &logits[j * v..(j + 1) * v];
-                let max = row.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x)) as f64;
-                let lse = max + row.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln();
-                lse - row[codes[p] as usize] as f64
-            })
+            .map(|(j, &p)| -sampling::log_prob(&logits[j * v..(j + 1) * v], codes[p] as usize, 1.0))
             .collect())
     }
 

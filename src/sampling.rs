@@ -408,7 +408,7 @@ pub fn drafts(
 }
 
 /// `log softmax(logits / temperature)[token]` (temperature 0: as 1, to rank greedy drafts).
-fn log_prob(logits: &[f32], token: usize, temperature: f32) -> f64 {
+pub(crate) fn log_prob(logits: &[f32], token: usize, temperature: f32) -> f64 {
     let t = if temperature == 0.0 { 1.0 } else { temperature as f64 };
     let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) as f64;
     let lse = logits.iter().map(|&x| ((x as f64 - max) / t).exp()).sum::<f64>().ln();

@@ -57,8 +57,13 @@ pub struct VqOutput {
     pub latents: Tensor<2>,
 }
 
-fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
-    let n = x.clone().powf_scalar(2.0).sum_dim(1).sqrt().clamp_min(1e-6); // [n, 1]
+/// The smallest norm [`l2_normalize`] divides by in our VQ.
+const NORM_EPS: f32 = 1e-6;
+
+/// Rows scaled to unit length; a norm below `eps` divides as `eps` (ours [`NORM_EPS`], LlamaGen's
+/// `F.normalize` 1e-12).
+pub(crate) fn l2_normalize(x: Tensor<2>, eps: f32) -> Tensor<2> {
+    let n = x.clone().powf_scalar(2.0).sum_dim(1).sqrt().clamp_min(eps); // [n, 1]
     x / n
 }
 
@@ -109,13 +114,13 @@ impl VqTokenizer {
 
     /// The l2-normalised codebook `[K, code_dim]`.
     pub fn codes(&self) -> Tensor<2> {
-        l2_normalize(self.codebook.val())
+        l2_normalize(self.codebook.val(), NORM_EPS)
     }
 
     /// Nearest codes (cosine) of latents `[b, c, h, w]`: `(indices [b*h*w], normalised latents [b*h*w, c])`.
     fn nearest(&self, latents: Tensor<4>) -> (Tensor<1, Int>, Tensor<2>) {
         let [b, c, h, w] = latents.dims();
-        let z = l2_normalize(latents.permute([0, 2, 3, 1]).reshape([b * h * w, c]));
+        let z = l2_normalize(latents.permute([0, 2, 3, 1]).reshape([b * h * w, c]), NORM_EPS);
         let sim = z.clone().matmul(self.codes().transpose()); // [n, K]
         (sim.argmax(1).reshape([b * h * w]), z)
     }

@@ -26,6 +26,7 @@ use burn::tensor::{Device, Distribution, Int, Tensor};
 
 use crate::config::{VQGAN_GROUPS as GROUPS, VqganConfig};
 use crate::model::attend;
+use crate::tokenizer::l2_normalize;
 
 fn conv(c_in: usize, c_out: usize, k: usize, device: &Device) -> Conv2d {
     let pad = k / 2;
@@ -280,11 +281,8 @@ pub struct Vqgan {
     pub config: VqganConfig,
 }
 
-/// Rows scaled to unit length, as `F.normalize` (eps 1e-12).
-fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
-    let n = x.clone().powf_scalar(2.0).sum_dim(1).sqrt().clamp_min(1e-12); // [n, 1]
-    x / n
-}
+/// `F.normalize`'s eps.
+const NORM_EPS: f32 = 1e-12;
 
 /// `[0, 1]` pictures to the VQGAN's `[-1, 1]`: `(p/255 - 0.5) / 0.5` for p = 255 x.
 pub fn to_unit(images: Tensor<4>) -> Tensor<4> {
@@ -317,8 +315,8 @@ impl Vqgan {
     pub fn encode(&self, images: Tensor<4>) -> Tensor<2, Int> {
         let z = self.quant_conv.forward(self.encoder.encode(to_unit(images))); // [b, code_dim, h, w]
         let [b, c, h, w] = z.dims();
-        let z = l2_normalize(z.permute([0, 2, 3, 1]).reshape([b * h * w, c]));
-        let codes = l2_normalize(self.codebook.val());
+        let z = l2_normalize(z.permute([0, 2, 3, 1]).reshape([b * h * w, c]), NORM_EPS);
+        let codes = l2_normalize(self.codebook.val(), NORM_EPS);
         // |z - e|^2 = |z|^2 + |e|^2 - 2 z.e, summed in the official order so that ties break alike
         let zz = z.clone().powf_scalar(2.0).sum_dim(1); // [n, 1]
         let ee = codes.clone().powf_scalar(2.0).sum_dim(1).transpose(); // [1, K]
@@ -330,7 +328,7 @@ impl Vqgan {
     pub fn decode(&self, codes: Tensor<2, Int>, h: usize, w: usize) -> Tensor<4> {
         let [b, n] = codes.dims();
         let c = self.config.code_dim;
-        let z = l2_normalize(self.codebook.val()).select(0, codes.reshape([b * n])); // [b*h*w, c]
+        let z = l2_normalize(self.codebook.val(), NORM_EPS).select(0, codes.reshape([b * n])); // [b*h*w, c]
         let z = z.reshape([b, h, w, c]).permute([0, 3, 1, 2]);
         from_unit(self.decoder.decode(self.post_quant_conv.forward(z)))
     }
