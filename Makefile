@@ -1,7 +1,8 @@
 # ARPG build and test harness (GNU make, bash).
 #
-#   make run    install what is missing, build the wasm runtime into pkg/ and the static file
-#               server, then serve www/ and pkg/ on http://127.0.0.1:$PORT/ (PORT defaults to 8080)
+#   make run    install what is missing, build the static file server and the wasm runtime's CPU
+#               build, then serve www/ and pkg/ on http://127.0.0.1:$PORT/ (PORT defaults to 8080)
+#               while the WebGPU build finishes in the background
 #   make test   everything CI checks: fmt, clippy (native + wasm32), cargo test, the wasm build,
 #               a fuzz smoke run, and the browser tests when tests/e2e/package.json exists
 #   make help   the other targets
@@ -71,12 +72,12 @@ RUST_PKGS := -p arpg -p arpg-tools -p arpg-cli
 
 section = @printf '\n==== %s ====\n' "$(1)"
 
-.PHONY: help run serve server test toolchain bindgen wasm wasm-opt cli test-cli fmt fmt-check clippy \
+.PHONY: help run serve server test toolchain bindgen wasm wasm-gpu wasm-cpu wasm-opt cli test-cli fmt fmt-check clippy \
 	clippy-wasm check-gpu bench test-rust fuzz-deps fuzz-smoke e2e e2e-deps browser-deps dataset emoji-data clean-pkg \
 	manifest manifest-check
 
 help:
-	@echo 'make run           build pkg/ (wasm) and the server, then serve on http://127.0.0.1:$${PORT:-8080}/'
+	@echo 'make run           build the server and pkg/cpu, serve on http://127.0.0.1:$${PORT:-8080}/, build pkg/gpu beside it'
 	@echo 'make test          fmt-check, clippy, cargo test, wasm build, clippy-wasm, fuzz-smoke, e2e (if tests/e2e exists)'
 	@echo 'make wasm          both wasm builds: pkg/gpu (WebGPU + CPU), pkg/cpu (CPU only); WASM_OPT=1: wasm-opt'
 	@echo 'make cli           cargo build --release -p arpg-cli  ->  $(ARPG)'
@@ -131,19 +132,26 @@ $(WASM_OPT_BIN):
 # The browser runtime, two builds of the same crate (pkg/ is not committed): pkg/gpu with WebGPU
 # (feature `webgpu`) and pkg/cpu with the CPU backend only, each arpg.js + arpg_bg.wasm. The worker
 # fetches pkg/gpu only when it will use WebGPU.
-wasm: toolchain bindgen
-	$(call wasm-build,gpu,wasm-gpu,--features webgpu)
-	$(call wasm-build,cpu,release,)
+wasm: wasm-gpu wasm-cpu
 	@ls -l pkg/*
 
+wasm-gpu: toolchain bindgen
+	$(call wasm-build,gpu,wasm-gpu,--features webgpu)
+
+wasm-cpu: toolchain bindgen
+	$(call wasm-build,cpu,release,)
+
+# Each build is written beside pkg/$(1) and moved into place whole, so a server running meanwhile
+# (make run) serves the old build or the new one, never half of one.
 define wasm-build
 	$(call section,wasm ($(1)): cargo rustc --profile $(2) --lib --target $(WASM_TARGET) $(3) --crate-type cdylib)
 	$(CARGO) rustc --profile $(2) --lib --target $(WASM_TARGET) $(3) --crate-type cdylib
-	rm -rf pkg/$(1) pkg/arpg.js pkg/arpg_bg.wasm
-	"$(ARPG_BINDGEN)" "$(WASM_DIR)/$(2)/arpg.wasm" pkg/$(1)
-	@if [[ "$(WASM_OPT)" == 1 ]]; then $(MAKE) wasm-opt PKG=pkg/$(1); fi
-	gzip -9 -k -f pkg/$(1)/arpg_bg.wasm pkg/$(1)/arpg.js
-	$(call brotli,pkg/$(1)/arpg_bg.wasm pkg/$(1)/arpg.js)
+	rm -rf pkg/.$(1)-next pkg/arpg.js pkg/arpg_bg.wasm
+	"$(ARPG_BINDGEN)" "$(WASM_DIR)/$(2)/arpg.wasm" pkg/.$(1)-next
+	@if [[ "$(WASM_OPT)" == 1 ]]; then $(MAKE) wasm-opt PKG=pkg/.$(1)-next; fi
+	gzip -9 -k -f pkg/.$(1)-next/arpg_bg.wasm pkg/.$(1)-next/arpg.js
+	$(call brotli,pkg/.$(1)-next/arpg_bg.wasm pkg/.$(1)-next/arpg.js)
+	rm -rf pkg/$(1) && mv pkg/.$(1)-next pkg/$(1)
 endef
 
 # Brotli (quality 11) copies FILE.br for `arpg-serve`, made with Node's zlib when node is installed
@@ -186,7 +194,24 @@ server: toolchain
 
 # ---------------------------------------------------------------- run
 
-run: wasm server serve
+# The page is served as soon as the server and the CPU build exist (9 of a cold run's 21 min
+# before); the WebGPU build (the other 12) goes on beside the server, its log in $(GPU_LOG), and
+# the pages use it once it is in pkg/gpu (until then they run on the CPU and say why). A pkg/gpu
+# older than a source is removed first, so no page gets a stale runtime. Stopping the server
+# stops that build too; the next `make run` goes on from what cargo had compiled.
+GPU_LOG := pkg/gpu-build.log
+WASM_SOURCES := src vendor Cargo.toml Cargo.lock rust-toolchain.toml
+run: toolchain bindgen server wasm-cpu
+	@if [[ -f pkg/gpu/arpg_bg.wasm && -z "$$(find $(WASM_SOURCES) -newer pkg/gpu/arpg_bg.wasm -print -quit)" ]]; then \
+		exec $(MAKE) serve; \
+	fi; \
+	rm -rf pkg/gpu; \
+	printf '\n==== %s ====\n' "the WebGPU build (pkg/gpu) goes on in the background: tail -f $(GPU_LOG)"; \
+	setsid bash -c '$(MAKE) wasm-gpu >"$$1" 2>&1 && echo "WebGPU build done: the pages use it from now on" \
+		|| echo "WebGPU build failed: see $$1 (the pages keep to the CPU)"' _ $(GPU_LOG) & \
+	builder=$$!; \
+	trap 'kill -- -$$builder 2>/dev/null' EXIT INT TERM; \
+	$(MAKE) serve
 
 serve:
 	@[[ -x "$(ARPG_SERVE)" ]] || { echo 'error: $(ARPG_SERVE) missing; run make server' >&2; exit 1; }
