@@ -5,7 +5,9 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::baselines::{MaskGit, Raster, sample_maskgit, sample_raster};
-use crate::checkpoint::{Checkpoint, CheckpointError, sha256_hex};
+use crate::checkpoint::{
+    Checkpoint, CheckpointError, CheckpointFile, CheckpointInfo, Header, TensorSource, sha256_hex,
+};
 use crate::choice::Choice;
 use crate::config::{Arch, ModelConfig, TokenizerConfig, TrainMeta};
 use crate::decode::{AfterStep, Plan, Sampled, StepEvent, read_logits, sample_arpg};
@@ -89,18 +91,30 @@ impl Engine {
     }
 
     /// The engine of a checkpoint, whose tensors' values are moved into it.
-    pub fn from_checkpoint(mut ckpt: Checkpoint, device: &Device) -> Result<Self, Error> {
-        check_fits(&ckpt)?;
-        let mut engine = Self::new(&ckpt.model, &ckpt.tokenizer, device);
-        let tensors = &mut ckpt.tensors;
+    pub fn from_checkpoint(ckpt: Checkpoint, device: &Device) -> Result<Self, Error> {
+        let Checkpoint { model, tokenizer, meta, sampling, mut tensors } = ckpt;
+        let table: Vec<_> = tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
+        Self::load(Header { model, tokenizer, meta, sampling }, &table, &mut tensors, device)
+    }
+
+    /// The engine of a checkpoint's `header` whose tensors (`table`: names and shapes) come from
+    /// `tensors`, one at a time: loading holds the weights in their runtime form plus one tensor.
+    fn load(
+        header: Header,
+        table: &[(String, Vec<usize>)],
+        tensors: &mut (impl TensorSource + ?Sized),
+        device: &Device,
+    ) -> Result<Self, Error> {
+        check_fits(&header, table)?;
+        let mut engine = Self::new(&header.model, &header.tokenizer, device);
         engine.generator = match engine.generator {
             Generator::Arpg(m) => Generator::Arpg(weights::import(m, tensors, "model", device)?),
             Generator::Raster(m) => Generator::Raster(weights::import(m, tensors, "model", device)?),
             Generator::MaskGit(m) => Generator::MaskGit(weights::import(m, tensors, "model", device)?),
         };
         engine.tokenizer = engine.tokenizer.import(tensors, "tokenizer", device)?;
-        engine.meta = ckpt.meta;
-        engine.sampling = ckpt.sampling;
+        engine.meta = header.meta;
+        engine.sampling = header.sampling;
         Ok(engine)
     }
 
@@ -111,12 +125,21 @@ impl Engine {
         Ok(engine)
     }
 
-    /// [`Engine::from_bytes`] of a file, never holding its bytes: the tensors are read one at a
-    /// time (`Checkpoint::read_from`), so loading takes about the weights' size in memory.
+    /// [`Engine::from_bytes`] of a file, never holding its bytes: after the checksum pass, each
+    /// tensor is read from the file as its module takes it ([`CheckpointFile`]), so loading
+    /// holds the weights in their runtime form plus one tensor.
     pub fn read_from(file: impl std::io::Read + std::io::Seek, device: &Device) -> Result<Self, Error> {
-        let (ckpt, checksum) = Checkpoint::read_from(file)?;
-        let mut engine = Self::from_checkpoint(ckpt, device)?;
-        engine.checksum = checksum;
+        Self::from_file(CheckpointFile::open(file)?, device)
+    }
+
+    /// [`Engine::read_from`] of a file already verified (whose `info` the caller has read).
+    pub fn from_file<R: std::io::Read + std::io::Seek>(
+        mut file: CheckpointFile<R>,
+        device: &Device,
+    ) -> Result<Self, Error> {
+        let CheckpointInfo { model, tokenizer, meta, sampling, tensors: table, .. } = file.info.clone();
+        let mut engine = Self::load(Header { model, tokenizer, meta, sampling }, &table, &mut file, device)?;
+        engine.checksum = file.sha256;
         Ok(engine)
     }
 
@@ -485,8 +508,8 @@ fn check_budget(task: &str, grid_h: Option<usize>, grid_w: Option<usize>) -> Res
 /// eagerly from the config alone: the tokenizer's codebook, one module per layer, and (when
 /// sampling) the training grid. Those are checked here, so that a small file declaring an
 /// absurd config is an error and not an allocation failure.
-fn check_fits(ckpt: &Checkpoint) -> Result<(), CheckpointError> {
-    let (m, t) = (&ckpt.model, &ckpt.tokenizer);
+fn check_fits(header: &Header, table: &[(String, Vec<usize>)]) -> Result<(), CheckpointError> {
+    let (m, t) = (&header.model, &header.tokenizer);
     if m.grid_h.checked_mul(m.grid_w).is_none_or(|cells| cells > MAX_CELLS) {
         return Err(CheckpointError::InvalidConfig(format!(
             "model: the {}x{} training grid exceeds the budget of {MAX_CELLS} tokens",
@@ -494,11 +517,11 @@ fn check_fits(ckpt: &Checkpoint) -> Result<(), CheckpointError> {
         )));
     }
     // Every layer owns tensors of its own, and names are unique.
-    if m.n_layers > ckpt.tensors.len() {
+    if m.n_layers > table.len() {
         return Err(CheckpointError::InvalidConfig(format!(
             "model: {} layers, but the checkpoint holds only {} tensors",
             m.n_layers,
-            ckpt.tensors.len()
+            table.len()
         )));
     }
     let name = "tokenizer.codebook";
@@ -507,10 +530,10 @@ fn check_fits(ckpt: &Checkpoint) -> Result<(), CheckpointError> {
         TokenizerConfig::Vqgan(c) => c.code_dim,
     };
     let expected = vec![t.codebook_size(), code_dim];
-    match ckpt.tensor(name) {
+    match table.iter().find(|(n, _)| n == name) {
         None => Err(CheckpointError::MissingTensor(name.into())),
-        Some(c) if c.shape != expected => {
-            Err(CheckpointError::ShapeMismatch { name: name.into(), expected, found: c.shape.clone() })
+        Some((_, shape)) if *shape != expected => {
+            Err(CheckpointError::ShapeMismatch { name: name.into(), expected, found: shape.clone() })
         }
         Some(_) => Ok(()),
     }

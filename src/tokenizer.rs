@@ -9,7 +9,7 @@ use burn::nn::{Initializer, PaddingConfig2d};
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::checkpoint::{CheckpointError, NamedTensor};
+use crate::checkpoint::{CheckpointError, NamedTensor, TensorSource};
 use crate::config::{TokenizerConfig, VqConfig};
 use crate::vqgan::Vqgan;
 use crate::weights;
@@ -227,7 +227,7 @@ impl Tokenizer {
     /// The weights from a checkpoint's tensors named `prefix.<module path>` (taken out of them).
     pub fn import(
         self,
-        tensors: &mut [NamedTensor],
+        tensors: &mut (impl TensorSource + ?Sized),
         prefix: &str,
         device: &Device,
     ) -> Result<Self, CheckpointError> {

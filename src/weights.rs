@@ -4,7 +4,7 @@
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::checkpoint::{CheckpointError, NamedTensor};
+use crate::checkpoint::{CheckpointError, NamedTensor, TensorSource};
 
 fn join(prefix: &str, path: &[String]) -> String {
     let mut name = prefix.to_string();
@@ -77,15 +77,15 @@ pub fn shapes<M: Module>(module: &M, prefix: &str) -> Vec<(String, Vec<usize>)> 
     v.out
 }
 
-struct Importer<'a> {
+struct Importer<'a, S: ?Sized> {
     prefix: String,
     path: Vec<String>,
-    tensors: &'a mut [NamedTensor],
+    tensors: &'a mut S,
     device: Device,
     error: Option<CheckpointError>,
 }
 
-impl ModuleMapper for Importer<'_> {
+impl<S: TensorSource + ?Sized> ModuleMapper for Importer<'_, S> {
     fn enter_module(&mut self, name: &str, _container_type: &str) {
         self.path.push(name.to_string());
     }
@@ -100,14 +100,15 @@ impl ModuleMapper for Importer<'_> {
         }
         let name = join(&self.prefix, &self.path);
         let expected = param.lazy_shape().dims::<D>().to_vec();
-        match self.tensors.iter_mut().find(|t| t.name == name) {
-            None => self.error = Some(CheckpointError::MissingTensor(name)),
-            Some(t) if t.shape != expected => {
-                self.error = Some(CheckpointError::ShapeMismatch { name, expected, found: t.shape.clone() })
+        match self.tensors.take(&name) {
+            Err(e) => self.error = Some(e),
+            Ok(None) => self.error = Some(CheckpointError::MissingTensor(name)),
+            Ok(Some(t)) if t.shape != expected => {
+                self.error = Some(CheckpointError::ShapeMismatch { name, expected, found: t.shape })
             }
-            Some(t) => {
+            Ok(Some(t)) => {
                 // Taken, not copied: loading holds each weight once.
-                let data = TensorData::new(std::mem::take(&mut t.data), t.shape.clone());
+                let data = TensorData::new(t.data, t.shape);
                 let device = self.device.clone();
                 return param
                     .map(|old| Tensor::from_data(data, &device).set_require_grad(old.is_require_grad()));
@@ -117,11 +118,12 @@ impl ModuleMapper for Importer<'_> {
     }
 }
 
-/// Replace every float parameter of `module` with the tensor of the same name, whose values are
-/// moved out of `tensors` (left empty); a missing tensor or a shape mismatch is an error.
-pub fn import<M: Module>(
+/// Replace every float parameter of `module` with the tensor of the same name, taken from
+/// `tensors` (values moved out of memory, or read from a file); a missing tensor or a shape
+/// mismatch is an error.
+pub fn import<M: Module, S: TensorSource + ?Sized>(
     module: M,
-    tensors: &mut [NamedTensor],
+    tensors: &mut S,
     prefix: &str,
     device: &Device,
 ) -> Result<M, CheckpointError> {

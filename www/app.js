@@ -4,6 +4,8 @@ import {
   $, classNames, downloadPng, drawReveal, modelTexts, optionTexts, paste, putImage, registerServiceWorker,
   startClient,
 } from "/common.js";
+import { classPicker } from "/classes.js";
+import { stepText } from "/progress.js";
 
 const t0 = performance.now();
 const client = startClient();
@@ -12,9 +14,9 @@ registerServiceWorker();
 const canvas = $("#canvas");
 const ctx = canvas.getContext("2d");
 const stats = $("#stats");
-let klass = 0;
+let klass = 0; // the class to generate: the picker's, or the URL's even when the model lacks it (an error says so)
 let shown = null; // the id of the model whose images the page shows
-let last = null; // {images, tokens, class, options, cols, size, model}: `model` the download's texts
+let last = null; // {images, tokens, class, options, cols, size, model, stepMs, ms}: `model` the download's texts
 let firstImageMs = null;
 let runs = 0; // generate() calls: only the newest one updates the page
 
@@ -31,6 +33,9 @@ if (params.has("seed")) {
 if (params.has("class")) klass = Math.max(0, Math.floor(Number(params.get("class")) || 0));
 const autoRun = params.get("auto") !== "0";
 
+const picker = classPicker($("#class-picker"), { onPick: (i) => (klass = i) });
+picker.value = klass;
+
 for (const [input, out] of [["#steps", "#steps-out"], ["#batch", "#batch-out"]]) {
   const show = () => ($(out).textContent = $(input).value);
   $(input).addEventListener("input", show);
@@ -38,6 +43,7 @@ for (const [input, out] of [["#steps", "#steps-out"], ["#batch", "#batch-out"]])
 }
 
 client.addEventListener("ready", ({ detail: info }) => {
+  picker.setClasses(classNames(info));
   if (shown !== client.model.id) {
     if (shown !== null) {
       // Another model was picked: the other one's images (and a class it lacks) go.
@@ -45,7 +51,7 @@ client.addEventListener("ready", ({ detail: info }) => {
       last = null;
       $("#download").disabled = true;
       stats.textContent = "";
-      klass = klass < info.nClasses ? klass : 0;
+      if (klass >= info.nClasses) picker.pick(0); // and the URL says so
     }
     shown = client.model.id;
     // The model's own defaults (its checkpoint's), unless the URL sets them.
@@ -53,16 +59,7 @@ client.addEventListener("ready", ({ detail: info }) => {
     if (!params.has("cfg")) $("#cfg").value = String(info.sampling.generate.cfg);
     $("#steps-out").textContent = $("#steps").value;
   }
-  const box = $("#classes");
-  box.querySelectorAll("label").forEach((l) => l.remove());
-  classNames(info).forEach((name, i) => {
-    const label = document.createElement("label");
-    const r = document.createElement("input");
-    Object.assign(r, { type: "radio", name: "class", value: String(i), checked: i === klass });
-    r.addEventListener("change", () => (klass = i));
-    label.append(r, ` ${name}`);
-    box.append(label);
-  });
+  picker.value = klass;
   $("#steps").max = String(info.gridH * info.gridW);
   $("#generate").disabled = false;
   // First visit: show something right away.
@@ -116,7 +113,7 @@ async function generate({ quiet = false } = {}) {
       (ev, ms) => {
         if (mine !== runs) return;
         drawReveal(ctx, ev, info, client.patches);
-        stats.textContent = `step ${ev.step + 1}/${ev.steps} · ${ms.toFixed(0)} ms`;
+        stats.textContent = stepText(ev, ms);
       },
       { quiet },
     );
@@ -125,7 +122,10 @@ async function generate({ quiet = false } = {}) {
     if (firstImageMs === null) firstImageMs = performance.now() - t0;
     stats.textContent = `${out.stepMs.length} steps · ${perStep.toFixed(1)} ms/step · total ${out.ms.toFixed(0)} ms` +
       ` · ${info.backend === "webgpu" ? "WebGPU" : "CPU"} · first image ${firstImageMs.toFixed(0)} ms after page load`;
-    last = { images: out.result, tokens: out.tokens, class: klass, options, cols, size, model: modelTexts(client) };
+    last = {
+      images: out.result, tokens: out.tokens, class: klass, options, cols, size, model: modelTexts(client),
+      stepMs: out.stepMs, ms: out.ms,
+    };
     canvas.dataset.tokens = JSON.stringify(out.tokens);
     $("#download").disabled = false;
     document.body.dataset.run = "done";
@@ -162,7 +162,7 @@ $("#generate").addEventListener("click", () => generate());
 $("#cancel").addEventListener("click", () => client.cancel("generation cancelled"));
 $("#download").addEventListener("click", download);
 document.addEventListener("keydown", (e) => {
-  if (e.target.closest("input, select, textarea")) return;
+  if (e.target.closest("input, select, textarea, .class-picker")) return; // their own keys
   if (e.key === "Enter" || e.key === "g") generate();
   if (e.key === "Escape") client.cancel("generation cancelled");
 });

@@ -4,7 +4,8 @@
 // "ready" {detail: info} (the model is `client.model`, its manifest entry), "notice"
 // {detail: {text, kind}} with kind "job" (a job cancelled) or "recovery" (the worker restarted).
 //
-// Models: `open(id)` reads the manifest (models.js) and starts the model `id` (else the first);
+// Models: `open(id)` reads the model list (models.js: the manifest's, then the user's own) and
+// starts the model `id` (else the first);
 // `switchModel(id)` cancels the running job first, so that no result of one model reaches a page
 // that shows another.
 //
@@ -18,7 +19,7 @@
 // dead. A crashed worker, or a lost WebGPU device (the worker watches `device.lost`), restarts the
 // model (on the CPU when it was on WebGPU) and runs the interrupted job again, once.
 
-import { loadManifest } from "/models.js";
+import { loadModels } from "/models.js";
 
 // What a notice says when the worker fails. Never the browser's own error text (a JS error name,
 // "unreachable", a stack): that goes to the console, for whoever debugs it.
@@ -29,7 +30,7 @@ export class EngineClient extends EventTarget {
   constructor(backend = "auto") {
     super();
     this.backend = backend;
-    this.models = null; // the manifest's entries
+    this.models = null; // the model list's entries
     this.model = null; // the entry of the model loaded or loading
     this.opens = 0; // open() calls: only the newest one starts a model
     this.worker = null;
@@ -45,6 +46,8 @@ export class EngineClient extends EventTarget {
     this.cancelGraceMs = 5000;
     this.pingMs = 1000;
     this.hangMs = 20000;
+    this.gpuWatchMs = 15000;
+    this.gpuWatch = 0;
     this.watchdog = 0;
     this.lastPong = 0;
     // Counters (tests, debugging): workers started, models loaded, restarts after a fault,
@@ -64,7 +67,7 @@ export class EngineClient extends EventTarget {
     this.stopWorker();
     this.info = null;
     this.emit("status", { state: "loading", text: "reading the model list…" });
-    this.ready = loadManifest().then((models) => {
+    this.ready = loadModels().then((models) => {
       if (mine !== this.opens) return this.ready;
       this.models = models;
       this.model = models.find((m) => m.id === id) || models[0];
@@ -79,6 +82,12 @@ export class EngineClient extends EventTarget {
     });
     this.ready.catch(() => {}); // reported through "status"
     return this.ready;
+  }
+
+  /** Read the model list again (a model was added or removed) without restarting the model. */
+  async refreshModels() {
+    this.models = await loadModels();
+    this.emit("models", this.models);
   }
 
   /** The user picked another model: the running job is cancelled (with a notice), then it loads. */
@@ -102,7 +111,7 @@ export class EngineClient extends EventTarget {
         if (worker !== this.worker) return;
         switch (data.type) {
           case "progress":
-            this.emit("status", { state: "loading", text: data.text });
+            this.emit("status", { state: "loading", text: data.text, bytes: data.bytes, total: data.total });
             break;
           case "ready":
             this.info = data.info;
@@ -111,6 +120,7 @@ export class EngineClient extends EventTarget {
             this.stats.loads++;
             this.emit("status", { state: "ready", text: "ready" });
             this.emit("ready", data.info);
+            if (data.info.gpuPending) this.watchGpuBuild();
             resolve(data.info);
             break;
           case "load-error":
@@ -145,6 +155,21 @@ export class EngineClient extends EventTarget {
     this.ready.catch(() => {}); // reported through "status"
     worker.postMessage({ type: "load", backend, model });
     return this.ready;
+  }
+
+  /** The model runs on the CPU because the WebGPU build is not there yet (`make run` serves before
+   * it is done): look for it every `gpuWatchMs`, and once it is there load the model again on it,
+   * between jobs. */
+  watchGpuBuild() {
+    clearInterval(this.gpuWatch);
+    this.gpuWatch = setInterval(async () => {
+      if (!this.info?.gpuPending) return clearInterval(this.gpuWatch);
+      const there = await fetch("/pkg/gpu/arpg_bg.wasm", { method: "HEAD", cache: "no-store" }).then((r) => r.ok, () => false);
+      if (!there || this.busy || !this.info?.gpuPending) return;
+      clearInterval(this.gpuWatch);
+      this.emit("notice", { kind: "info", text: "The WebGPU build is there now: loading the model on it." });
+      this.start(this.backend);
+    }, this.gpuWatchMs);
   }
 
   /** Preview patches of `codes` from the worker (`bytes`: one patch per code, in order) into the

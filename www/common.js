@@ -5,6 +5,7 @@
 // and licence from its manifest entry (`client.model`, see models.js), never from constants here.
 
 import { EngineClient } from "/client.js";
+import { importModel, mb, progressText, removeLocal, storageUse } from "/local.js";
 import { modelUrl } from "/models.js";
 
 /** The checkpoint's class names (`class i` where it has none). */
@@ -27,26 +28,132 @@ function initialModel() {
   return new URLSearchParams(location.search).get("model") || localStorage.getItem("arpg.model");
 }
 
-/** Fill the model picker (#model) from the manifest; picking one switches the model (the
- * running job is cancelled) and records it in the URL and for the next visit. */
+const OPEN = "open-file"; // the picker's "Open a model file…" item
+
+/** Fill the model picker (#model) from the model list: the shipped models, then the user's own
+ * (local.js), then "Open a model file…". Picking a model switches to it (the running job is
+ * cancelled) and records it in the URL and for the next visit. Beside the picker: a button that
+ * opens a model file, and one that removes the user's model shown. */
 function wireModelPicker(client) {
   const picker = $("#model");
+  const file = Object.assign(document.createElement("input"), { type: "file", id: "model-file", accept: ".arpg", hidden: true });
+  const open = button("model-open", "Open a model file…", "an .arpg checkpoint from this machine (or drop it on the page); it is kept in this browser and never leaves this machine");
+  const remove = button("model-remove", "Remove", "remove this model from this browser and free its storage");
+  picker.closest("label").after(open, remove, file);
+  const current = () => client.models?.find((m) => m.id === picker.value);
+  const showRemove = () => (remove.hidden = !current()?.local);
   client.addEventListener("models", ({ detail: models }) => {
-    picker.replaceChildren(...models.map((m) => {
-      const o = new Option(m.name, m.id);
-      o.title = `${m.classes} classes, ${m.imageSize}x${m.imageSize}, ${(m.bytes / 1e6).toFixed(1)} MB`;
-      return o;
-    }));
+    const option = (m) => Object.assign(new Option(m.name, m.id), {
+      title: `${m.classes} classes, ${m.imageSize}x${m.imageSize}, ${mb(m.bytes)}${m.local ? `, ${m.source}` : ""}`,
+    });
+    const own = models.filter((m) => m.local);
+    const group = Object.assign(document.createElement("optgroup"), { label: "your model files (kept in this browser)" });
+    group.append(...own.map(option));
+    picker.replaceChildren(...models.filter((m) => !m.local).map(option), ...(own.length ? [group] : []),
+      new Option("Open a model file…", OPEN));
     picker.value = client.model ? client.model.id : "";
+    showRemove();
   });
   picker.addEventListener("change", () => {
-    localStorage.setItem("arpg.model", picker.value);
-    const url = new URL(location.href);
-    url.searchParams.set("model", picker.value);
-    history.replaceState(null, "", url);
-    clearNotice();
-    client.switchModel(picker.value);
+    if (picker.value === OPEN) {
+      picker.value = client.model ? client.model.id : "";
+      file.click();
+      return;
+    }
+    showModel(client, picker.value);
+    showRemove();
   });
+  open.addEventListener("click", () => file.click());
+  file.addEventListener("change", () => {
+    if (file.files[0]) openModelFile(client, file.files[0]);
+    file.value = "";
+  });
+  remove.addEventListener("click", () => current() && removeModel(client, current()));
+  // A model file dropped anywhere on the page (other files are the page's own business: paint.js).
+  document.addEventListener("dragover", (e) => e.preventDefault());
+  document.addEventListener("drop", (e) => {
+    const f = [...(e.dataTransfer?.files || [])].find(isModelFile);
+    if (!f) return;
+    e.preventDefault();
+    e.stopImmediatePropagation();
+    openModelFile(client, f);
+  }, true);
+}
+
+export const isModelFile = (f) => /\.arpg$/i.test(f.name);
+
+function button(id, text, title) {
+  return Object.assign(document.createElement("button"), { type: "button", id, textContent: text, title, className: "model-button" });
+}
+
+/** Switch to model `id`, recorded in the URL and for the next visit. */
+function showModel(client, id) {
+  localStorage.setItem("arpg.model", id);
+  const url = new URL(location.href);
+  url.searchParams.set("model", id);
+  history.replaceState(null, "", url);
+  clearNotice();
+  client.switchModel(id);
+}
+
+/** A model file the user picked or dropped: verified, kept in this browser, then shown. A file
+ * that is not a checkpoint, is truncated or does not fit the storage gets a one-line notice, and
+ * nothing of it is kept. */
+async function openModelFile(client, f) {
+  const name = JSON.stringify(f.name);
+  notice(`Opening ${name} (${mb(f.size)}): it is checked and kept in this browser; the file never leaves this machine.`, null, "import");
+  let phase = null;
+  let t0 = 0;
+  try {
+    const { entry, existed } = await importModel(f, (p) => {
+      if (p.phase !== phase) [phase, t0] = [p.phase, performance.now()];
+      const what = phase === "checking" ? `checking ${name}` : `storing ${name} in this browser`;
+      showProgress(progressText(what, p.bytes, p.total, t0), p.bytes / p.total);
+    });
+    showProgress(null);
+    showModel(client, entry.id);
+    notice(existed ? `${entry.name} is already kept in this browser.`
+      : `${entry.name} (${mb(entry.bytes)}) is kept in this browser, for use offline too; it never leaves this machine.`,
+    null, "model");
+  } catch (e) {
+    showProgress(null);
+    notice(e.message, null, "import-error");
+  }
+}
+
+/** Remove one of the user's models from this browser; says how much storage that freed. */
+async function removeModel(client, entry) {
+  const before = await storageUse();
+  try {
+    await removeLocal(entry);
+  } catch (e) {
+    return notice(`could not remove ${entry.name}: ${e.message}`, null, "import-error");
+  }
+  const after = await storageUse();
+  const freed = before && after ? `: ${mb(Math.max(0, before.usage - after.usage))} of storage freed` : "";
+  if (client.model?.id === entry.id) {
+    localStorage.removeItem("arpg.model");
+    const url = new URL(location.href);
+    url.searchParams.delete("model");
+    history.replaceState(null, "", url);
+    client.switchModel(null);
+  } else {
+    await client.refreshModels();
+  }
+  notice(`${entry.name} was removed from this browser${freed}.`, null, "model");
+}
+
+/** The progress bar under the status line: `fraction` of the work done, with `text` (null hides it). */
+function showProgress(text, fraction) {
+  let bar = $("#progress");
+  if (!bar) {
+    bar = Object.assign(document.createElement("progress"), { id: "progress", max: 1 });
+    $("#status").after(bar);
+  }
+  bar.hidden = text === null;
+  if (text === null) return;
+  bar.value = fraction;
+  $("#status").textContent = text;
 }
 
 /** A client wired to the page's badge (#backend), backend menu (#backend-choice), model picker
@@ -66,6 +173,7 @@ export function startClient() {
   wireModelPicker(client);
   client.addEventListener("status", ({ detail }) => {
     status.textContent = detail.text;
+    showProgress(detail.total ? detail.text : null, detail.bytes / detail.total);
     status.dataset.state = detail.state;
     document.body.dataset.engine = detail.state;
     if (detail.done && noticeKind() === "job") clearNotice(); // a job ran since the cancel

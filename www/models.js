@@ -12,7 +12,10 @@
 //   licence     the licence line the pages show
 //   samples     optional bundled test images, `/samples/<class>-<name>.png`
 // The worker fetches a checkpoint as /models/<file>?v=<sha256> and `WebEngine.load` checks the
-// hash; the service worker keeps each one offline from the first time it is picked.
+// hash; the service worker keeps each one offline from the first time it is picked. The models a
+// user opened from their own files (local.js) follow the manifest's in `loadModels`.
+
+import { listLocal } from "/local.js";
 
 const HEX64 = /^[0-9a-f]{64}$/;
 const FILE = /^[\w.-]+$/;
@@ -45,6 +48,13 @@ function checked(m, i) {
     licence: String(m.licence || ""),
     samples: Array.isArray(m.samples) ? m.samples.filter((s) => FILE.test(s)) : [],
   };
+}
+
+/** The manifest's models, then those the user opened and this browser keeps (local.js):
+ * Promise<[entry]>. A failure to list the kept ones leaves just the manifest's. */
+export async function loadModels() {
+  const [shipped, local] = await Promise.all([loadManifest(), listLocal().catch(() => [])]);
+  return [...shipped, ...local];
 }
 
 /** The URL a checkpoint is fetched and cached under: one URL per exact file. */

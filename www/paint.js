@@ -7,6 +7,8 @@ import {
   $, classNames, downloadPng, drawReveal, fromRgba, modelTexts, notice, optionTexts, putImage, registerServiceWorker,
   startClient,
 } from "/common.js";
+import { classPicker } from "/classes.js";
+import { stepText } from "/progress.js";
 import * as store from "/store.js";
 
 const client = startClient();
@@ -15,6 +17,7 @@ registerServiceWorker();
 const view = $("#view");
 const vctx = view.getContext("2d");
 const stats = $("#stats");
+const picker = classPicker($("#class-picker")); // the class of new images and of the edits
 
 let owner = null; // the id of the model the image belongs to
 let image = null; // {width, height, channels, pixels}, in the model's channels
@@ -207,15 +210,46 @@ function pngSize(bytes) {
 }
 
 /** Any image file -> pixels in the model's channels (grey or RGB), transparency composited onto
- * the model's background (the checkpoint's). Sides are kept when they are whole tokens from the model's
- * frame (half of it for a multi-scale model, whose 2x expansion starts there) up to the token
- * budget; anything else is fitted into the frame: scaled down keeping its aspect (never up),
- * centred, padded with the background, and a notice says so. Refused with a message (the current
- * image and mask stay): files over 32 MiB, images over 4096x4096 pixels (a PNG from its header,
- * before decoding), anything the browser cannot decode. */
-async function openFile(file) {
+ * the model's background (the checkpoint's). Sides are kept when they are whole tokens from the
+ * model's frame (half of it for a multi-scale model, whose 2x expansion starts there) up to the
+ * token budget. Anything else is fitted to the frame: scaled (down or up) keeping its aspect so
+ * that its shorter side is the frame's, centred, the overflow of the longer side cropped, and a
+ * notice says so. `pad` (the bundled samples): scaled down only, centred and padded with the
+ * background instead, as the model's dataset was framed for training (Fashion-MNIST's 28x28 in
+ * 32x32). Refused with a message (the current image and mask stay): files over 32 MiB, images
+ * over 4096x4096 pixels (a PNG from its header, before decoding), anything the browser cannot
+ * decode. */
+async function openFile(file, { pad = false } = {}) {
   const info = await modelInfo();
   const name = JSON.stringify(file.name || "the file");
+  const bitmap = await decode(file, name);
+  const { width, height } = bitmap;
+  const [f, frame] = [info.factor, info.imageSize];
+  const minSide = info.multiScale ? frame / 2 : frame;
+  const maxSide = Math.floor(Math.sqrt(info.maxCells)) * f; // a square within the token budget
+  const side = (n) => n % f === 0 && n >= minSide && n <= maxSide;
+  const fits = side(width) && side(height);
+  const place = fits ? { k: 1, x: 0, y: 0, dw: width, dh: height } : placement(width, height, frame, pad);
+  const [cw, ch] = fits ? [width, height] : [frame, frame];
+  const c = document.createElement("canvas");
+  [c.width, c.height] = [cw, ch];
+  const cx = c.getContext("2d");
+  const rgb = [0, 1, 2].map((i) => info.background[i] ?? info.background[0]); // grey: one value
+  const bg = `rgb(${rgb.join(", ")})`;
+  cx.fillStyle = bg;
+  cx.fillRect(0, 0, cw, ch);
+  cx.imageSmoothingQuality = "high";
+  cx.drawImage(bitmap, place.x, place.y, place.dw, place.dh);
+  bitmap.close();
+  const opened = fromRgba(cx.getImageData(0, 0, cw, ch).data, cw, ch, info.channels);
+  before = null;
+  token = f;
+  setImage(opened);
+  if (!fits) notice(fittedText(name, width, height, place, frame, pad && bg), null, "fitted");
+}
+
+/** The file's pixels as an ImageBitmap, or an error that names the file and says why not. */
+async function decode(file, name) {
   if (file.size > MAX_FILE_BYTES) {
     throw new Error(`cannot open ${name}: ${(file.size / 2 ** 20).toFixed(0)} MiB is more than the limit of 32 MiB`);
   }
@@ -229,48 +263,42 @@ async function openFile(file) {
   } catch (e) {
     throw new Error(`cannot open ${name}: not an image this browser can decode (${e.message})`);
   }
-  const { width, height } = bitmap;
-  if (width * height > MAX_PIXELS) {
+  if (bitmap.width * bitmap.height > MAX_PIXELS) {
     bitmap.close();
-    throw tooLarge(width, height);
+    throw tooLarge(bitmap.width, bitmap.height);
   }
-  const [f, frame] = [info.factor, info.imageSize];
-  const minSide = info.multiScale ? frame / 2 : frame;
-  const maxSide = Math.floor(Math.sqrt(info.maxCells)) * f; // a square within the token budget
-  const side = (n) => n % f === 0 && n >= minSide && n <= maxSide;
-  const fits = side(width) && side(height);
-  const k = fits ? 1 : Math.min(1, frame / Math.max(width, height));
+  return bitmap;
+}
+
+/** Where a `width`x`height` image goes in a `frame` square: {k (its scale), x, y, dw, dh}. Scaled
+ * to cover the frame (the longer side overflows, centred: cropped), or with `pad` to fit in it,
+ * never enlarged (the rest is background). */
+function placement(width, height, frame, pad) {
+  const k = pad ? Math.min(1, frame / Math.max(width, height)) : frame / Math.min(width, height);
   const [dw, dh] = [Math.max(1, Math.round(width * k)), Math.max(1, Math.round(height * k))];
-  const [cw, ch] = fits ? [width, height] : [frame, frame];
-  const c = document.createElement("canvas");
-  [c.width, c.height] = [cw, ch];
-  const cx = c.getContext("2d");
-  const rgb = [0, 1, 2].map((i) => info.background[i] ?? info.background[0]); // grey: one value
-  const bg = `rgb(${rgb.join(", ")})`;
-  cx.fillStyle = bg;
-  cx.fillRect(0, 0, cw, ch);
-  cx.imageSmoothingQuality = "high";
-  cx.drawImage(bitmap, Math.floor((cw - dw) / 2), Math.floor((ch - dh) / 2), dw, dh);
-  bitmap.close();
-  const opened = fromRgba(cx.getImageData(0, 0, cw, ch).data, cw, ch, info.channels);
-  before = null;
-  token = f;
-  setImage(opened);
-  if (fits) return;
-  const how = k < 1 ? `scaled down to ${dw}x${dh}` : "kept at its size";
-  notice(`${name} is ${width}x${height}: fitted to the model's ${frame}x${frame} frame (${how}, centred, ` +
-    `padded with the model's background ${bg}).`, null, "fitted");
+  return { k, dw, dh, x: Math.floor((frame - dw) / 2), y: Math.floor((frame - dh) / 2) };
+}
+
+/** The notice for a fitted image, e.g. `"photo.jpg" is 640x480: scaled to 341x256 and
+ * centre-cropped to the model's 256x256 frame.` `bg`: the colour it was padded with (`pad`), else false. */
+function fittedText(name, width, height, { k, dw, dh }, frame, bg) {
+  const scaled = k === 1 ? [] : [`scaled to ${dw}x${dh}`];
+  const to = `the model's ${frame}x${frame} frame`;
+  if (bg) return `${name} is ${width}x${height}: ${[...scaled, `centred in ${to}`].join(", ")}, padded with the model's background ${bg}.`;
+  if (dw > frame || dh > frame) return `${name} is ${width}x${height}: ${[...scaled, `centre-cropped to ${to}`].join(" and ")}.`;
+  return `${name} is ${width}x${height}: ${scaled[0]} to fill ${to}.`;
 }
 
 $("#file").addEventListener("change", (e) => e.target.files[0] && openFile(e.target.files[0]).catch(fail));
 
 /** A bundled sample of the model's dataset, `/samples/<class>-<name>.png` (listed in the manifest,
- * precached by the service worker), opened like a file; the class selector follows it. */
+ * precached by the service worker), opened like a file but framed as the dataset was (padded);
+ * the class picker follows it. */
 async function openSample(value) {
   const res = await fetch(`/samples/${value}.png`);
   if (!res.ok) throw new Error(`cannot load the sample ${value}: HTTP ${res.status}`);
-  await openFile(new File([await res.blob()], `${value}.png`, { type: "image/png" }));
-  $("#class").value = value.split("-")[0];
+  await openFile(new File([await res.blob()], `${value}.png`, { type: "image/png" }), { pad: true });
+  picker.pick(Number(value.split("-")[0]));
 }
 $("#sample").addEventListener("change", (e) => {
   if (e.target.value) openSample(e.target.value).catch(fail);
@@ -307,7 +335,7 @@ function fail(e) {
 }
 
 async function job(op, args, apply) {
-  const klass = Number($("#class").value) || 0;
+  const klass = picker.value;
   const opts = options(op);
   const mine = ++jobs;
   reveal = null; // a replaced job's last step
@@ -319,7 +347,7 @@ async function job(op, args, apply) {
       if (mine !== jobs) return;
       reveal = image && ev.gridH * token === image.height && ev.gridW * token === image.width ? ev : null;
       draw();
-      stats.textContent = `${op}: step ${ev.step + 1}/${ev.steps} · ${ms.toFixed(0)} ms`;
+      stats.textContent = `${op}: ${stepText(ev, ms)}`;
     });
     reveal = null;
     lastOp = { op, class: klass, options: opts };
@@ -339,7 +367,7 @@ async function job(op, args, apply) {
 const current = () => ({ width: image.width, height: image.height, channels: image.channels || 1, pixels: image.pixels });
 
 function newImage() {
-  return job("generate", { classes: [Number($("#class").value) || 0] }, (r) => {
+  return job("generate", { classes: [picker.value] }, (r) => {
     before = null;
     token = client.info.factor;
     setImage(r[0]);
@@ -425,7 +453,7 @@ cmp.addEventListener("pointerdown", () => setCompare(true));
 for (const t of ["pointerup", "pointerleave", "pointercancel"]) cmp.addEventListener(t, () => setCompare(false));
 
 document.addEventListener("keydown", (e) => {
-  if (e.target.closest("input[type=number], select, textarea")) return;
+  if (e.target.closest("input[type=number], select, textarea, .class-picker")) return; // their own keys
   const k = e.key.toLowerCase();
   const mod = e.ctrlKey || e.metaKey;
   if (mod && k === "z") (e.shiftKey ? redo() : undo(), e.preventDefault());
@@ -459,6 +487,7 @@ if (params.has("seed")) {
 }
 if (params.has("steps")) $("#steps").value = params.get("steps");
 if (params.has("order")) $("#order").value = params.get("order");
+picker.value = Math.max(0, Math.floor(Number(params.get("class")) || 0));
 
 /** A saved state this model can edit: its token size and channels, whole tokens. */
 function editable(saved, info) {
@@ -494,10 +523,8 @@ async function openModelState(info) {
 /** A new model (first load or picked): drop the other model's image, jobs and history. A
  * restart of the same model (another backend, a recovery) keeps everything. */
 client.addEventListener("ready", ({ detail: info }) => {
-  const sel = $("#class");
-  const keep = Number(sel.value || params.get("class") || 0);
-  sel.replaceChildren(...classNames(info).map((name, i) => new Option(name, String(i))));
-  sel.value = String(keep < info.nClasses ? keep : 0);
+  picker.setClasses(classNames(info));
+  if (picker.value >= info.nClasses) picker.pick(0); // a class this model lacks (and the URL says so)
   const samples = client.model.samples;
   $("#samples").hidden = samples.length === 0;
   $("#sample").replaceChildren(new Option("choose…", ""), ...samples.map((s) => {

@@ -1,6 +1,7 @@
 // Service worker: precache the app shell, the wasm runtime and the model list so that the app
 // works offline after the first visit; each checkpoint is kept from the first time a page uses
-// it (the page posts {type: "keep", url}), never before: a model the user never picks is never
+// it (the models a user opened from their own files are not here: local.js keeps them in the
+// origin-private file system) (the page posts {type: "keep", url}), never before: a model the user never picks is never
 // downloaded.
 //
 // Strategy: a checkpoint is fetched as /models/<file>?v=<sha256>, so a URL names one exact
@@ -8,10 +9,11 @@
 // is network-first with the cache as the fallback, so a rebuilt pkg/ is picked up at once and
 // arpg.js never runs with a stale arpg_bg.wasm; offline, the cached copies answer.
 
-const CACHE = "arpg-v5";
+const CACHE = "arpg-v6";
 const SHELL = [
   "/", "/index.html", "/paint.html", "/style.css",
   "/app.js", "/paint.js", "/common.js", "/client.js", "/models.js", "/worker.js", "/store.js",
+  "/classes.js", "/progress.js", "/local.js", "/importer.js",
   // The CPU runtime always (it is also the fallback); pkg/gpu/ is cached when first used.
   "/pkg/cpu/arpg.js", "/pkg/cpu/arpg_bg.wasm",
 ];

@@ -1,10 +1,12 @@
 // The Web Worker that owns the model. The page talks to it through client.js; one job at a time.
 //
 // in:  {type: "load", backend: "auto" | "webgpu" | "cpu", model}: `model` a manifest entry (models.js)
+//      or a model the user opened (local.js, `local: true`: read from the OPFS a slice at a time)
 //      {type: "run", id, op: "generate" | "inpaint" | "outpaint" | "expand", args}
 //      {type: "cancel", id}: stop job `id` at its next step boundary (or before it starts)
 //      {type: "ping", n}: answered at once with {type: "pong", n} (the page's liveness check)
-// out: {type: "progress", text} | {type: "ready", info, loadMs} | {type: "load-error", message}
+// out: {type: "progress", text, bytes?, total?} | {type: "ready", info, loadMs} | {type: "load-error", message}
+//      (`info.gpuPending`: auto ran on the CPU because the WebGPU build is not there yet)
 //      {type: "step", id, ev, ms} | {type: "done", id, result, ms, stepMs, tokens}
 //      {type: "patches", codes, bytes}: preview patches of codes a job has just decoded, each
 //      `factor * factor * channels` bytes, in `codes` order (see `previewPatches`)
@@ -19,6 +21,7 @@
 // answer in time. (Downloads do not come here: the pages encode PNGs with their own copy of the
 // CPU runtime, common.js `downloadPng`.)
 
+import { localFile, progressText } from "/local.js";
 import { modelUrl } from "/models.js";
 
 // ---- the WebGPU device: whether it is lost is decided here, and only here.
@@ -92,7 +95,14 @@ self.addEventListener("error", (ev) => {
 // or "auto" with an adapter the runtime does not count as software. The CPU build's
 // `detectAdapter()` says which (its `software` flag is the one definition, which the runtime's
 // own "auto" uses too), so the two never disagree.
+//
+// `make run` serves before the WebGPU build is done (it goes on beside the server): until
+// pkg/gpu is there, "auto" runs on the CPU and says why (`gpuPending`), and the page loads the
+// model again once it appears (client.js).
 let wasm = null; // the module's exports (its linear memory: wasm.memory)
+let gpuPending = false;
+const GPU_PENDING = "the WebGPU build (pkg/gpu) is not there yet: make run is still building it, and " +
+  "the page switches to it once it is there";
 
 async function runtime(backend) {
   let mod = null;
@@ -103,7 +113,16 @@ async function runtime(backend) {
     const adapter = await mod.detectAdapter().catch(() => null);
     if (!adapter || adapter.software) return mod;
   }
-  mod = await import("/pkg/gpu/arpg.js");
+  const cpu = mod;
+  try {
+    mod = await import("/pkg/gpu/arpg.js");
+  } catch (e) {
+    const missing = await fetch("/pkg/gpu/arpg_bg.wasm", { method: "HEAD" }).then((r) => r.status === 404, () => false);
+    if (!missing) throw e;
+    if (!cpu) throw new Error(GPU_PENDING);
+    gpuPending = true;
+    return cpu;
+  }
   wasm = await mod.default();
   return mod;
 }
@@ -137,16 +156,35 @@ async function load(backend, model) {
   const t0 = performance.now();
   post({ type: "progress", text: "loading the wasm runtime…" });
   const { WebEngine } = await runtime(backend);
-  post({ type: "progress", text: `fetching the model ${model.name}…` });
-  // The hash is required: WebEngine.load refuses bytes that do not match it.
-  const bytes = new Uint8Array(await (await fetchOk(modelUrl(model), "checkpoint")).arrayBuffer());
-  post({ type: "progress", text: `starting the model (${backend})…` });
-  engine = await WebEngine.load(bytes, model.sha256, backend);
+  // The hash is required: the engine refuses a file that does not match it.
+  if (model.local) {
+    engine = await openLocal(WebEngine, backend, model);
+  } else {
+    post({ type: "progress", text: `fetching the model ${model.name}…` });
+    const bytes = new Uint8Array(await (await fetchOk(modelUrl(model), "checkpoint")).arrayBuffer());
+    post({ type: "progress", text: `starting the model (${backend})…` });
+    engine = await WebEngine.load(bytes, model.sha256, backend);
+  }
   const info = engine.info();
+  if (gpuPending) Object.assign(info, { gpuPending, reason: GPU_PENDING });
   // Previews are skipped on a software WebGPU adapter, where every GPU call is slow.
   patched = info.backend === "webgpu" && info.adapter?.software ? null : new Uint8Array(info.codebookSize);
   stats.loads++;
   post({ type: "ready", info, loadMs: performance.now() - t0 });
+}
+
+/** A model the user opened, from the OPFS: checked (checksum) and loaded a slice at a time, so
+ * the tab holds the weights and one tensor, never the file. The runtime reads it twice (the
+ * checksum, then the tensors); progress counts both. */
+async function openLocal(WebEngine, backend, model) {
+  const file = await localFile(model).catch((e) => {
+    throw new Error(`the model ${model.name} is no longer stored in this browser (${text(e)})`);
+  });
+  const total = 2 * file.size;
+  const t0 = performance.now();
+  const progress = (bytes) => post({ type: "progress", text: progressText(`reading ${model.name}`, bytes, total, t0), bytes, total });
+  progress(0);
+  return WebEngine.open(file, model.sha256, backend, progress);
 }
 
 /** Preview patches let the page paint the grid while it is decoded: one small picture per code.

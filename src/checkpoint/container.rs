@@ -58,6 +58,30 @@ pub struct NamedTensor {
     pub data: Vec<f32>,
 }
 
+/// Where a module's weights are taken from, one tensor at a time, by name (`weights::import`):
+/// tensors already in memory, or a file read on demand ([`Stream`]), so that loading holds the
+/// weights in their runtime form plus one tensor.
+pub trait TensorSource {
+    /// The tensor `name`, its values moved out of the source (or read now); `None` when absent.
+    fn take(&mut self, name: &str) -> Result<Option<NamedTensor>>;
+}
+
+impl TensorSource for [NamedTensor] {
+    fn take(&mut self, name: &str) -> Result<Option<NamedTensor>> {
+        Ok(self.iter_mut().find(|t| t.name == name).map(|t| NamedTensor {
+            name: t.name.clone(),
+            shape: t.shape.clone(),
+            data: std::mem::take(&mut t.data),
+        }))
+    }
+}
+
+impl TensorSource for Vec<NamedTensor> {
+    fn take(&mut self, name: &str) -> Result<Option<NamedTensor>> {
+        TensorSource::take(self.as_mut_slice(), name)
+    }
+}
+
 /// How tensor payloads are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DType {
@@ -471,44 +495,51 @@ impl<'a> Parsed<'a> {
 
     /// The tensors of `table`, their payloads read from `payloads` one tensor at a time.
     fn decode(&self, table: &Table, payloads: &mut impl std::io::Read) -> Result<Vec<NamedTensor>> {
-        let mut tensors = Vec::with_capacity(table.len());
-        let mut bytes = Vec::new();
-        for (name, shape) in table {
-            // Sizes were checked against the file in `split`, so these allocations are bounded.
-            let numel: usize = shape.iter().product();
-            bytes.resize(payload_len(numel, self.dtype, self.group_size).expect("checked in split"), 0);
-            payloads.read_exact(&mut bytes).map_err(io_error)?;
-            let mut r = Reader::new(&bytes, "tensor payloads");
-            let mut data = Vec::with_capacity(numel);
-            match self.dtype {
-                DType::F32 => {
-                    for _ in 0..numel {
-                        data.push(r.f32()?);
-                    }
-                }
-                DType::Int8 => {
-                    while data.len() < numel {
-                        let n = self.group_size.min(numel - data.len());
-                        let scale = r.f32()?;
-                        if !scale.is_finite() {
-                            return Err(CheckpointError::NonFinite { tensor: name.clone() });
-                        }
-                        data.extend(r.take(n)?.iter().map(|&q| f32::from(q as i8) * scale));
-                    }
+        table.iter().map(|(name, shape)| self.decode_one(name, shape, payloads)).collect()
+    }
+
+    /// One tensor of the table, its payload read from `payload` (sizes were checked against the
+    /// file in `split`, so its allocation is bounded).
+    fn decode_one(
+        &self,
+        name: &str,
+        shape: &[usize],
+        payload: &mut impl std::io::Read,
+    ) -> Result<NamedTensor> {
+        let numel: usize = shape.iter().product();
+        let mut bytes = vec![0; payload_len(numel, self.dtype, self.group_size).expect("checked in split")];
+        payload.read_exact(&mut bytes).map_err(io_error)?;
+        let mut r = Reader::new(&bytes, "tensor payloads");
+        let mut data = Vec::with_capacity(numel);
+        let non_finite = || CheckpointError::NonFinite { tensor: name.to_string() };
+        match self.dtype {
+            DType::F32 => {
+                for _ in 0..numel {
+                    data.push(r.f32()?);
                 }
             }
-            if data.iter().any(|x| !x.is_finite()) {
-                return Err(CheckpointError::NonFinite { tensor: name.clone() });
+            DType::Int8 => {
+                while data.len() < numel {
+                    let n = self.group_size.min(numel - data.len());
+                    let scale = r.f32()?;
+                    if !scale.is_finite() {
+                        return Err(non_finite());
+                    }
+                    data.extend(r.take(n)?.iter().map(|&q| f32::from(q as i8) * scale));
+                }
             }
-            tensors.push(NamedTensor { name: name.clone(), shape: shape.clone(), data });
         }
-        Ok(tensors)
+        if data.iter().any(|x| !x.is_finite()) {
+            return Err(non_finite());
+        }
+        Ok(NamedTensor { name: name.to_string(), shape: shape.to_vec(), data })
     }
 }
 
 /// A file read in two passes, never whole in memory: the checksum over all of it first, then its
-/// head (header, metadata, tensor table) is kept and the payloads are read one tensor at a time
-/// ([`Stream::tensors`]). A model of a few GB loads with about its weights' size in memory.
+/// head (header, metadata, tensor table) is kept and the payloads are read one tensor at a time,
+/// in file order ([`Stream::tensors`]) or by name (its [`TensorSource`]). A model of a few GB
+/// loads with about its weights' size in memory.
 pub struct Stream<R> {
     file: R,
     /// The file's first bytes, through the tensor table at least.
@@ -519,6 +550,9 @@ pub struct Stream<R> {
     /// SHA-256 of the whole file (what `sha256sum` prints).
     pub file_sha256: [u8; 32],
     kind: &'static Kind,
+    /// The tensor table, and where each tensor's payload starts in the file: made when first
+    /// needed, so that a kind checks its header before the table (as [`read`] does).
+    index: Option<(Table, Vec<usize>)>,
 }
 
 /// Bytes of a file's head read at first; a longer tensor table makes it grow.
@@ -553,7 +587,7 @@ impl<R: std::io::Read + std::io::Seek> Stream<R> {
             }
             head = read_at(&mut file, 0, (head.len() * 4).min(body_len))?;
         }
-        Ok(Stream { file, head, body_len, checksum, file_sha256, kind })
+        Ok(Stream { file, head, body_len, checksum, file_sha256, kind, index: None })
     }
 
     /// The file's length in bytes.
@@ -569,10 +603,41 @@ impl<R: std::io::Read + std::io::Seek> Stream<R> {
     /// The tensors, read from the file one at a time (as [`Parsed::tensors`]).
     pub fn tensors(&mut self) -> Result<Vec<NamedTensor>> {
         let parsed = parse(self.kind, &self.head, self.body_len, &self.checksum)?;
-        let (table, table_len) = parsed.split()?;
-        let start = self.head.len() - parsed.rest.len() + table_len;
+        let (table, offsets) = index(&mut self.index, &parsed, self.head.len())?;
+        let start = offsets.first().copied().unwrap_or(self.body_len);
         self.file.seek(std::io::SeekFrom::Start(start as u64)).map_err(io_error)?;
-        parsed.decode(&table, &mut std::io::BufReader::new(&mut self.file))
+        parsed.decode(table, &mut std::io::BufReader::new(&mut self.file))
+    }
+}
+
+/// A [`Stream`]'s index, made on first use from its `parsed` head of `head_len` bytes: the tensor
+/// table and where each tensor's payload starts (checked against the file's length by `split`).
+fn index<'a>(
+    index: &'a mut Option<(Table, Vec<usize>)>,
+    parsed: &Parsed,
+    head_len: usize,
+) -> Result<&'a (Table, Vec<usize>)> {
+    if index.is_none() {
+        let (table, table_len) = parsed.split()?;
+        let mut at = head_len - parsed.rest.len() + table_len;
+        let mut offsets = Vec::with_capacity(table.len());
+        for (_, shape) in &table {
+            offsets.push(at);
+            at += payload_len(shape.iter().product(), parsed.dtype, parsed.group_size)
+                .expect("checked in split");
+        }
+        *index = Some((table, offsets));
+    }
+    Ok(index.as_ref().expect("just made"))
+}
+
+impl<R: std::io::Read + std::io::Seek> TensorSource for Stream<R> {
+    fn take(&mut self, name: &str) -> Result<Option<NamedTensor>> {
+        let parsed = parse(self.kind, &self.head, self.body_len, &self.checksum)?;
+        let (table, offsets) = index(&mut self.index, &parsed, self.head.len())?;
+        let Some(i) = table.iter().position(|(n, _)| n == name) else { return Ok(None) };
+        self.file.seek(std::io::SeekFrom::Start(offsets[i] as u64)).map_err(io_error)?;
+        parsed.decode_one(name, &table[i].1, &mut self.file).map(Some)
     }
 }
 

@@ -21,7 +21,7 @@ mod v1;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-pub use container::{CHECKSUM_LEN, DType, Kind, MAX_RANK, NamedTensor};
+pub use container::{CHECKSUM_LEN, DType, Kind, MAX_RANK, NamedTensor, TensorSource};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelConfig, TokenizerConfig, TrainMeta};
@@ -72,6 +72,15 @@ pub struct CheckpointInfo {
     pub meta: TrainMeta,
     pub sampling: Option<SampleDefaults>,
     pub tensors: Vec<(String, Vec<usize>)>,
+}
+
+impl CheckpointInfo {
+    /// The largest tensor's name and its size in f32, the form it is computed in (a WebGPU
+    /// adapter must hold it in one buffer).
+    pub fn largest_tensor(&self) -> Option<(&str, usize)> {
+        let bytes = |shape: &[usize]| shape.iter().product::<usize>() * 4;
+        self.tensors.iter().map(|(name, shape)| (name.as_str(), bytes(shape))).max_by_key(|&(_, b)| b)
+    }
 }
 
 /// What can be wrong with a container file (a checkpoint, a classifier, a training state).
@@ -168,11 +177,10 @@ impl Checkpoint {
     /// the checksum is verified in a first pass, then the tensors are read one at a time
     /// ([`container::Stream`]). Also returns the file's SHA-256, lower-case hex.
     pub fn read_from(file: impl std::io::Read + std::io::Seek) -> Result<(Checkpoint, String)> {
-        let mut stream = container::Stream::open(file, kind_of)?;
-        let info = info(&stream.parsed()?, stream.file_len())?;
+        let CheckpointFile { info, sha256, mut stream } = CheckpointFile::open(file)?;
         let tensors = stream.tensors()?;
         let CheckpointInfo { model, tokenizer, meta, sampling, .. } = info;
-        Ok((Checkpoint { model, tokenizer, meta, sampling, tensors }, hex(&stream.file_sha256)))
+        Ok((Checkpoint { model, tokenizer, meta, sampling, tensors }, sha256))
     }
 
     pub fn tensor(&self, name: &str) -> Option<&NamedTensor> {
@@ -188,6 +196,31 @@ impl Checkpoint {
 /// Parses the header and tensor table and verifies the checksum, without decoding the payloads.
 pub fn inspect(bytes: &[u8]) -> Result<CheckpointInfo> {
     info(&container::read(kind_of(bytes), bytes)?, bytes.len())
+}
+
+/// A verified checkpoint file (or any seekable reader) whose tensors are read when asked for, one
+/// at a time (its [`TensorSource`]): the checksum pass reads the file once, then only its head
+/// is held.
+pub struct CheckpointFile<R> {
+    /// What [`inspect`] reports.
+    pub info: CheckpointInfo,
+    /// SHA-256 of the whole file, lower-case hex.
+    pub sha256: String,
+    stream: container::Stream<R>,
+}
+
+impl<R: std::io::Read + std::io::Seek> CheckpointFile<R> {
+    pub fn open(file: R) -> Result<Self> {
+        let stream = container::Stream::open(file, kind_of)?;
+        let info = info(&stream.parsed()?, stream.file_len())?;
+        Ok(CheckpointFile { info, sha256: hex(&stream.file_sha256), stream })
+    }
+}
+
+impl<R: std::io::Read + std::io::Seek> TensorSource for CheckpointFile<R> {
+    fn take(&mut self, name: &str) -> Result<Option<NamedTensor>> {
+        self.stream.take(name)
+    }
 }
 
 /// The container kind of a file by its version field: v1's, else this build's (whose reader
@@ -393,6 +426,28 @@ mod tests {
         for case in &cases {
             let want = Checkpoint::from_bytes(case).unwrap_err();
             assert_eq!(read(case), Err(want));
+        }
+    }
+
+    #[test]
+    fn a_file_gives_each_tensor_by_name_in_any_order_as_its_bytes_do() {
+        for dtype in [DType::F32, DType::Int8] {
+            let bytes = sample().to_bytes(dtype, 4).unwrap();
+            let whole = Checkpoint::from_bytes(&bytes).unwrap();
+            let mut file = CheckpointFile::open(std::io::Cursor::new(&bytes)).unwrap();
+            assert_eq!(
+                (&file.info, file.sha256.as_str()),
+                (&inspect(&bytes).unwrap(), sha256_hex(&bytes).as_str())
+            );
+            for t in whole.tensors.iter().rev() {
+                assert_eq!(file.take(&t.name), Ok(Some(t.clone())), "{}", t.name);
+            }
+            assert_eq!(file.take("no.such.tensor"), Ok(None));
+            // Tensors in memory give their values once: they are moved out.
+            let mut tensors = whole.tensors.clone();
+            let first = &whole.tensors[0];
+            assert_eq!(tensors.take(&first.name), Ok(Some(first.clone())));
+            assert_eq!(tensors.take(&first.name).unwrap().map(|t| t.data), Some(vec![]));
         }
     }
 

@@ -38,6 +38,10 @@ pub struct AdapterInfo {
     is_fallback_adapter: bool,
     /// [`AdapterInfo::is_software`], computed once when the adapter is read.
     software: bool,
+    /// The adapter's `maxBufferSize` and `maxStorageBufferBindingSize`, in bytes. burn's device
+    /// asks for all of the adapter's limits, and a tensor must fit in one binding.
+    max_buffer_size: f64,
+    max_storage_buffer_binding_size: f64,
 }
 
 impl AdapterInfo {
@@ -45,6 +49,24 @@ impl AdapterInfo {
     fn is_software(&self) -> bool {
         let text = format!("{} {} {} {}", self.vendor, self.architecture, self.device, self.description);
         self.is_fallback_adapter || text.to_ascii_lowercase().contains("swiftshader")
+    }
+
+    /// Whether a model whose largest tensor is `largest` (name, bytes) fits this adapter's
+    /// buffers; else which limit it exceeds, and by how much, in words.
+    fn check_fits(&self, (name, bytes): (&str, usize)) -> Result<(), String> {
+        let limits = [
+            ("maxStorageBufferBindingSize", self.max_storage_buffer_binding_size),
+            ("maxBufferSize", self.max_buffer_size),
+        ];
+        match limits.into_iter().find(|&(_, limit)| limit > 0.0 && bytes as f64 > limit) {
+            None => Ok(()),
+            Some((what, limit)) => Err(format!(
+                "the model's largest tensor, {name} ({:.1} MB), is {:.1} MB over this adapter's {what} of {:.1} MB",
+                bytes as f64 / 1e6,
+                (bytes as f64 - limit) / 1e6,
+                limit / 1e6
+            )),
+        }
     }
 
     /// The adapter in words, for the reason shown to the user.
@@ -95,6 +117,7 @@ pub async fn probe() -> Result<Option<AdapterInfo>, WebError> {
     let info = get(&adapter, "info");
     let fallback = [&info, &adapter].into_iter().find_map(|v| get(v, "isFallbackAdapter").as_bool());
     let text = |key| get(&info, key).as_string().unwrap_or_default();
+    let limit = |key| get(&get(&adapter, "limits"), key).as_f64().unwrap_or(0.0);
     let mut adapter = AdapterInfo {
         vendor: text("vendor"),
         architecture: text("architecture"),
@@ -102,6 +125,8 @@ pub async fn probe() -> Result<Option<AdapterInfo>, WebError> {
         description: text("description"),
         is_fallback_adapter: fallback.unwrap_or(false),
         software: false,
+        max_buffer_size: limit("maxBufferSize"),
+        max_storage_buffer_binding_size: limit("maxStorageBufferBindingSize"),
     };
     adapter.software = adapter.is_software();
     Ok(Some(adapter))
@@ -148,12 +173,18 @@ impl Chosen {
     }
 }
 
-/// Decide the backend for `requested` and make its device.
-pub async fn choose(requested: Backend) -> Result<Chosen, WebError> {
+/// Decide the backend for `requested` and make its device. `largest`: the model's largest tensor
+/// (name, bytes in f32), which WebGPU must hold in one buffer: where the adapter's limits are
+/// smaller, "auto" takes the CPU and forced WebGPU is an error, saying which limit and by how much.
+pub async fn choose(requested: Backend, largest: Option<(&str, usize)>) -> Result<Chosen, WebError> {
+    let fits = |a: &AdapterInfo| largest.map_or(Ok(()), |t| a.check_fits(t));
     match requested {
         Backend::Cpu => Ok(Chosen::cpu("CPU forced".into(), None)),
         Backend::WebGpu => {
             let adapter = probe().await.ok().flatten();
+            if let Some(Err(e)) = adapter.as_ref().map(fits) {
+                return Err(WebError::AdapterLimit(e));
+            }
             let device = wgpu_device().await.map_err(WebError::WebGpuInit)?;
             let reason = match &adapter {
                 Some(a) if a.software => format!("WebGPU forced (software adapter: {})", a.label()),
@@ -172,14 +203,19 @@ pub async fn choose(requested: Backend) -> Result<Chosen, WebError> {
                 );
                 Chosen::cpu(reason, Some(a))
             }
-            Ok(Some(a)) => match wgpu_device().await {
-                Ok(device) => Chosen {
-                    device,
-                    backend: "webgpu",
-                    reason: format!("WebGPU on {}", a.label()),
-                    adapter: Some(a),
+            Ok(Some(a)) => match fits(&a) {
+                Err(why) => Chosen::cpu(format!("{why}: using the CPU"), Some(a)),
+                Ok(()) => match wgpu_device().await {
+                    Ok(device) => Chosen {
+                        device,
+                        backend: "webgpu",
+                        reason: format!("WebGPU on {}", a.label()),
+                        adapter: Some(a),
+                    },
+                    Err(e) => {
+                        Chosen::cpu(format!("WebGPU initialisation failed ({e}): using the CPU"), Some(a))
+                    }
                 },
-                Err(e) => Chosen::cpu(format!("WebGPU initialisation failed ({e}): using the CPU"), Some(a)),
             },
         }),
     }

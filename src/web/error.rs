@@ -53,9 +53,15 @@ pub enum WebError {
     /// Forced WebGPU whose device could not be made.
     #[error("WebGPU initialisation failed: {0}")]
     WebGpuInit(String),
+    /// Forced WebGPU on an adapter whose buffers cannot hold the model.
+    #[error("WebGPU cannot run this model: {0}; pick the CPU backend")]
+    AdapterLimit(String),
     /// `navigator.gpu.requestAdapter()` threw or rejected (`detectAdapter`).
     #[error("requestAdapter failed: {0}")]
     Adapter(String),
+    /// A browser call that threw (reading a file, for one).
+    #[error("{0}")]
+    Browser(String),
     /// A Rust value serde-wasm-bindgen could not turn into JS.
     #[error("cannot pass the result to JS: {0}")]
     ToJs(String),
@@ -66,5 +72,12 @@ pub enum WebError {
 impl From<serde_wasm_bindgen::Error> for WebError {
     fn from(e: serde_wasm_bindgen::Error) -> Self {
         WebError::ToJs(e.to_string())
+    }
+}
+
+impl WebError {
+    /// What a browser call threw, as text.
+    pub fn from_js(e: wasm_bindgen::JsValue) -> Self {
+        WebError::Browser(super::convert::js_text(&e))
     }
 }

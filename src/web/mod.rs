@@ -11,7 +11,11 @@
 //! The surface:
 //!
 //! * `WebEngine.load(bytes, sha256, backend)` checks the checkpoint's sha256, picks the backend
-//!   (`"auto"`, `"webgpu"` or `"cpu"`, see `adapter`) and loads the weights. `info()` says which
+//!   (`"auto"`, `"webgpu"` or `"cpu"`, see `adapter`) and loads the weights.
+//!   `WebEngine.open(blob, sha256, backend, onProgress)` does the same from a `Blob` (a picked
+//!   `File`, or one in the origin-private file system) read a slice at a time (`blob`), so a large
+//!   model never sits in memory whole; `inspectCheckpoint(blob, onProgress)` verifies such a file
+//!   (checksum, header, configs) and describes it without loading it. `info()` says which
 //!   backend and why, with the adapter's `GPUAdapterInfo`, and the model's sampling defaults per
 //!   task (its checkpoint's, else the library's): a job's options that JS leaves out take those.
 //! * `generate`, `inpaint`, `outpaint`, `expand`, `encode`, `decode` return Promises; bad arguments
@@ -29,6 +33,7 @@
 //! Images are `{width, height, pixels}`, 8-bit grey (see `convert`).
 
 mod adapter;
+mod blob;
 mod convert;
 mod error;
 // The pages encode with the CPU build whichever backend runs the model: see `png`.
@@ -42,15 +47,17 @@ use std::rc::Rc;
 use js_sys::{Function, Promise, Uint8Array};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
+use web_sys::Blob;
 
 use self::adapter::{AdapterInfo, Backend};
+use self::blob::BlobReader;
 use self::convert::{
     JsSampling, class_from_js, classes_from_js, image_from_js, image_to_js, images_to_js, mask_from_js,
     options_from_js, sides_from_js, signal_from_js, tokens_to_js,
 };
 use self::error::WebError;
 use self::scheduler::step_hook;
-use crate::checkpoint::sha256_hex;
+use crate::checkpoint::{CheckpointFile, sha256_hex};
 use crate::choice::Choice;
 use crate::engine::{Engine, MAX_CELLS};
 use crate::image::Image;
@@ -69,6 +76,58 @@ pub async fn detect_adapter() -> Result<JsValue, JsError> {
         Some(info) => Ok(serde_wasm_bindgen::to_value(&info).map_err(WebError::from)?),
         None => Ok(JsValue::NULL),
     }
+}
+
+/// What `inspectCheckpoint` says of a verified checkpoint file.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FileInfo {
+    /// SHA-256 of the whole file, lower-case hex.
+    sha256: String,
+    bytes: usize,
+    version: u16,
+    /// "f32" or "int8".
+    dtype: String,
+    arch: String,
+    params: usize,
+    n_classes: usize,
+    class_names: Vec<String>,
+    image_size: usize,
+    channels: usize,
+    factor: usize,
+    grid_h: usize,
+    grid_w: usize,
+    codebook_size: usize,
+}
+
+/// Verify a checkpoint file (a `Blob`) without loading it: its checksum (one pass over the file,
+/// `onProgress(bytesRead)` as it goes), header and configs -> `{sha256, bytes, version, dtype,
+/// arch, params, nClasses, classNames, imageSize, channels, factor, gridH, gridW, codebookSize}`.
+/// Rejects with the reader's message (not a checkpoint, truncated, corrupted, invalid config).
+#[wasm_bindgen(js_name = inspectCheckpoint)]
+pub fn inspect_checkpoint(file: Blob, on_progress: Option<Function>) -> Result<JsValue, JsError> {
+    let mut reader = BlobReader::new(file, on_progress).map_err(WebError::from_js)?;
+    let CheckpointFile { info, sha256, .. } =
+        CheckpointFile::open(&mut reader).map_err(crate::error::Error::from)?;
+    reader.finish();
+    let (m, t) = (&info.model, &info.tokenizer);
+    let out = FileInfo {
+        sha256,
+        bytes: info.bytes,
+        version: info.version,
+        dtype: info.dtype.to_string(),
+        arch: m.arch.name().to_string(),
+        params: info.tensors.iter().map(|(_, shape)| shape.iter().product::<usize>()).sum(),
+        n_classes: m.n_classes,
+        class_names: info.meta.class_names.clone(),
+        image_size: t.image_size(),
+        channels: t.image_channels(),
+        factor: t.factor(),
+        grid_h: m.grid_h,
+        grid_w: m.grid_w,
+        codebook_size: t.codebook_size(),
+    };
+    Ok(serde_wasm_bindgen::to_value(&out).map_err(WebError::from)?)
 }
 
 /// A job as a Promise: resolves to its value, rejects with its error's message.
@@ -139,15 +198,30 @@ impl WebEngine {
                 return Err(WebError::HashMismatch { expected: expected_sha256, got }.into());
             }
         }
-        let choice = adapter::choose(requested).await?;
+        let choice = adapter::choose(requested, None).await?;
         let engine = Engine::from_bytes(&bytes, &choice.device).map_err(WebError::from)?;
-        Ok(WebEngine {
-            engine: Rc::new(engine),
-            backend: choice.backend,
-            requested: backend,
-            reason: choice.reason,
-            adapter: choice.adapter,
-        })
+        Ok(WebEngine::new(engine, choice, backend))
+    }
+
+    /// [`WebEngine::load`] of a `Blob`, read a slice at a time: its checksum in a first pass,
+    /// then one tensor at a time, `onProgress(bytesRead)` as it goes (about twice the file's
+    /// size in all). The file's sha256 must be `expected_sha256` (hex; empty skips the check).
+    pub async fn open(
+        file: Blob,
+        expected_sha256: String,
+        backend: String,
+        on_progress: Option<Function>,
+    ) -> Result<WebEngine, JsError> {
+        let requested: Backend = backend.parse().map_err(WebError::UnknownName)?;
+        let mut reader = BlobReader::new(file, on_progress).map_err(WebError::from_js)?;
+        let file = CheckpointFile::open(&mut reader).map_err(crate::error::Error::from)?;
+        if !expected_sha256.is_empty() && !file.sha256.eq_ignore_ascii_case(expected_sha256.trim()) {
+            return Err(WebError::HashMismatch { expected: expected_sha256, got: file.sha256 }.into());
+        }
+        let choice = adapter::choose(requested, file.info.largest_tensor()).await?;
+        let engine = Engine::from_file(file, &choice.device).map_err(WebError::from)?;
+        reader.finish();
+        Ok(WebEngine::new(engine, choice, backend))
     }
 
     /// "webgpu" or "cpu".
@@ -329,6 +403,16 @@ impl WebEngine {
 }
 
 impl WebEngine {
+    fn new(engine: Engine, choice: adapter::Chosen, requested: String) -> Self {
+        WebEngine {
+            engine: Rc::new(engine),
+            backend: choice.backend,
+            requested,
+            reason: choice.reason,
+            adapter: choice.adapter,
+        }
+    }
+
     /// A job's options: what JS set, the model's defaults for `task` for the rest.
     fn options(&self, options: JsValue, task: Task) -> Result<SampleOptions, WebError> {
         options_from_js(options, &self.engine.sample_defaults(task))

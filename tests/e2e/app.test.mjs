@@ -128,6 +128,71 @@ test("class page on the forced CPU backend: a non-blank image; screenshot; the d
   }
 });
 
+test("class picker: typing filters the list, ArrowDown and Enter pick, the URL keeps the class; Escape closes; the random button picks a class", async () => {
+  const { context, close } = await h.launch();
+  try {
+    const w = h.watch(context, server.origin);
+    const page = await context.newPage();
+    await page.goto(`${server.origin}/?backend=cpu&batch=1&steps=4&seed=7&class=0`);
+    await waitRun(page, 60_000);
+    const names = await page.evaluate(() => window.__arpg.client.info.classNames);
+    const boot = names.findIndex((n) => /boot/i.test(n)); // Fashion-MNIST's "Ankle boot"
+    assert.ok(boot >= 0, `no class named like "boot" in ${names}`);
+    const picked = () => page.evaluate(() => Number(document.querySelector("#class-search").dataset.class));
+    const urlClass = () => page.evaluate(() => new URLSearchParams(location.search).get("class"));
+    const listed = () => page.$$eval("#class-list [data-class]", (els) => els.map((e) => Number(e.dataset.class)));
+
+    // A short list shows every class on focus.
+    await page.click("#class-search");
+    assert.ok(await page.isVisible("#class-list"), "the list did not open");
+    assert.deepEqual(await listed(), names.map((_, i) => i));
+    await page.keyboard.type("BOO"); // case-insensitive substring
+    assert.deepEqual(await listed(), [boot]);
+    await page.keyboard.press("ArrowDown");
+    const activeId = await page.getAttribute(`#class-list [data-class="${boot}"]`, "id");
+    assert.equal(await page.getAttribute("#class-search", "aria-activedescendant"), activeId);
+    await page.keyboard.press("Enter");
+    assert.equal(await picked(), boot);
+    assert.equal(await page.inputValue("#class-search"), `${boot} ${names[boot]}`);
+    assert.ok(await page.isHidden("#class-list"), "the list stayed open");
+    assert.equal(await urlClass(), String(boot));
+    const { backend, batch, steps, seed } = await page.evaluate(() => Object.fromEntries(new URLSearchParams(location.search)));
+    assert.deepEqual({ backend, batch, steps, seed }, { backend: "cpu", batch: "1", steps: "4", seed: "7" }, "the URL's other settings");
+    await clickAndWait(page, "#generate", 60_000);
+    assert.equal(await page.evaluate(() => window.__arpg.last.class), boot, "generated another class");
+
+    // Nothing matches; Escape closes and keeps the class.
+    await page.click("#class-search");
+    await page.keyboard.type("zzzz");
+    assert.deepEqual(await listed(), []);
+    assert.equal(await page.textContent(".class-more"), "no class matches");
+    await page.keyboard.press("Escape");
+    assert.ok(await page.isHidden("#class-list"), "Escape did not close the list");
+    assert.equal(await picked(), boot);
+
+    // The random button: some class, in the URL too; twenty picks are not all the same one.
+    const seen = new Set();
+    for (let i = 0; i < 20; i++) {
+      await page.click("#class-random");
+      const k = await picked();
+      assert.ok(Number.isInteger(k) && k >= 0 && k < names.length, `random class ${k}`);
+      assert.equal(await urlClass(), String(k));
+      seen.add(k);
+    }
+    assert.ok(seen.size > 1, "the random button picked one class only");
+
+    // A reload opens the class in the URL.
+    const last = await picked();
+    await page.reload();
+    await waitRun(page, 60_000);
+    assert.equal(await picked(), last);
+    assert.equal(await page.evaluate(() => window.__arpg.last.class), last);
+    clean(w);
+  } finally {
+    await close();
+  }
+});
+
 /** The Content-Encoding with which the server answers a GET of `urlPath` accepting `encodings`. */
 const servedEncoding = async (urlPath, encodings) => (await h.fetchEncoded(server.origin, urlPath, encodings))[1];
 
@@ -301,7 +366,7 @@ test("paint tool: a bundled sample opens centred in the 32x32 frame and sets the
     await page.goto(`${server.origin}/paint.html?backend=cpu&seed=3&steps=4&class=0`);
     await waitRun(page, 60_000);
     await page.selectOption("#sample", "5-sandal");
-    await page.waitForFunction(() => document.querySelector("#class").value === "5", null, { timeout: 10_000 });
+    await page.waitForFunction(() => document.querySelector("#class-search").dataset.class === "5", null, { timeout: 10_000 });
     const got = await page.evaluate(() => ({ w: window.__arpg.image.width, px: Array.from(window.__arpg.image.pixels) }));
     const want = samplePixels("5-sandal");
     assert.equal(want.width, 28);

@@ -51,7 +51,7 @@ function checkpointRequests(context) {
 async function assertShows(page, m) {
   const shown = await page.evaluate(() => {
     const { info, model } = window.__arpg.client;
-    const classes = [...document.querySelectorAll("#classes label, #class option")].map((e) => e.textContent.trim());
+    const classes = [...document.querySelectorAll("#class-list [data-class] .name")].map((e) => e.textContent.trim());
     return {
       id: model.id, info, classes,
       picker: document.querySelector("#model").value,
@@ -284,7 +284,7 @@ test("colour painting: the paint brush paints the picked colour; in-paint keeps 
   });
 });
 
-test("opening colour files: a PNG's transparency becomes the model's background; a 500x300 photo is scaled down to 64x38, centred, padded with the background, and the page says so", async () => {
+test("opening colour files: a PNG's transparency becomes the model's background; a 500x300 photo is scaled to 107x64 and centre-cropped to the 64x64 frame, and the page says so", async () => {
   await onColourPaint("seed=3&steps=4", async (page) => {
     const bg = [255, 255, 255]; // the emoji's white, which the checkpoint records (`info().background`)
 
@@ -301,12 +301,15 @@ test("opening colour files: a PNG's transparency becomes the model's background;
     await openFile(page, await drawnFile(page, "photo"));
     const photo = (await paintState(page)).image;
     assert.deepEqual([photo.width, photo.height, photo.channels], [64, 64, 3]);
-    const rowIsBackground = (y) => Array.from({ length: 64 }, (_, x) => rgbAt(photo, x, y)).every((p) => p.every((v, c) => v === bg[c]));
-    const padded = Array.from({ length: 64 }, (_, y) => rowIsBackground(y));
-    // 300 * 64 / 500 = 38.4 -> 38 rows, from row (64 - 38) / 2 = 13.
-    assert.deepEqual(padded, Array.from({ length: 64 }, (_, y) => y < 13 || y >= 51), "rows of background");
+    // The photo covers the frame: 500 * 64 / 300 = 106.7 -> 107 columns, the middle 64 kept; no
+    // row or column is the background's.
+    const isBackground = (p) => p.every((v, c) => v === bg[c]);
+    const line = (f) => Array.from({ length: 64 }, (_, i) => f(i)).every(isBackground);
+    const rows = Array.from({ length: 64 }, (_, y) => line((x) => rgbAt(photo, x, y)));
+    const cols = Array.from({ length: 64 }, (_, x) => line((y) => rgbAt(photo, x, y)));
+    assert.deepEqual([rows.some(Boolean), cols.some(Boolean)], [false, false], "lines of background");
     const text = await page.textContent("#notice");
-    assert.match(text, /"photo\.jpg" is 500x300: fitted to the model's 64x64 frame \(scaled down to 64x38, centred, padded with the model's background rgb\(255, 255, 255\)\)/);
+    assert.match(text, /"photo\.jpg" is 500x300: scaled to 107x64 and centre-cropped to the model's 64x64 frame\./);
   });
 });
 

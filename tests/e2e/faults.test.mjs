@@ -592,7 +592,8 @@ test("options out of range through the wasm API and the UI: readable errors, no 
       console.log(`# [UI] ?${query}: ${s.stats}`);
       assert.equal(s.run, "error");
       assert.equal(s.stats, message);
-      await page.click('input[name="class"][value="2"]');
+      await page.click("#class-search"); // opens the class list
+      await page.click('#class-list [data-class="2"]');
       await page.fill("#seed", "12");
       await page.evaluate(() => (document.body.dataset.run = ""));
       await page.click("#generate");

@@ -515,7 +515,20 @@ fn official_checkpoint(
 }
 
 /// The paper's sizes: `"L"`, `"XL"` or `"XXL"` with VQ-16 (ImageNet, 1000 classes, 16x16 tokens).
+/// `"test"`: the same layout, frame and classes at a test size (2 layers of width 64, a VQGAN of
+/// VQ-16's levels and codebook at a quarter of its widths), for the browser tests.
 pub fn official_configs(size: &str) -> Option<(ModelConfig, VqganConfig)> {
+    if size == "test" {
+        let model = ModelConfig { n_layers: 2, dropout: 0.0, ..ModelConfig::paper("L")? }.with_width(64, 32);
+        let vq = VqganConfig {
+            channels: 32,
+            z_channels: 64,
+            encoder_blocks: 1,
+            decoder_blocks: 1,
+            ..VqganConfig::vq16()
+        };
+        return Some((model, vq));
+    }
     let model = ModelConfig { dropout: 0.0, ..ModelConfig::paper(size)? };
     Some((model, VqganConfig::vq16()))
 }

@@ -53,6 +53,9 @@ pub enum InitPreset {
     ArpgXl,
     /// ARPG-XXL: d_model 1536, 48 layers, 1.3B parameters, with VQ-16.
     ArpgXxl,
+    /// The paper's layout, frame and 1000 classes at a test size (d_model 64, 2 layers, a narrow
+    /// VQGAN): 5.3M parameters, for browser tests of the official architecture.
+    ArpgTest,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -72,6 +75,7 @@ pub fn run(args: Args) -> Result<()> {
         InitPreset::ArpgL => return official(&args, "L"),
         InitPreset::ArpgXl => return official(&args, "XL"),
         InitPreset::ArpgXxl => return official(&args, "XXL"),
+        InitPreset::ArpgTest => return official(&args, "test"),
     };
     let model = ModelConfig { multi_scale: args.multi_scale, ..model }.with_arch(args.arch);
     let tok = VqConfig { image_channels: args.image_channels, ..tok };
@@ -107,7 +111,7 @@ fn official(args: &Args, size: &str) -> Result<()> {
     let ckpt = arpg_tools::import::random_official(size, args.seed).expect("a known size");
     let bytes = write_checkpoint(&args.out, &ckpt, args.dtype, args.group_size)?;
     println!(
-        "wrote {} (ARPG-{size} with VQ-16, random, {} parameters, {}, {bytes} bytes)",
+        "wrote {} (ARPG-{size} with VQ-16's layout, random, {} parameters, {}, {bytes} bytes)",
         args.out.display(),
         ckpt.num_params(),
         args.dtype
