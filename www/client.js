@@ -167,7 +167,7 @@ export class EngineClient extends EventTarget {
       const there = await fetch("/pkg/gpu/arpg_bg.wasm", { method: "HEAD", cache: "no-store" }).then((r) => r.ok, () => false);
       if (!there || this.busy || !this.info?.gpuPending) return;
       clearInterval(this.gpuWatch);
-      this.emit("notice", { kind: "info", text: "The WebGPU build is there now: loading the model on it." });
+      this.emit("notice", { kind: "gpu-build", text: "The WebGPU build is there now: loading the model on it." });
       this.start(this.backend);
     }, this.gpuWatchMs);
   }

@@ -201,8 +201,10 @@ export function startClient() {
     keepOffline(modelUrl(client.model));
     // A recovery notice stays: it says why the model now runs elsewhere; so does one about the
     // model asked for.
-    if (noticeKind() === "recovery" || noticeKind() === "model") return;
-    if (info.requested === "auto" && info.backend === "cpu") notice(`Running on the CPU: ${info.reason}.`, null, "info");
+    if (["recovery", "model", "gpu-build"].includes(noticeKind())) return;
+    if ((info.requested === "auto" || info.gpuPending) && info.backend === "cpu") {
+      notice(`Running on the CPU: ${info.reason}.`, null, "info");
+    }
     else clearNotice();
   });
   client.addEventListener("notice", ({ detail }) => notice(detail.text, null, detail.kind));
@@ -212,8 +214,9 @@ export function startClient() {
 
 /** Show `text` (with a Retry button calling `retry`, if given). `kind`: "load-error", "info",
  * "job" (a job cancelled: cleared once another job is done), "recovery" (the model restarted:
- * kept until the user picks a backend) or "model" (the model asked for is not there: kept until
- * the user picks one). */
+ * kept until the user picks a backend), "gpu-build" (the model moved to the WebGPU build once
+ * it was there), "model" (the model asked for is not there, or one was kept or removed: kept
+ * until the user picks one), "import-error" (a model file refused) or "fitted" (paint.js). */
 export function notice(text, retry, kind = "info") {
   const box = $("#notice");
   box.hidden = false;

@@ -97,8 +97,8 @@ self.addEventListener("error", (ev) => {
 // own "auto" uses too), so the two never disagree.
 //
 // `make run` serves before the WebGPU build is done (it goes on beside the server): until
-// pkg/gpu is there, "auto" runs on the CPU and says why (`gpuPending`), and the page loads the
-// model again once it appears (client.js).
+// pkg/gpu is there, "auto" and "webgpu" run on the CPU and say why (`gpuPending`), and the page
+// loads the model again once it appears (client.js).
 let wasm = null; // the module's exports (its linear memory: wasm.memory)
 let gpuPending = false;
 const GPU_PENDING = "the WebGPU build (pkg/gpu) is not there yet: make run is still building it, and " +
@@ -119,9 +119,10 @@ async function runtime(backend) {
   } catch (e) {
     const missing = await fetch("/pkg/gpu/arpg_bg.wasm", { method: "HEAD" }).then((r) => r.status === 404, () => false);
     if (!missing) throw e;
-    if (!cpu) throw new Error(GPU_PENDING);
     gpuPending = true;
-    return cpu;
+    mod = cpu ?? (await import("/pkg/cpu/arpg.js"));
+    wasm = await mod.default();
+    return mod;
   }
   wasm = await mod.default();
   return mod;
@@ -156,17 +157,18 @@ async function load(backend, model) {
   const t0 = performance.now();
   post({ type: "progress", text: "loading the wasm runtime…" });
   const { WebEngine } = await runtime(backend);
+  const use = gpuPending ? "cpu" : backend;
   // The hash is required: the engine refuses a file that does not match it.
   if (model.local) {
-    engine = await openLocal(WebEngine, backend, model);
+    engine = await openLocal(WebEngine, use, model);
   } else {
     post({ type: "progress", text: `fetching the model ${model.name}…` });
     const bytes = new Uint8Array(await (await fetchOk(modelUrl(model), "checkpoint")).arrayBuffer());
-    post({ type: "progress", text: `starting the model (${backend})…` });
-    engine = await WebEngine.load(bytes, model.sha256, backend);
+    post({ type: "progress", text: `starting the model (${use})…` });
+    engine = await WebEngine.load(bytes, model.sha256, use);
   }
   const info = engine.info();
-  if (gpuPending) Object.assign(info, { gpuPending, reason: GPU_PENDING });
+  if (gpuPending) Object.assign(info, { gpuPending, requested: backend, reason: GPU_PENDING });
   // Previews are skipped on a software WebGPU adapter, where every GPU call is slow.
   patched = info.backend === "webgpu" && info.adapter?.software ? null : new Uint8Array(info.codebookSize);
   stats.loads++;

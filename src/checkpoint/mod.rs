@@ -75,6 +75,11 @@ pub struct CheckpointInfo {
 }
 
 impl CheckpointInfo {
+    /// Total number of values over all tensors.
+    pub fn num_params(&self) -> usize {
+        self.tensors.iter().map(|(_, shape)| shape.iter().product::<usize>()).sum()
+    }
+
     /// The largest tensor's name and its size in f32, the form it is computed in (a WebGPU
     /// adapter must hold it in one buffer).
     pub fn largest_tensor(&self) -> Option<(&str, usize)> {

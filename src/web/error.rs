@@ -56,6 +56,12 @@ pub enum WebError {
     /// Forced WebGPU on an adapter whose buffers cannot hold the model.
     #[error("WebGPU cannot run this model: {0}; pick the CPU backend")]
     AdapterLimit(String),
+    /// A model whose f32 weights do not fit the CPU backend's wasm memory.
+    #[error(
+        "this model's {params} weights take {:.1} GB as f32, more than the {:.1} GB the CPU backend in a browser can hold (wasm32 addresses 4 GiB): run it on WebGPU, or natively with the arpg CLI",
+        *bytes as f64 / 1e9, *max as f64 / 1e9
+    )]
+    TooLarge { params: usize, bytes: usize, max: usize },
     /// `navigator.gpu.requestAdapter()` threw or rejected (`detectAdapter`).
     #[error("requestAdapter failed: {0}")]
     Adapter(String),

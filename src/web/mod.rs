@@ -57,7 +57,7 @@ use self::convert::{
 };
 use self::error::WebError;
 use self::scheduler::step_hook;
-use crate::checkpoint::{CheckpointFile, sha256_hex};
+use crate::checkpoint::{self, CheckpointFile, sha256_hex};
 use crate::choice::Choice;
 use crate::engine::{Engine, MAX_CELLS};
 use crate::image::Image;
@@ -117,7 +117,7 @@ pub fn inspect_checkpoint(file: Blob, on_progress: Option<Function>) -> Result<J
         version: info.version,
         dtype: info.dtype.to_string(),
         arch: m.arch.name().to_string(),
-        params: info.tensors.iter().map(|(_, shape)| shape.iter().product::<usize>()).sum(),
+        params: info.num_params(),
         n_classes: m.n_classes,
         class_names: info.meta.class_names.clone(),
         image_size: t.image_size(),
@@ -128,6 +128,21 @@ pub fn inspect_checkpoint(file: Blob, on_progress: Option<Function>) -> Result<J
         codebook_size: t.codebook_size(),
     };
     Ok(serde_wasm_bindgen::to_value(&out).map_err(WebError::from)?)
+}
+
+/// The most f32 weights the CPU backend takes: wasm32 addresses 4 GiB, and a job needs room
+/// beside the weights (the VQ decoder's activations at 256x256 are a few hundred MB).
+const MAX_CPU_WEIGHT_BYTES: usize = 3 << 30;
+
+/// On the CPU backend the weights live in this module's memory as f32: refuse, before reading
+/// them, a model that cannot fit there.
+fn fits_wasm_memory(info: &checkpoint::CheckpointInfo) -> Result<(), WebError> {
+    let params = info.num_params();
+    let bytes = params.saturating_mul(4);
+    if bytes <= MAX_CPU_WEIGHT_BYTES {
+        return Ok(());
+    }
+    Err(WebError::TooLarge { params, bytes, max: MAX_CPU_WEIGHT_BYTES })
 }
 
 /// A job as a Promise: resolves to its value, rejects with its error's message.
@@ -219,6 +234,9 @@ impl WebEngine {
             return Err(WebError::HashMismatch { expected: expected_sha256, got: file.sha256 }.into());
         }
         let choice = adapter::choose(requested, file.info.largest_tensor()).await?;
+        if choice.backend == "cpu" {
+            fits_wasm_memory(&file.info)?;
+        }
         let engine = Engine::from_file(file, &choice.device).map_err(WebError::from)?;
         reader.finish();
         Ok(WebEngine::new(engine, choice, backend))

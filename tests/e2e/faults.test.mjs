@@ -731,3 +731,26 @@ test("paint tool: a file that is not an image, and a 10000x10000 PNG, are refuse
     await close();
   }
 });
+
+test("before the WebGPU build is there (make run serves first), WebGPU runs on the CPU with a notice that says why; once pkg/gpu appears the page loads the model on it", { timeout: 300_000 }, async () => {
+  const own = h.makeRoot({ preset: "test" });
+  fs.rmSync(path.join(own.dir, "pkg/gpu"), { recursive: true });
+  const ownServer = await h.serve(own.dir);
+  const { context, close } = await h.launch();
+  try {
+    const page = await context.newPage();
+    await page.goto(`${ownServer.origin}/?backend=webgpu&auto=0`);
+    await page.waitForFunction(() => window.__arpg.client.info, null, { timeout: 60_000 });
+    const info = await page.evaluate(() => window.__arpg.client.info);
+    assert.deepEqual([info.backend, info.gpuPending], ["cpu", true]);
+    assert.match(await page.locator("#notice").textContent(), /Running on the CPU: the WebGPU build \(pkg\/gpu\) is not there yet/);
+    await page.evaluate(() => (window.__arpg.client.gpuWatchMs = 500, window.__arpg.client.watchGpuBuild()));
+    fs.cpSync(path.join(h.ROOT, "pkg/gpu"), path.join(own.dir, "pkg/gpu"), { recursive: true });
+    await page.waitForFunction(() => window.__arpg.client.info?.backend === "webgpu", null, { timeout: 120_000 });
+    assert.match(await page.locator("#notice").textContent(), /The WebGPU build is there now/);
+  } finally {
+    await close();
+    await ownServer.stop();
+    fs.rmSync(own.dir, { recursive: true, force: true });
+  }
+});
