@@ -330,7 +330,7 @@ screenshots: browser-deps test-cli server
 	@[[ -f pkg/cpu/arpg.js ]] || $(MAKE) wasm
 	$(call section,screenshots -> docs/)
 	cd $(E2E_DIR) && $(E2E_ENV) ARPG_SCREENSHOTS_DIR="$(CURDIR)/docs" \
-		node --test --test-name-pattern screenshot app.test.mjs colour.test.mjs
+		node --test --test-name-pattern screenshot app.test.mjs colour.test.mjs local.test.mjs
 
 # Node modules of the e2e suite, reinstalled when its package files change.
 $(E2E_DIR)/node_modules/.package-lock.json: $(E2E_DIR)/package.json $(wildcard $(E2E_DIR)/package-lock.json)

@@ -14,7 +14,10 @@
 // one. Cancelling asks the worker, which stops the job at its next decoding step and keeps the
 // model loaded; a worker that does not answer within `cancelGraceMs` (a hung GPU) is terminated
 // and restarted. While a job runs on the CPU backend the worker is pinged between steps: one that
-// stops answering for `hangMs` (closed, stuck) is restarted too. Not on WebGPU: there the worker
+// stops answering for `hangLimit()` (closed, stuck) is restarted too: `hangMs`, or three times
+// the model's load for a large one, whose single synchronous calls are long (ARPG-L in wasm:
+// loaded in 22 s, its VQ decode of one 256x256 image 22 s, no ping answered meanwhile; measured
+// in docs/performance.md, "The paper's models in the browser"). Not on WebGPU: there the worker
 // can block for tens of seconds on a slow adapter (30 s measured with SwiftShader) without being
 // dead. A crashed worker, or a lost WebGPU device (the worker watches `device.lost`), restarts the
 // model (on the CPU when it was on WebGPU) and runs the interrupted job again, once.
@@ -341,12 +344,19 @@ export class EngineClient extends EventTarget {
     let n = 0;
     this.watchdog = setInterval(() => {
       if (!this.worker) return;
-      if (performance.now() - this.lastPong > this.hangMs) {
-        this.recover(`the model worker stopped answering for ${(this.hangMs / 1000).toFixed(0)} s`);
+      const limit = this.hangLimit();
+      if (performance.now() - this.lastPong > limit) {
+        this.recover(`the model worker stopped answering for ${(limit / 1000).toFixed(0)} s`);
         return;
       }
       this.worker.postMessage({ type: "ping", n: ++n });
     }, this.pingMs);
+  }
+
+  /** How long a busy worker may leave pings unanswered: a model's longest synchronous call
+   * grows with its size, as its load time does. */
+  hangLimit() {
+    return Math.max(this.hangMs, 3 * (this.loadMs || 0));
   }
 
   idle() {

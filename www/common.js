@@ -43,7 +43,7 @@ function wireModelPicker(client) {
   const current = () => client.models?.find((m) => m.id === picker.value);
   const showRemove = () => (remove.hidden = !current()?.local);
   client.addEventListener("models", ({ detail: models }) => {
-    const option = (m) => Object.assign(new Option(m.name, m.id), {
+    const option = (m) => Object.assign(new Option(m.local ? `${m.name} · ${mb(m.bytes)}` : m.name, m.id), {
       title: `${m.classes} classes, ${m.imageSize}x${m.imageSize}, ${mb(m.bytes)}${m.local ? `, ${m.source}` : ""}`,
     });
     const own = models.filter((m) => m.local);

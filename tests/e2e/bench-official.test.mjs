@@ -3,7 +3,8 @@
 // --dtype int8`), opened through the page's file input like a user's file, on the wasm CPU build
 // (or ARPG_BENCH_BACKEND=webgpu). Prints figures; asserts only that the work ran. Not in
 // `make test`: `npm run bench-official` (ARPG_BENCH_SIZE=l|xl|xxl, default l; ARPG_BENCH_STEPS,
-// default "64,16"; ARPG_BENCH_FILE: an existing checkpoint instead of a new one).
+// default "64,16", empty: load only; ARPG_BENCH_FILE: an existing checkpoint instead of a new
+// one).
 //
 // - import: the check (checksum, header) and the copy into the origin-private file system;
 // - load: from the stored file to the model ready (its checksum again, then one tensor at a time);
@@ -21,7 +22,7 @@ import { after, before, test } from "node:test";
 import * as h from "./harness.mjs";
 
 const SIZE = (process.env.ARPG_BENCH_SIZE || "l").toLowerCase();
-const STEPS = (process.env.ARPG_BENCH_STEPS || "64,16").split(",").map(Number);
+const STEPS = (process.env.ARPG_BENCH_STEPS ?? "64,16").split(",").filter(Boolean).map(Number);
 const BACKEND = process.env.ARPG_BENCH_BACKEND || "cpu";
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "arpg-bench-official-"));
 let root;

@@ -256,7 +256,7 @@ test("a worker that crashes or closes mid-generation is restarted, the job runs 
     assert.deepEqual([c.workers, c.loads, c.recoveries], [2, 2, 1]);
 
     // A worker that closes itself sends nothing: the liveness check (pings between steps) notices.
-    await page.evaluate(() => (window.__arpg.client.hangMs = 3000));
+    await page.evaluate(() => Object.assign(window.__arpg.client, { hangMs: 3000, loadMs: 0 })); // limit: 3 s
     await startJob(page, () => page.click("#generate"));
     t0 = Date.now();
     await (await modelWorker(page)).evaluate(() => setTimeout(() => self.close(), 0));
@@ -306,7 +306,7 @@ test("every worker crash reads as a plain notice: no JS error name, trap text or
       assertPlain(s.stats);
     }
     // The hang: a worker that closes itself.
-    await page.evaluate(() => (window.__arpg.client.hangMs = 3000));
+    await page.evaluate(() => Object.assign(window.__arpg.client, { hangMs: 3000, loadMs: 0 })); // limit: 3 s
     await startJob(page, () => page.click("#generate"));
     await (await modelWorker(page)).evaluate(() => setTimeout(() => self.close(), 0));
     assertPlain((await expectDone(page)).notice);

@@ -113,7 +113,8 @@ test("a model file opened through the file input is checked, kept in the browser
   assert.match(page.url(), new RegExp(`model=${id}`));
   assert.deepEqual((await stored(page)).names, [`${model.sha256}.arpg`, `${model.sha256}.json`]);
   const option = await page.locator(`#model option[value="${id}"]`).textContent();
-  assert.equal(option, "imagenet-test");
+  assert.equal(option, `imagenet-test · ${(model.bytes / 1e6).toFixed(1)} MB`);
+  assert.match(await page.locator(`#model option[value="${id}"]`).getAttribute("title"), /1000 classes, 256x256, .*opened from imagenet-test\.arpg, \d{4}-\d\d-\d\d/);
 
   // The class by part of its name: "golden retr" is ImageNet's class 207.
   await page.fill("#class-search", "golden retr");
