@@ -3,9 +3,11 @@
 //
 // Layout: the directory `models/` of the origin's OPFS root holds, per model,
 //   <sha256>.arpg   the checkpoint, byte for byte as opened
-//   <sha256>.json   its entry: {name, file, bytes, sha256, classes, imageSize, source, addedAt}
+//   <sha256>.json   its entry: {name, file, bytes, sha256, classes, imageSize, channels, arch,
+//                   dtype, params, source, addedAt} (importer.js writes it)
 // The JSON is written last, so a model is listed only once its file is whole; anything else in
-// the directory (a `.part` an interrupted import left) is removed by `listLocal`.
+// the directory (the checkpoint of an import that was interrupted) is removed by `listLocal`
+// (not one being written: its open access handle keeps it).
 //
 // An entry is used like a manifest entry (models.js) with `local: true` and `id` "local-" plus
 // the first 12 hex digits of its sha256; the worker reads the file with `localFile`.

@@ -75,9 +75,10 @@ pub struct CheckpointInfo {
 }
 
 impl CheckpointInfo {
-    /// Total number of values over all tensors.
-    pub fn num_params(&self) -> usize {
-        self.tensors.iter().map(|(_, shape)| shape.iter().product::<usize>()).sum()
+    /// Total number of values over all tensors (u64: more than a 32-bit usize holds for the
+    /// paper's largest model in f32 bytes).
+    pub fn num_params(&self) -> u64 {
+        self.tensors.iter().map(|(_, shape)| shape.iter().map(|&d| d as u64).product::<u64>()).sum()
     }
 
     /// The largest tensor's name and its size in f32, the form it is computed in (a WebGPU

@@ -78,71 +78,60 @@ pub async fn detect_adapter() -> Result<JsValue, JsError> {
     }
 }
 
-/// What `inspectCheckpoint` says of a verified checkpoint file.
+/// What `inspectCheckpoint` says of a verified checkpoint file: what the page lists beside it.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct FileInfo {
     /// SHA-256 of the whole file, lower-case hex.
     sha256: String,
     bytes: usize,
-    version: u16,
     /// "f32" or "int8".
     dtype: String,
     arch: String,
-    params: usize,
+    params: f64,
     n_classes: usize,
-    class_names: Vec<String>,
+    /// The side of the pictures the model makes (as `info().imageSize`).
     image_size: usize,
+    /// 1 (grey) or 3 (RGB).
     channels: usize,
-    factor: usize,
-    grid_h: usize,
-    grid_w: usize,
-    codebook_size: usize,
 }
 
 /// Verify a checkpoint file (a `Blob`) without loading it: its checksum (one pass over the file,
-/// `onProgress(bytesRead)` as it goes), header and configs -> `{sha256, bytes, version, dtype,
-/// arch, params, nClasses, classNames, imageSize, channels, factor, gridH, gridW, codebookSize}`.
-/// Rejects with the reader's message (not a checkpoint, truncated, corrupted, invalid config).
+/// `onProgress(bytesRead)` as it goes), header and configs -> `{sha256, bytes, dtype, arch,
+/// params, nClasses, imageSize, channels}`. Throws the reader's message (not a checkpoint,
+/// truncated, corrupted, an invalid config).
 #[wasm_bindgen(js_name = inspectCheckpoint)]
 pub fn inspect_checkpoint(file: Blob, on_progress: Option<Function>) -> Result<JsValue, JsError> {
     let mut reader = BlobReader::new(file, on_progress).map_err(WebError::from_js)?;
     let CheckpointFile { info, sha256, .. } =
         CheckpointFile::open(&mut reader).map_err(crate::error::Error::from)?;
     reader.finish();
-    let (m, t) = (&info.model, &info.tokenizer);
     let out = FileInfo {
         sha256,
         bytes: info.bytes,
-        version: info.version,
         dtype: info.dtype.to_string(),
-        arch: m.arch.name().to_string(),
-        params: info.num_params(),
-        n_classes: m.n_classes,
-        class_names: info.meta.class_names.clone(),
-        image_size: t.image_size(),
-        channels: t.image_channels(),
-        factor: t.factor(),
-        grid_h: m.grid_h,
-        grid_w: m.grid_w,
-        codebook_size: t.codebook_size(),
+        arch: info.model.arch.name().to_string(),
+        params: info.num_params() as f64,
+        n_classes: info.model.n_classes,
+        image_size: info.tokenizer.image_size(),
+        channels: info.tokenizer.image_channels(),
     };
     Ok(serde_wasm_bindgen::to_value(&out).map_err(WebError::from)?)
 }
 
 /// The most f32 weights the CPU backend takes: wasm32 addresses 4 GiB, and a job needs room
-/// beside the weights (the VQ decoder's activations at 256x256 are a few hundred MB).
-const MAX_CPU_WEIGHT_BYTES: usize = 3 << 30;
+/// beside the weights (ARPG-XL's 3.16 GB of weights ran in 3.34 GiB of wasm memory:
+/// docs/performance.md).
+const MAX_CPU_WEIGHT_BYTES: u64 = 3 << 30;
 
 /// On the CPU backend the weights live in this module's memory as f32: refuse, before reading
 /// them, a model that cannot fit there.
 fn fits_wasm_memory(info: &checkpoint::CheckpointInfo) -> Result<(), WebError> {
     let params = info.num_params();
-    let bytes = params.saturating_mul(4);
-    if bytes <= MAX_CPU_WEIGHT_BYTES {
+    if params * 4 <= MAX_CPU_WEIGHT_BYTES {
         return Ok(());
     }
-    Err(WebError::TooLarge { params, bytes, max: MAX_CPU_WEIGHT_BYTES })
+    Err(WebError::TooLarge { params, max: MAX_CPU_WEIGHT_BYTES })
 }
 
 /// A job as a Promise: resolves to its value, rejects with its error's message.

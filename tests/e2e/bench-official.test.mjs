@@ -87,8 +87,11 @@ test(`bench: ARPG-${SIZE.toUpperCase()} int8 opened from a file, on the ${BACKEN
       null, { timeout: 1_800_000 },
     );
     const loadMs = Date.now() - t0;
-    const status = await page.locator("#status").textContent();
-    assert.notEqual(await page.evaluate(() => document.body.dataset.engine), "error", `the load failed: ${status}`);
+    if (await page.evaluate(() => document.body.dataset.engine === "error")) {
+      // A size that does not fit (ARPG-XXL on the CPU) is refused: that is the figure.
+      console.log(`# load refused after ${s(loadMs)}: ${await page.locator("#status").textContent()}`);
+      return;
+    }
     const info = await page.evaluate(() => ({ backend: window.__arpg.client.info.backend, reason: window.__arpg.client.info.reason }));
     console.log(`# import (check + store): ${s(importMs)}; load from storage: ${s(loadMs)} (${info.backend}: ${info.reason})`);
     for (const steps of STEPS) {

@@ -165,7 +165,8 @@ test("model picker and ?model= (an unknown one: the first model, with a notice):
     await page.goto(`${server.origin}/?model=${grey.id}&backend=cpu&batch=1&seed=1`);
     await waitRun(page, 60_000);
     const options = await page.$$eval("#model option", (os) => os.map((o) => [o.value, o.textContent]));
-    assert.deepEqual(options, root.models.map((m) => [m.id, m.name]), "the picker lists the manifest's models");
+    assert.deepEqual(options, [...root.models.map((m) => [m.id, m.name]), ["open-file", "Open a model file…"]],
+      "the picker lists the manifest's models, then opens a file");
     await assertShows(page, grey);
     assert.deepEqual(fetched.list, [`/models/${grey.file}`]);
 

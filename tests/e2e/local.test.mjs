@@ -93,6 +93,7 @@ const stored = (page) => page.evaluate(async () => {
 });
 
 const noticeText = (page) => page.locator("#notice").textContent();
+const clearNotice = () => Object.assign(document.querySelector("#notice"), { hidden: true }).removeAttribute("data-kind");
 
 /** Wait until the page's model is `id` and ready. */
 const readyWith = (page, test) => page.waitForFunction(test, null, { timeout: 120_000 });
@@ -194,7 +195,7 @@ test("a file that is not a checkpoint, a truncated checkpoint and a model over t
   const before = (await stored(page)).names;
   const shown = await page.evaluate(() => window.__arpg.client.model.id);
   const refused = async (name, pattern) => {
-    await page.evaluate(() => (document.querySelector("#notice").hidden = true));
+    await page.evaluate(clearNotice);
     await page.setInputFiles("#model-file", file(name));
     await page.waitForFunction(() => document.querySelector("#notice").dataset.kind === "import-error", null, { timeout: 60_000 });
     const text = await noticeText(page);
@@ -203,6 +204,15 @@ test("a file that is not a checkpoint, a truncated checkpoint and a model over t
     assert.deepEqual((await stored(page)).names, before, `${name} left something stored`);
   };
   await refused("random.arpg", /"random\.arpg" is not a model file this app can open: not an ARPG checkpoint/);
+  // A file dropped on the page takes the same way.
+  await page.evaluate(clearNotice);
+  await page.evaluate((bytes) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([new Uint8Array(bytes)], "dropped.arpg"));
+    document.querySelector("main").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, [...crypto.randomBytes(1000)]);
+  await page.waitForFunction(() => document.querySelector("#notice").dataset.kind === "import-error", null, { timeout: 60_000 });
+  assert.match(await noticeText(page), /"dropped\.arpg" is not a model file this app can open/);
   await refused("truncated.arpg", /"truncated\.arpg" is not a model file this app can open/);
   const cdp = await browser.context.newCDPSession(page);
   await cdp.send("Storage.overrideQuotaForOrigin", { origin: server.origin, quotaSize: 1_000_000 });
