@@ -2,10 +2,9 @@
 
 import {
   $, classNames, downloadPng, drawReveal, modelTexts, optionTexts, paste, putImage, registerServiceWorker,
-  startClient,
+  startClient, stepText,
 } from "/common.js";
 import { classPicker } from "/classes.js";
-import { stepText } from "/progress.js";
 
 const t0 = performance.now();
 const client = startClient();

@@ -12,10 +12,10 @@
 // An entry is used like a manifest entry (models.js) with `local: true` and `id` "local-" plus
 // the first 12 hex digits of its sha256; the worker reads the file with `localFile`.
 
-export const DIR = "models";
+const DIR = "models";
 const HEX64 = /^[0-9a-f]{64}$/;
 
-export const localId = (sha256) => `local-${sha256.slice(0, 12)}`;
+const localId = (sha256) => `local-${sha256.slice(0, 12)}`;
 
 /** The `models/` directory handle, created if missing; null where the browser has no OPFS. */
 export async function modelsDir() {

@@ -5,10 +5,9 @@
 
 import {
   $, classNames, downloadPng, drawReveal, fromRgba, modelTexts, notice, optionTexts, putImage, registerServiceWorker,
-  startClient,
+  startClient, stepText,
 } from "/common.js";
 import { classPicker } from "/classes.js";
-import { stepText } from "/progress.js";
 import * as store from "/store.js";
 
 const client = startClient();

@@ -13,7 +13,7 @@ const CACHE = "arpg-v6";
 const SHELL = [
   "/", "/index.html", "/paint.html", "/style.css",
   "/app.js", "/paint.js", "/common.js", "/client.js", "/models.js", "/worker.js", "/store.js",
-  "/classes.js", "/progress.js", "/local.js", "/importer.js",
+  "/classes.js", "/local.js", "/importer.js",
   // The CPU runtime always (it is also the fallback); pkg/gpu/ is cached when first used.
   "/pkg/cpu/arpg.js", "/pkg/cpu/arpg_bg.wasm",
 ];
