@@ -194,13 +194,14 @@ server: toolchain
 
 # ---------------------------------------------------------------- run
 
-# The page is served as soon as the server and the CPU build exist (9 of a cold run's 21 min
-# before); the WebGPU build (the other 12) goes on beside the server, its log in $(GPU_LOG), and
-# the pages use it once it is in pkg/gpu (until then they run on the CPU and say why). A pkg/gpu
-# older than a source is removed first, so no page gets a stale runtime. Stopping the server
-# stops that build too; the next `make run` goes on from what cargo had compiled.
+# The page is served as soon as the server and the CPU build exist (5.9 min from a fresh clone on
+# a new machine: docs/performance.md); the WebGPU build (12 min more) goes on beside the server,
+# its log in $(GPU_LOG), and the pages use it once it is in pkg/gpu (until then they run on the
+# CPU and say why). A pkg/gpu older than a source is removed first, so no page gets a stale
+# runtime. Stopping the server stops that build too; the next `make run` goes on from what cargo
+# had compiled.
 GPU_LOG := pkg/gpu-build.log
-WASM_SOURCES := src vendor Cargo.toml Cargo.lock rust-toolchain.toml
+WASM_SOURCES := src vendor Cargo.toml Cargo.lock rust-toolchain.toml .cargo
 run: toolchain bindgen server wasm-cpu
 	@if [[ -f pkg/gpu/arpg_bg.wasm && -z "$$(find $(WASM_SOURCES) -newer pkg/gpu/arpg_bg.wasm -print -quit)" ]]; then \
 		exec $(MAKE) serve; \

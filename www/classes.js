@@ -99,7 +99,10 @@ export function classPicker(root, { onPick = () => {} } = {}) {
       if (!isOpen()) open("");
       else if (drawn) setActive(Math.min(drawn - 1, Math.max(0, active + step)));
     } else if (e.key === "Enter" && isOpen()) {
-      if (matches.length) pick(matches[Math.max(0, active)]); // none active: the best match
+      // None active: the best match of what was typed; nothing typed: the class stays.
+      if (active >= 0) pick(matches[active]);
+      else if (ui.input.value.trim() && matches.length) pick(matches[0]);
+      else close();
     } else if (e.key === "Escape" && isOpen()) {
       close();
     } else {

@@ -123,10 +123,11 @@ export class EngineClient extends EventTarget {
             this.stats.loads++;
             this.emit("status", { state: "ready", text: "ready" });
             this.emit("ready", data.info);
-            if (data.info.gpuPending) this.watchGpuBuild();
+            this.watchGpuBuild(data.info.gpuPending);
             resolve(data.info);
             break;
           case "load-error":
+            this.watchGpuBuild(data.gpuPending); // the CPU may be why it failed
             this.emit("status", { state: "error", text: data.message });
             reject(new Error(data.message));
             break;
@@ -160,15 +161,17 @@ export class EngineClient extends EventTarget {
     return this.ready;
   }
 
-  /** The model runs on the CPU because the WebGPU build is not there yet (`make run` serves before
-   * it is done): look for it every `gpuWatchMs`, and once it is there load the model again on it,
-   * between jobs. */
-  watchGpuBuild() {
+  /** `pending`: the model ran (or failed to load) on the CPU because the WebGPU build is not
+   * there yet (`make run` serves before it is done): look for it every `gpuWatchMs`, and once it
+   * is there load the model again on it, between jobs. */
+  watchGpuBuild(pending) {
     clearInterval(this.gpuWatch);
+    if (!pending) return;
+    const worker = this.worker;
     this.gpuWatch = setInterval(async () => {
-      if (!this.info?.gpuPending) return clearInterval(this.gpuWatch);
+      if (worker !== this.worker) return clearInterval(this.gpuWatch); // restarted meanwhile
       const there = await fetch("/pkg/gpu/arpg_bg.wasm", { method: "HEAD", cache: "no-store" }).then((r) => r.ok, () => false);
-      if (!there || this.busy || !this.info?.gpuPending) return;
+      if (!there || this.busy || worker !== this.worker) return;
       clearInterval(this.gpuWatch);
       this.emit("notice", { kind: "gpu-build", text: "The WebGPU build is there now: loading the model on it." });
       this.start(this.backend);

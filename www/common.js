@@ -96,6 +96,10 @@ function showModel(client, id) {
   client.switchModel(id);
 }
 
+/** Imports in flight: the progress bar is theirs until they end (a model's own load shows its
+ * progress there otherwise). */
+let importing = 0;
+
 /** A model file the user picked or dropped: verified, kept in this browser, then shown. A file
  * that is not a checkpoint, is truncated or does not fit the storage gets a one-line notice, and
  * nothing of it is kept. */
@@ -104,6 +108,7 @@ async function openModelFile(client, f) {
   notice(`Opening ${name} (${mb(f.size)}): it is checked and kept in this browser; the file never leaves this machine.`, null, "import");
   let phase = null;
   let t0 = 0;
+  importing++;
   try {
     const { entry, existed } = await importModel(f, (p) => {
       if (p.phase !== phase) [phase, t0] = [p.phase, performance.now()];
@@ -111,6 +116,7 @@ async function openModelFile(client, f) {
       showProgress(progressText(what, p.bytes, p.total, t0), p.bytes / p.total);
     });
     showProgress(null);
+    navigator.storage.persist?.().catch(() => {}); // ask the browser not to evict it (pages only)
     showModel(client, entry.id);
     notice(existed ? `${entry.name} is already kept in this browser.`
       : `${entry.name} (${mb(entry.bytes)}) is kept in this browser, for use offline too; it never leaves this machine.`,
@@ -118,6 +124,8 @@ async function openModelFile(client, f) {
   } catch (e) {
     showProgress(null);
     notice(e.message, null, "import-error");
+  } finally {
+    importing--;
   }
 }
 
@@ -173,7 +181,7 @@ export function startClient() {
   wireModelPicker(client);
   client.addEventListener("status", ({ detail }) => {
     status.textContent = detail.text;
-    showProgress(detail.total ? detail.text : null, detail.bytes / detail.total);
+    if (!importing) showProgress(detail.total ? detail.text : null, detail.bytes / detail.total);
     status.dataset.state = detail.state;
     document.body.dataset.engine = detail.state;
     if (detail.done && noticeKind() === "job") clearNotice(); // a job ran since the cancel

@@ -56,8 +56,9 @@ async function keep(file) {
     addedAt: new Date().toISOString(),
   };
   try {
-    await copy(file, await dir.getFileHandle(entry.file, { create: true }));
-    await write(await dir.getFileHandle(`${info.sha256}.json`, { create: true }), JSON.stringify(entry));
+    // The entry is written while the checkpoint's handle is still open: until then its open
+    // handle keeps `listLocal` (another tab's, say) from removing it as a leftover.
+    await copy(file, await dir.getFileHandle(entry.file, { create: true }), () => writeEntry(dir, entry));
   } catch (e) {
     for (const f of [entry.file, `${info.sha256}.json`]) await dir.removeEntry(f).catch(() => {});
     if (e.name === "QuotaExceededError") {
@@ -65,12 +66,12 @@ async function keep(file) {
     }
     throw new Error(`could not store ${name}: ${e.message}`);
   }
-  navigator.storage.persist?.().catch(() => {}); // ask the browser not to evict it
   return { entry, existed: false };
 }
 
-/** Copy `file` into the OPFS file `handle`, a chunk at a time. */
-async function copy(file, handle) {
+/** Copy `file` into the OPFS file `handle`, a chunk at a time, then run `done()` before the
+ * handle is closed. */
+async function copy(file, handle, done) {
   const access = await handle.createSyncAccessHandle();
   try {
     access.truncate(0);
@@ -85,16 +86,18 @@ async function copy(file, handle) {
       }
     }
     access.flush();
+    await done();
   } finally {
     access.close();
   }
 }
 
-async function write(handle, text) {
-  const access = await handle.createSyncAccessHandle();
+/** `<sha256>.json`, the entry that lists a stored checkpoint (local.js). */
+async function writeEntry(dir, entry) {
+  const access = await (await dir.getFileHandle(`${entry.sha256}.json`, { create: true })).createSyncAccessHandle();
   try {
     access.truncate(0);
-    access.write(new TextEncoder().encode(text), { at: 0 });
+    access.write(new TextEncoder().encode(JSON.stringify(entry)), { at: 0 });
     access.flush();
   } finally {
     access.close();

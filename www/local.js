@@ -75,6 +75,7 @@ export async function localFile(entry) {
 /** Remove a stored model (its file and entry); its storage is freed. */
 export async function removeLocal(entry) {
   const dir = await modelsDir();
+  if (!dir) return;
   for (const name of [`${entry.sha256}.json`, `${entry.sha256}.arpg`]) {
     await dir.removeEntry(name).catch((e) => {
       if (e.name !== "NotFoundError") throw e;
@@ -92,7 +93,8 @@ export const mb = (bytes) => `${(bytes / 1e6).toFixed(bytes < 1e7 ? 1 : 0)} MB`;
 
 /** Progress of reading `done` of `total` bytes since `t0` (performance.now()): text with the
  * rate and the time left. */
-export function progressText(what, done, total, t0) {
+export function progressText(what, read, total, t0) {
+  const done = Math.min(read, total); // the reader's first look at the head is read twice
   const s = (performance.now() - t0) / 1000;
   const rate = s > 0 ? done / s : 0;
   const left = rate > 0 ? (total - done) / rate : null;

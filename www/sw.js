@@ -1,8 +1,8 @@
 // Service worker: precache the app shell, the wasm runtime and the model list so that the app
 // works offline after the first visit; each checkpoint is kept from the first time a page uses
-// it (the models a user opened from their own files are not here: local.js keeps them in the
-// origin-private file system) (the page posts {type: "keep", url}), never before: a model the user never picks is never
-// downloaded.
+// it (the page posts {type: "keep", url}), never before: a model the user never picks is never
+// downloaded. The models a user opened from their own files are not here: local.js keeps them in
+// the origin-private file system.
 //
 // Strategy: a checkpoint is fetched as /models/<file>?v=<sha256>, so a URL names one exact
 // file: cache-first, one version per file. Everything else (HTML, JS, CSS, /pkg/, the manifest)

@@ -5,8 +5,9 @@
 //      {type: "run", id, op: "generate" | "inpaint" | "outpaint" | "expand", args}
 //      {type: "cancel", id}: stop job `id` at its next step boundary (or before it starts)
 //      {type: "ping", n}: answered at once with {type: "pong", n} (the page's liveness check)
-// out: {type: "progress", text, bytes?, total?} | {type: "ready", info, loadMs} | {type: "load-error", message}
-//      (`info.gpuPending`: auto ran on the CPU because the WebGPU build is not there yet)
+// out: {type: "progress", text, bytes?, total?} | {type: "ready", info, loadMs}
+//      {type: "load-error", message, gpuPending}
+//      (`gpuPending`, `info.gpuPending`: the CPU ran because the WebGPU build is not there yet)
 //      {type: "step", id, ev, ms} | {type: "done", id, result, ms, stepMs, tokens}
 //      {type: "patches", codes, bytes}: preview patches of codes a job has just decoded, each
 //      `factor * factor * channels` bytes, in `codes` order (see `previewPatches`)
@@ -267,7 +268,7 @@ self.onmessage = ({ data }) => {
   switch (data.type) {
     case "load":
       queue = queue.then(() => load(data.backend, data.model).catch((e) => {
-        if (!crashOnTrap(e)) post({ type: "load-error", message: text(e) });
+        if (!crashOnTrap(e)) post({ type: "load-error", message: text(e), gpuPending });
       }));
       break;
     case "run":

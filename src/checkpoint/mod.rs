@@ -83,8 +83,8 @@ impl CheckpointInfo {
 
     /// The largest tensor's name and its size in f32, the form it is computed in (a WebGPU
     /// adapter must hold it in one buffer).
-    pub fn largest_tensor(&self) -> Option<(&str, usize)> {
-        let bytes = |shape: &[usize]| shape.iter().product::<usize>() * 4;
+    pub fn largest_tensor(&self) -> Option<(&str, u64)> {
+        let bytes = |shape: &[usize]| shape.iter().map(|&d| d as u64).product::<u64>() * 4;
         self.tensors.iter().map(|(name, shape)| (name.as_str(), bytes(shape))).max_by_key(|&(_, b)| b)
     }
 }

@@ -53,7 +53,7 @@ impl AdapterInfo {
 
     /// Whether a model whose largest tensor is `largest` (name, bytes) fits this adapter's
     /// buffers; else which limit it exceeds, and by how much, in words.
-    fn check_fits(&self, (name, bytes): (&str, usize)) -> Result<(), String> {
+    fn check_fits(&self, (name, bytes): (&str, u64)) -> Result<(), String> {
         let limits = [
             ("maxStorageBufferBindingSize", self.max_storage_buffer_binding_size),
             ("maxBufferSize", self.max_buffer_size),
@@ -176,7 +176,7 @@ impl Chosen {
 /// Decide the backend for `requested` and make its device. `largest`: the model's largest tensor
 /// (name, bytes in f32), which WebGPU must hold in one buffer: where the adapter's limits are
 /// smaller, "auto" takes the CPU and forced WebGPU is an error, saying which limit and by how much.
-pub async fn choose(requested: Backend, largest: Option<(&str, usize)>) -> Result<Chosen, WebError> {
+pub async fn choose(requested: Backend, largest: Option<(&str, u64)>) -> Result<Chosen, WebError> {
     let fits = |a: &AdapterInfo| largest.map_or(Ok(()), |t| a.check_fits(t));
     match requested {
         Backend::Cpu => Ok(Chosen::cpu("CPU forced".into(), None)),

@@ -58,10 +58,10 @@ pub enum WebError {
     AdapterLimit(String),
     /// A model whose f32 weights do not fit the CPU backend's wasm memory.
     #[error(
-        "this model's {:.0}M weights take {:.1} GB as f32, more than the {:.1} GB the CPU backend in a browser can hold (wasm32 addresses 4 GiB): run it on WebGPU, or natively with the arpg CLI",
+        "this model's {:.0}M weights take {:.1} GB as f32, more than the {:.1} GB the CPU backend in a browser can hold (wasm32 addresses 4 GiB); the CPU runs it here because: {why_cpu}. It runs on a WebGPU adapter that holds it, or natively with the arpg CLI",
         *params as f64 / 1e6, *params as f64 * 4.0 / 1e9, *max as f64 / 1e9
     )]
-    TooLarge { params: u64, max: u64 },
+    TooLarge { params: u64, max: u64, why_cpu: String },
     /// `navigator.gpu.requestAdapter()` threw or rejected (`detectAdapter`).
     #[error("requestAdapter failed: {0}")]
     Adapter(String),

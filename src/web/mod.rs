@@ -125,13 +125,13 @@ pub fn inspect_checkpoint(file: Blob, on_progress: Option<Function>) -> Result<J
 const MAX_CPU_WEIGHT_BYTES: u64 = 3 << 30;
 
 /// On the CPU backend the weights live in this module's memory as f32: refuse, before reading
-/// them, a model that cannot fit there.
-fn fits_wasm_memory(info: &checkpoint::CheckpointInfo) -> Result<(), WebError> {
+/// them, a model that cannot fit there. `why_cpu`: why the CPU runs it (the backend's reason).
+fn fits_wasm_memory(info: &checkpoint::CheckpointInfo, why_cpu: &str) -> Result<(), WebError> {
     let params = info.num_params();
     if params * 4 <= MAX_CPU_WEIGHT_BYTES {
         return Ok(());
     }
-    Err(WebError::TooLarge { params, max: MAX_CPU_WEIGHT_BYTES })
+    Err(WebError::TooLarge { params, max: MAX_CPU_WEIGHT_BYTES, why_cpu: why_cpu.to_string() })
 }
 
 /// A job as a Promise: resolves to its value, rejects with its error's message.
@@ -222,9 +222,11 @@ impl WebEngine {
         if !expected_sha256.is_empty() && !file.sha256.eq_ignore_ascii_case(expected_sha256.trim()) {
             return Err(WebError::HashMismatch { expected: expected_sha256, got: file.sha256 }.into());
         }
+        // The sizes are checked after the checksum pass (which a file must pass before any of
+        // its fields is trusted), before any weight is read.
         let choice = adapter::choose(requested, file.info.largest_tensor()).await?;
         if choice.backend == "cpu" {
-            fits_wasm_memory(&file.info)?;
+            fits_wasm_memory(&file.info, &choice.reason)?;
         }
         let engine = Engine::from_file(file, &choice.device).map_err(WebError::from)?;
         reader.finish();

@@ -744,7 +744,7 @@ test("before the WebGPU build is there (make run serves first), WebGPU runs on t
     const info = await page.evaluate(() => window.__arpg.client.info);
     assert.deepEqual([info.backend, info.gpuPending], ["cpu", true]);
     assert.match(await page.locator("#notice").textContent(), /Running on the CPU: the WebGPU build \(pkg\/gpu\) is not there yet/);
-    await page.evaluate(() => (window.__arpg.client.gpuWatchMs = 500, window.__arpg.client.watchGpuBuild()));
+    await page.evaluate(() => (window.__arpg.client.gpuWatchMs = 500, window.__arpg.client.watchGpuBuild(true)));
     fs.cpSync(path.join(h.ROOT, "pkg/gpu"), path.join(own.dir, "pkg/gpu"), { recursive: true });
     await page.waitForFunction(() => window.__arpg.client.info?.backend === "webgpu", null, { timeout: 120_000 });
     assert.match(await page.locator("#notice").textContent(), /The WebGPU build is there now/);

@@ -95,7 +95,7 @@ const stored = (page) => page.evaluate(async () => {
 const noticeText = (page) => page.locator("#notice").textContent();
 const clearNotice = () => Object.assign(document.querySelector("#notice"), { hidden: true }).removeAttribute("data-kind");
 
-/** Wait until the page's model is `id` and ready. */
+/** Wait until `test` (run in the page) holds: a model loaded and ready, say. */
 const readyWith = (page, test) => page.waitForFunction(test, null, { timeout: 120_000 });
 
 test("a model file opened through the file input is checked, kept in the browser, and generates a class found by typing part of its name; after a reload offline it loads from storage and generates the same image; screenshot", { timeout: 600_000 }, async () => {
